@@ -1,0 +1,49 @@
+"""kmq: image compression by k-means colour quantization.
+
+The pipeline, one module per stage:
+read (``_io``) -> histogram (``_histogram``) -> k-means (``_kmeans``,
+``_kernels``) -> map (``_remap``) -> encode/write (``_container``, ``_io``),
+orchestrated by ``_quantize``; ``metrics``, ``plot`` and the CLI (``_cli``)
+sit at the edges.
+
+>>> import kmq
+>>> c = kmq.compress(kmq.sample_image_path(), 16, seed=0)   # doctest: +SKIP
+>>> c.save("parrots.kmq"); kmq.decompress("parrots.kmq").shape  # doctest: +SKIP
+(512, 768, 3)
+"""
+
+from . import metrics
+from ._errors import DecodeError, InputError, KmqError, LimitError, OutputError, UsageError
+from ._io import DEFAULT_MAX_PIXELS, sample_image_path
+from ._kmeans import KMeans, kmeans_plusplus
+from ._quantize import ColorQuantizer, Compressed, compress, decompress, load
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "compress",
+    "load",
+    "decompress",
+    "Compressed",
+    "ColorQuantizer",
+    "KMeans",
+    "kmeans_plusplus",
+    "metrics",
+    "sample_image_path",
+    "DEFAULT_MAX_PIXELS",
+    "KmqError",
+    "UsageError",
+    "InputError",
+    "DecodeError",
+    "OutputError",
+    "LimitError",
+]
+
+
+def __getattr__(name):
+    # kmq.plot imports matplotlib (slow): load it on first use, not with kmq.
+    if name == "plot":
+        import importlib
+
+        return importlib.import_module(".plot", __name__)
+    raise AttributeError(f"module 'kmq' has no attribute {name!r}")

@@ -1,0 +1,462 @@
+"""The ``kmq`` command: compress, decompress, info.
+
+Options follow pngquant where they overlap (``-o/--output``, ``-f/--force``,
+``--skip-if-larger``, ``-q/-v``, ``-`` for stdin/stdout). The work is done by
+the library; this module parses, reports and maps errors to exit codes:
+one line on stderr, never a traceback (``-v`` shows it for internal errors).
+
+Exit codes (README.md, "Exit codes"):
+0 success · 1 internal error · 2 usage · 3 input unreachable · 4 not a valid
+image or .kmq · 5 output cannot be written · 6 image over the pixel limit ·
+98 output larger than input with --skip-if-larger · 130 interrupted (Ctrl-C) ·
+143 terminated (SIGTERM). Interrupted or terminated, kmq removes its
+temporary file: no partial output is left.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+from ._errors import EXIT_INTERNAL, EXIT_INTERRUPTED, KmqError, OutputError, UsageError
+from ._io import DEFAULT_MAX_PIXELS
+
+__all__ = ["main", "build_parser", "EXIT_SKIPPED"]
+
+#: --skip-if-larger and the output would be larger than the input (as pngquant).
+EXIT_SKIPPED = 98
+#: SIGTERM, as a shell reports it (128 + 15).
+EXIT_TERMINATED = 143
+
+_PROG = "kmq"
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only when there is one worth showing."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or action.default is argparse.SUPPRESS or "%(default)" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are one line and a UsageError (exit 2)."""
+
+    def error(self, message):  # noqa: D401 - argparse API
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _k_value(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"the number of colours must be a whole number from 1 to 65536, got {text!r}") from None
+    if not 1 <= value <= 65536:
+        raise argparse.ArgumentTypeError(f"the number of colours must be from 1 to 65536, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
+
+
+def _max_pixels(text: str) -> int | None:
+    value = _non_negative_float(text)
+    return None if value == 0 else int(value)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    noise = parser.add_mutually_exclusive_group()
+    noise.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    noise.add_argument("-v", "--verbose", action="store_true", help="print more (and tracebacks of internal errors)")
+
+
+def _add_output(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--output", metavar="OUTPUT", help="output file; its extension picks the format; - for stdout")
+    parser.add_argument(
+        "--format",
+        choices=["kmq", "png", "gif", "webp", "jpg", "bmp", "tif"],
+        help="output format when the extension does not say (e.g. with -o -)",
+    )
+    parser.add_argument("-f", "--force", action="store_true", help="overwrite an existing output file")
+    parser.add_argument(
+        "--max-pixels",
+        type=_max_pixels,
+        default=DEFAULT_MAX_PIXELS,
+        metavar="N",
+        help="refuse images with more pixels (twice Pillow's decompression-bomb limit; 0 = no limit)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``kmq`` argument parser (subcommands compress, decompress, info)."""
+    from . import __version__
+    from ._quantize import DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_TOL
+
+    parser = _Parser(
+        prog=_PROG,
+        description="Compress images by k-means colour quantization.",
+        epilog="Exit codes: 0 ok, 1 internal error, 2 usage, 3 input unreachable, 4 invalid image or .kmq, "
+        "5 output not written, 6 over the pixel limit, 98 skipped (--skip-if-larger), 130 interrupted, "
+        "143 terminated.",
+    )
+    parser.add_argument("--version", action="version", version=f"kmq {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    compress = commands.add_parser(
+        "compress",
+        help="quantize an image to K colours and save it",
+        description="Quantize an image to K colours by k-means and save it (.kmq by default). "
+        "Without INPUT, compresses the photograph shipped with kmq.",
+        formatter_class=_Help,
+    )
+    compress.add_argument("input", nargs="?", metavar="INPUT", help="image file, http(s) URL, or - for stdin")
+    compress.add_argument("-k", "--colors", dest="k", type=_k_value, metavar="K", help="number of colours, 1..65536 (asked for on a terminal; 16 otherwise)")
+    _add_output(compress)
+    compress.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same result")
+    compress.add_argument("--sample", type=_fraction, metavar="FRACTION", help="fit the palette on this fraction of the pixels")
+    compress.add_argument("--n-init", type=_positive_int, default=DEFAULT_N_INIT, metavar="N", help="k-means runs, the best kept")
+    compress.add_argument("--max-iter", type=_positive_int, default=DEFAULT_MAX_ITER, metavar="N", help="maximum k-means iterations")
+    compress.add_argument("--tol", type=_non_negative_float, default=DEFAULT_TOL, help="k-means convergence tolerance (relative to the colour variance)")
+    compress.add_argument("--init", choices=["k-means++", "random"], default="k-means++", help="k-means seeding")
+    compress.add_argument("--skip-if-larger", action="store_true", help="write nothing (exit 98) if the output is larger than the input file")
+    compress.add_argument("--json", action="store_true", help="print the report as JSON")
+    _add_common(compress)
+    compress.set_defaults(run=_run_compress)
+
+    decompress = commands.add_parser(
+        "decompress",
+        formatter_class=_Help,
+        help="restore a .kmq file to PNG, GIF, WebP, JPEG, BMP or TIFF",
+        description="Restore a .kmq file. Default output: <stem>.png (<stem>.tif when K > 256) in the current folder.",
+    )
+    decompress.add_argument("input", metavar="INPUT", help=".kmq file, URL, or - for stdin")
+    _add_output(decompress)
+    _add_common(decompress)
+    decompress.set_defaults(run=_run_decompress)
+
+    info = commands.add_parser("info", help="print the header of a .kmq file", description="Print the header of a .kmq file.")
+    info.add_argument("input", metavar="INPUT", help=".kmq file, URL, or - for stdin")
+    info.add_argument("--json", action="store_true", help="print as JSON")
+    info.set_defaults(run=_run_info)
+
+    for register in _EXTRA_COMMANDS:
+        register(commands)
+    return parser
+
+
+#: Functions that add further subcommands (plot, report) to the parser.
+_EXTRA_COMMANDS: list = []
+from . import _cli_figures  # noqa: E402,F401  (appends the plot and report commands)
+
+
+class _Terminated(Exception):
+    """SIGTERM, raised in the main thread so that cleanup (``finally``) runs."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``kmq`` command; return its exit code."""
+    try:
+        previous_handler = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: leave signals alone
+        previous_handler = None
+    try:
+        return _main(argv)
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
+
+
+def _main(argv: list[str] | None) -> int:
+    verbose = False
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        verbose = getattr(args, "verbose", False)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return UsageError.exit_code
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            code = args.run(args)
+        if not getattr(args, "quiet", False):
+            for warning in caught:
+                if issubclass(warning.category, (UserWarning, RuntimeWarning)):
+                    print(f"kmq: warning: {warning.message}", file=sys.stderr)
+        return code
+    except KmqError as exc:
+        print(f"kmq: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("kmq: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except _Terminated:
+        print("kmq: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
+    except BrokenPipeError:
+        # The reader of our stdout went away (e.g. `kmq ... | head`).
+        _silence_stdout()
+        return EXIT_INTERNAL
+    except MemoryError:
+        print("kmq: error: out of memory; try --sample or a smaller image", file=sys.stderr)
+        return EXIT_INTERNAL
+    except Exception as exc:  # a bug: still one line unless -v
+        if verbose:
+            traceback.print_exc()
+        print(f"kmq: internal error: {type(exc).__name__}: {exc} (run with -v for details)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+# -- compress ---------------------------------------------------------------
+
+
+def _ask_k() -> int:
+    from ._quantize import DEFAULT_K
+
+    try:
+        answer = input(f"Number of colours [{DEFAULT_K}]: ").strip()
+    except EOFError:
+        answer = ""
+    if not answer:
+        return DEFAULT_K
+    try:
+        return _k_value(answer)
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _default_output(input_name: str | None, k: int, fmt: str | None) -> str:
+    if input_name in (None, ""):
+        stem = "kodim23"
+    elif input_name.startswith(("http://", "https://")):
+        stem = Path(input_name.split("?")[0].rstrip("/")).stem or "download"
+    else:
+        stem = Path(input_name).stem
+    extension = {"jpg": "jpg", "tif": "tif"}.get(fmt or "kmq", fmt or "kmq")
+    return f"{stem}-k{k}.{extension}"
+
+
+def _run_compress(args) -> int:
+    from . import _io
+    from ._quantize import DEFAULT_K, compress
+
+    started = time.perf_counter()
+    source_arg = args.input if args.input is not None else str(_io.sample_image_path())
+    k = args.k
+    if k is None:
+        k = _ask_k() if args.input != "-" and sys.stdin.isatty() else DEFAULT_K
+    output = args.output
+    if output is None:
+        output = "-" if args.input == "-" else _default_output(args.input and source_arg, k, args.format)
+    fmt = _io.format_for_path(output, override=args.format or ("kmq" if output == "-" else None))
+    if fmt in _io.PALETTE_FORMATS and k > 256:
+        raise OutputError(f"{fmt.upper()} holds at most 256 colours, got -k {k}; use a .kmq output for K > 256")
+    source = _io.read_image(source_arg, max_pixels=args.max_pixels)
+    if output != "-" and source.path is not None:
+        _refuse_input_as_output(Path(output), source.path)
+    if output != "-" and Path(output).exists() and not args.force:
+        raise OutputError(f"{output} already exists; use --force (-f) to overwrite it")
+
+    result = compress(
+        source,
+        k,
+        seed=args.seed,
+        sample=args.sample,
+        n_init=args.n_init,
+        max_iter=args.max_iter,
+        tol=args.tol,
+        init=args.init,
+    )
+    data = result.to_bytes(fmt)
+    skipped = args.skip_if_larger and source.input_bytes is not None and len(data) > source.input_bytes
+    if not skipped:
+        _io.write_atomic(output, data, force=args.force, inputs=(source.path,))
+    total = time.perf_counter() - started
+
+    report_stream = sys.stderr if output == "-" else sys.stdout
+    if args.json:
+        payload = _compress_json(result, source_arg, output, fmt, len(data), total, skipped)
+        print(json.dumps(payload, indent=2), file=report_stream)
+    elif not args.quiet:
+        _print_compress_report(result, source, output, fmt, len(data), total, skipped, args.verbose, report_stream)
+    if skipped:
+        if not args.quiet and not args.json:
+            print(
+                f"kmq: skipped: the output would be {len(data):,} bytes, larger than the input's {source.input_bytes:,}",
+                file=sys.stderr,
+            )
+        return EXIT_SKIPPED
+    return 0
+
+
+def _refuse_input_as_output(output: Path, input_path: Path) -> None:
+    try:
+        same = output.exists() and os.path.samefile(output, input_path)
+    except OSError:
+        same = False
+    if same or output.resolve() == input_path.resolve():
+        raise OutputError(f"refusing to overwrite the input {input_path}; choose another output with -o")
+
+
+def _compress_json(result, input_name, output, fmt, output_bytes, total, skipped) -> dict:
+    metrics = result.metrics(output_bytes=output_bytes)
+    return {
+        "input": input_name,
+        "output": None if skipped else output,
+        "format": fmt,
+        "k": result.k,
+        "k_requested": result.k_requested,
+        "lossless": result.lossless,
+        "distinct_colors": result.n_colors_in,
+        "seed": result.seed,
+        "sample": result.sample,
+        "n_iter": result.n_iter,
+        "inertia": result.inertia,
+        "skipped": skipped,
+        "notes": _notes(result),
+        "metrics": metrics.as_dict(),
+        "seconds": {"quantize": result.seconds, "total": total},
+    }
+
+
+def _notes(result) -> list[str]:
+    notes = list(result.source.notes) if result.source is not None else []
+    if result.lossless:
+        notes.append(
+            f"lossless: the image has {result.n_colors_in} distinct colours, no more than K={result.k_requested}; "
+            "the palette is exactly those colours"
+        )
+    return notes
+
+
+def _fmt_bytes(n: int | None) -> str:
+    return "-" if n is None else f"{n:,} B"
+
+
+def _print_compress_report(result, source, output, fmt, output_bytes, total, skipped, verbose, stream) -> None:
+    metrics = result.metrics(output_bytes=output_bytes)
+    channel_names = {"L": "L", "LA": "LA", "RGB": "RGB", "RGBA": "RGBA"}[result.mode]
+    per_channel = "  ".join(f"{name} {value:.2f}" for name, value in zip(channel_names, metrics.mse_per_channel))
+    psnr = "inf (identical)" if math.isinf(metrics.psnr) else f"{metrics.psnr:.2f} dB"
+    ssim = "-" if metrics.ssim is None else f"{metrics.ssim:.4f}"
+    distinct = f", {result.n_colors_in:,} distinct colours" if result.n_colors_in is not None else ""
+    if result.lossless:
+        fit = "lossless (every distinct colour kept)"
+    else:
+        fit = f"k-means, {result.n_iter} iterations, seed {result.seed if result.seed is not None else 'random'}"
+        if result.sample is not None:
+            fit += f", fitted on {result.sample:g} of the pixels"
+    output_name = "<stdout>" if output == "-" else output
+    shown_output = f"{output_name} ({fmt})" if not skipped else "(skipped)"
+    raw_percent = 100.0 * output_bytes / metrics.raw_bytes
+    rows = [
+        ("image", f"{metrics.width} x {metrics.height} {result.mode}, {metrics.n_pixels:,} pixels{distinct}"),
+        ("palette", f"{result.k} colours ({fit})"),
+        ("MSE", f"{per_channel}  (mean {metrics.mse:.2f})"),
+        ("distortion J", f"{metrics.distortion:.2f}  (mean squared colour distance per pixel)"),
+        ("PSNR", psnr),
+        ("SSIM", ssim),
+        (
+            "ratio (bits)",
+            f"{metrics.ratio:.4f} = {metrics.ratio_to_1:.1f}:1  ({metrics.index_bits} bits/pixel + {result.k * metrics.channels}-byte palette)",
+        ),
+        ("input", _fmt_bytes(source.input_bytes)),
+        ("raw pixels", _fmt_bytes(metrics.raw_bytes)),
+        ("output", f"{_fmt_bytes(output_bytes)}  ({raw_percent:.1f} % of raw, {metrics.output_bits_per_pixel:.3f} bits/pixel)"),
+        ("time", f"{total:.2f} s  (k-means and mapping {result.seconds:.2f} s)"),
+    ]
+    print(f"kmq: {source.name} -> {shown_output}", file=stream)
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"  {label:<{width}}  {value}", file=stream)
+    for note in _notes(result):
+        print(f"  note: {note}", file=stream)
+
+
+# -- decompress and info ------------------------------------------------------
+
+
+def _run_decompress(args) -> int:
+    from . import _io
+    from ._quantize import load
+
+    input_path = None if args.input == "-" or args.input.startswith(("http://", "https://")) else Path(args.input)
+    loaded = load(args.input, max_pixels=args.max_pixels)
+    output = args.output
+    if output is None:
+        if args.input == "-":
+            output = "-"
+        else:
+            stem = Path(args.input.split("?")[0]).stem
+            output = f"{stem}.png" if loaded.k <= 256 else f"{stem}.tif"
+    fmt = _io.format_for_path(output, override=args.format or ("png" if output == "-" else None))
+    data = loaded.to_bytes(fmt)
+    _io.write_atomic(output, data, force=args.force, inputs=(input_path,))
+    if not args.quiet and output != "-":
+        h, w = loaded.shape
+        print(f"kmq: {args.input} -> {output} ({fmt}, {w} x {h} {loaded.mode}, K={loaded.k}, {len(data):,} B)")
+    return 0
+
+
+def _run_info(args) -> int:
+    from ._container import read_header
+    from ._quantize import _read_kmq_bytes
+
+    data = _read_kmq_bytes(args.input)
+    header = read_header(data)
+    fields = header.as_dict()
+    if args.json:
+        print(json.dumps({"file": args.input, **fields}, indent=2))
+    else:
+        print(f"{args.input}: kmq container")
+        width = max(len(key) for key in fields)
+        for key, value in fields.items():
+            print(f"  {key:<{width}}  {value}")
+    return 0

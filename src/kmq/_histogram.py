@@ -1,0 +1,145 @@
+"""Stage 2 of the pipeline: the colour histogram.
+
+k-means on the distinct colours weighted by their pixel counts minimises
+exactly the same objective as k-means on the pixels, and a photograph has
+far fewer distinct colours than pixels. Mapping an image to a palette is
+one nearest-palette search per distinct colour plus one table lookup per
+pixel (:meth:`ColorHistogram.lookup`).
+
+Colours are packed into one unsigned integer key per pixel (channel 0 in the
+most significant byte). For up to 3 channels the key space is at most 2**24,
+small enough for a dense table indexed by key: counting is then one pass
+over the pixels (``_kernels.count_keys``) and mapping one gather, both
+linear in the pixel count. The table comes from ``np.zeros``, whose pages
+the operating system provides on first touch, so a small image pays only
+for the few pages its colours touch, not for 64 MiB. 4-channel keys fall
+back to a sort (``np.unique``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ColorHistogram", "pack_colors", "unpack_keys", "color_histogram"]
+
+#: Largest key space counted and mapped with a dense table (3 channels).
+_DENSE_MAX_KEYS = 1 << 24
+
+
+def pack_colors(pixels: np.ndarray) -> np.ndarray:
+    """Pack colours into integer keys.
+
+    Parameters
+    ----------
+    pixels : ndarray, shape (N, C), uint8
+        C in 1..4.
+
+    Returns
+    -------
+    keys : ndarray, shape (N,), uint32
+        ``sum(pixels[:, c] << 8 * (C - 1 - c))``.
+    """
+    n, channels = pixels.shape
+    if channels == 1:
+        return pixels[:, 0].astype(np.uint32)
+    # A contiguous view of each row as one big-endian integer is the
+    # cheapest pack: no per-channel shifts and adds over N pixels.
+    if channels == 4:
+        return np.ascontiguousarray(pixels).view(">u4").reshape(n).astype(np.uint32)
+    if channels == 2:
+        return np.ascontiguousarray(pixels).view(">u2").reshape(n).astype(np.uint32)
+    keys = pixels[:, 0].astype(np.uint32) << 16
+    keys |= pixels[:, 1].astype(np.uint32) << 8
+    keys |= pixels[:, 2]
+    return keys
+
+
+def unpack_keys(keys: np.ndarray, channels: int) -> np.ndarray:
+    """Inverse of :func:`pack_colors`: keys (M,) -> colours (M, C) uint8."""
+    shifts = 8 * np.arange(channels - 1, -1, -1, dtype=np.uint32)
+    return ((keys[:, None] >> shifts) & 0xFF).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class ColorHistogram:
+    """The distinct colours of an image with their pixel counts.
+
+    Attributes
+    ----------
+    colors : ndarray, shape (M, C), uint8
+        Distinct colours, in increasing key order.
+    counts : ndarray, shape (M,), int64
+        Pixels of each colour; sums to N.
+    keys : ndarray, shape (M,), uint32
+        Packed colours (see :func:`pack_colors`), increasing.
+    """
+
+    colors: np.ndarray
+    counts: np.ndarray
+    keys: np.ndarray
+
+    @property
+    def n_colors(self) -> int:
+        return len(self.counts)
+
+    def lookup(self, values: np.ndarray, pixel_keys: np.ndarray) -> np.ndarray:
+        """Spread one value per distinct colour to every pixel.
+
+        Parameters
+        ----------
+        values : ndarray, shape (M,)
+            One value per distinct colour (e.g. its palette index).
+        pixel_keys : ndarray, shape (N,), uint32
+            Packed colours of the pixels; every key must be in ``self.keys``.
+
+        Returns
+        -------
+        ndarray, shape (N,), dtype of ``values``
+        """
+        top = int(self.keys[-1]) + 1
+        if top <= _DENSE_MAX_KEYS:
+            from . import _kernels
+
+            # A dense table (at most 16 Mi entries) maps in one gather.
+            table = np.zeros(top, dtype=values.dtype)
+            table[self.keys] = values
+            out = np.empty(len(pixel_keys), dtype=values.dtype)
+            _kernels.gather(table, np.ascontiguousarray(pixel_keys), out)
+            return out
+        return values[np.searchsorted(self.keys, pixel_keys)]
+
+
+def color_histogram(keys: np.ndarray, channels: int) -> ColorHistogram:
+    """Count the distinct colours of a set of pixels.
+
+    Parameters
+    ----------
+    keys : ndarray, shape (N,), uint32
+        Packed pixels from :func:`pack_colors`, N >= 1.
+    channels : int
+        C in 1..4, the channels packed into each key.
+
+    Returns
+    -------
+    ColorHistogram
+    """
+    if channels <= 3:
+        from . import _kernels
+
+        keys = np.ascontiguousarray(keys, dtype=np.uint32)
+        table = np.zeros(1 << (8 * channels), dtype=np.int32)
+        distinct = np.empty(len(keys), dtype=np.uint32)
+        counts_all = np.zeros(len(keys), dtype=np.int64)
+        n_distinct = _kernels.count_keys(keys, table, distinct, counts_all)
+        del table
+        # First-occurrence order -> key order; M is small next to N.
+        order = np.argsort(distinct[:n_distinct], kind="stable")
+        unique_keys = distinct[:n_distinct][order]
+        counts = counts_all[:n_distinct][order]
+    else:
+        unique_keys, counts = np.unique(keys, return_counts=True)
+        unique_keys = unique_keys.astype(np.uint32)
+        counts = counts.astype(np.int64)
+    return ColorHistogram(unpack_keys(unique_keys, channels), counts, unique_keys)

@@ -1,0 +1,504 @@
+"""Stage 1 and stage 5 of the pipeline: reading images, writing files.
+
+This module owns every byte kmq reads or writes:
+
+* :func:`read_image` turns a path, URL, ``-`` (stdin), bytes, a
+  ``PIL.Image`` or an ndarray into one normalised uint8 array in one of the
+  modes L, LA, RGB, RGBA, and says what it did to get there (EXIF rotation,
+  16-bit reduction, first frame of an animation) in ``notes``.
+* :func:`encode_export` renders a palette image as PNG/GIF/WebP/JPEG/BMP/TIFF.
+* :func:`write_atomic` puts bytes on disk through a temporary file in the
+  target folder and a rename, so a failure never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ._errors import DecodeError, InputError, LimitError, OutputError, UsageError
+
+__all__ = [
+    "SourceImage",
+    "read_image",
+    "read_source_bytes",
+    "encode_export",
+    "write_atomic",
+    "format_for_path",
+    "EXPORT_FORMATS",
+    "PALETTE_FORMATS",
+    "MODES",
+    "DEFAULT_MAX_PIXELS",
+    "sample_image_path",
+]
+
+#: The modes kmq works in, by channel count.
+MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+
+#: Pixel limit for input images and .kmq files: twice Pillow's
+#: ``Image.MAX_IMAGE_PIXELS`` default, the point where Pillow itself refuses
+#: a file as a decompression bomb.
+DEFAULT_MAX_PIXELS = 2 * 89_478_485
+
+#: Output formats by extension. "kmq" is the container; the rest go through
+#: Pillow.
+EXPORT_FORMATS = {
+    ".kmq": "kmq",
+    ".png": "png",
+    ".gif": "gif",
+    ".webp": "webp",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".bmp": "bmp",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+}
+#: Formats that store palette indices, hence need K <= 256.
+PALETTE_FORMATS = frozenset({"png", "gif"})
+
+_URL_TIMEOUT_S = 30
+_MAX_URL_BYTES = 256 << 20
+
+
+def sample_image_path() -> Path:
+    """Path of the photograph shipped with kmq (Kodak kodim23, 768x512)."""
+    return Path(__file__).with_name("data") / "kodim23.png"
+
+
+@dataclass
+class SourceImage:
+    """A decoded input image.
+
+    Attributes
+    ----------
+    pixels : ndarray, shape (H, W, C), uint8
+        C = 1, 2, 3 or 4 for modes L, LA, RGB, RGBA.
+    mode : str
+    name : str
+        What the user gave (path, URL, ``<stdin>``, ``<array>``...).
+    input_bytes : int or None
+        Size of the encoded input, when it came as a file, URL or bytes.
+    format : str or None
+        Pillow's name of the input's format (PNG, JPEG, ...).
+    notes : list of str
+        Conversions applied, in words for the report.
+    """
+
+    pixels: np.ndarray
+    mode: str
+    name: str
+    input_bytes: int | None = None
+    format: str | None = None
+    notes: list[str] = field(default_factory=list)
+    path: Path | None = None
+
+
+def _is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
+
+
+def read_source_bytes(source: str | os.PathLike) -> tuple[bytes, str, Path | None]:
+    """Read the raw bytes of a path, URL or ``-`` (stdin).
+
+    Returns ``(data, name, path)``; path is None for a URL or stdin.
+    Raises InputError when the source cannot be reached.
+    """
+    if isinstance(source, str) and source == "-":
+        return sys.stdin.buffer.read(), "<stdin>", None
+    if isinstance(source, str) and _is_url(source):
+        try:
+            request = urllib.request.Request(source, headers={"User-Agent": "kmq"})
+            with urllib.request.urlopen(request, timeout=_URL_TIMEOUT_S) as response:
+                data = response.read(_MAX_URL_BYTES + 1)
+        except urllib.error.HTTPError as exc:
+            raise InputError(f"cannot download {source}: HTTP {exc.code} {exc.reason}") from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise InputError(f"cannot download {source}: {reason}") from None
+        if len(data) > _MAX_URL_BYTES:
+            raise InputError(f"cannot download {source}: larger than {_MAX_URL_BYTES >> 20} MiB")
+        return data, source, None
+    path = Path(source)
+    try:
+        if path.is_dir():
+            raise InputError(f"{path} is a directory, not an image file")
+        return path.read_bytes(), str(path), path
+    except FileNotFoundError:
+        raise InputError(f"no such file: {path}") from None
+    except PermissionError:
+        raise InputError(f"permission denied: cannot read {path}") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a directory, not an image file") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def read_image(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> SourceImage:
+    """Read and normalise an image.
+
+    Parameters
+    ----------
+    source : str, os.PathLike, bytes, PIL.Image.Image or ndarray
+        A file path, an ``http(s)://`` URL, ``"-"`` for stdin, the encoded
+        bytes of an image file, a Pillow image, or an array of shape (H, W)
+        or (H, W, C) with C in 1..4 and dtype uint8 (other integer dtypes
+        in 0..255 and uint16 are accepted; uint16 is reduced to 8 bits).
+    max_pixels : int or None
+        Refuse images with more pixels than this (LimitError); None: no limit.
+
+    Returns
+    -------
+    SourceImage
+    """
+    if isinstance(source, np.ndarray):
+        return _from_array(source, max_pixels)
+    if isinstance(source, Image.Image):
+        return _from_pil(source, "<PIL.Image>", None, max_pixels)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data, name, path = bytes(source), "<bytes>", None
+    elif isinstance(source, (str, os.PathLike)):
+        data, name, path = read_source_bytes(os.fspath(source) if not isinstance(source, str) else source)
+    else:
+        raise UsageError(
+            f"cannot read an image from {type(source).__name__}: give a path, URL, bytes, PIL.Image or ndarray"
+        )
+    if not data:
+        raise DecodeError(f"{name} is empty (0 bytes), not an image")
+    # kmq's own max_pixels replaces Pillow's decompression-bomb check: the
+    # size is checked (in _from_pil) after the header is parsed and before
+    # any pixel is decoded.
+    with _pillow_limit_lifted():
+        try:
+            pil = Image.open(io.BytesIO(data))
+        except UnidentifiedImageError:
+            raise DecodeError(f"{name} is not an image kmq can read (PNG, JPEG, BMP, TIFF, WebP, GIF)") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise DecodeError(f"{name} is not a readable image: {exc}") from None
+        result = _from_pil(pil, name, path, max_pixels)
+    result.input_bytes = len(data)
+    return result
+
+
+@contextlib.contextmanager
+def _pillow_limit_lifted():
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def _check_size(width: int, height: int, name: str, max_pixels: int | None) -> None:
+    if width < 1 or height < 1:
+        raise DecodeError(f"{name} has no pixels ({width}x{height})")
+    if max_pixels is not None and width * height > max_pixels:
+        raise LimitError(
+            f"{name} has {width}x{height} = {width * height:,} pixels, more than the limit of "
+            f"{max_pixels:,}; if you trust the file, raise the limit with --max-pixels (max_pixels=)"
+        )
+
+
+def _from_pil(pil: Image.Image, name: str, path: Path | None, max_pixels: int | None) -> SourceImage:
+    notes: list[str] = []
+    fmt = pil.format
+    _check_size(pil.width, pil.height, name, max_pixels)
+    frames = getattr(pil, "n_frames", 1)
+    if frames > 1:
+        notes.append(f"animated image with {frames} frames: only the first frame was used")
+    # Read the bit depth before load(): decoding may close the file.
+    bits16 = _is_16_bit(pil)
+    try:
+        with _pillow_limit_lifted():
+            pil.load()
+        exif_orientation = pil.getexif().get(0x0112, 1) if hasattr(pil, "getexif") else 1
+        if exif_orientation not in (1, None):
+            pil = ImageOps.exif_transpose(pil)
+            notes.append(f"EXIF orientation {exif_orientation} applied")
+        pixels, mode, conversion = _to_uint8(pil)
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise DecodeError(f"{name} is truncated or corrupt: {exc}") from None
+    if bits16:
+        notes.append("16-bit image reduced to 8 bits per channel")
+    if conversion:
+        notes.append(conversion)
+    return SourceImage(pixels, mode, name, format=fmt, notes=notes, path=path)
+
+
+def _is_16_bit(pil: Image.Image) -> bool:
+    if pil.mode.startswith("I;16") or pil.mode == "I":
+        return True
+    if pil.format == "PNG":
+        # Pillow silently reduces 16-bit RGB(A) PNGs to 8 bits on load.
+        return _png_bit_depth(pil) == 16
+    if pil.format == "TIFF" and hasattr(pil, "tag_v2"):
+        bits = pil.tag_v2.get(258)
+        if bits:
+            bits = bits if isinstance(bits, tuple) else (bits,)
+            return max(bits) > 8
+    return False
+
+
+def _png_bit_depth(pil: Image.Image) -> int | None:
+    """Bit depth from the PNG's IHDR: byte 24, after the 8-byte signature,
+    the chunk length and type, width and height."""
+    fp = getattr(pil, "fp", None)
+    if fp is None:
+        return None
+    try:
+        position = fp.tell()
+        fp.seek(24)
+        depth = fp.read(1)
+        fp.seek(position)
+    except (OSError, ValueError):
+        return None
+    return depth[0] if depth else None
+
+
+def _to_uint8(pil: Image.Image) -> tuple[np.ndarray, str, str | None]:
+    """Pillow image in any mode -> (pixels (H, W, C) uint8, mode, note)."""
+    mode = pil.mode
+    if mode in ("L", "LA", "RGB", "RGBA"):
+        return _as_hwc(np.asarray(pil)), mode, None
+    if mode == "1":
+        return _as_hwc(np.asarray(pil.convert("L"))), "L", None
+    if mode == "P":
+        if "transparency" in pil.info:
+            return _as_hwc(np.asarray(pil.convert("RGBA"))), "RGBA", None
+        rgb = pil.convert("RGB")
+        return _as_hwc(np.asarray(rgb)), "RGB", None
+    if mode == "PA":
+        return _as_hwc(np.asarray(pil.convert("RGBA"))), "RGBA", None
+    if mode in ("La",):
+        return _as_hwc(np.asarray(pil.convert("LA"))), "LA", None
+    if mode in ("RGBa",):
+        return _as_hwc(np.asarray(pil.convert("RGBA"))), "RGBA", None
+    if mode.startswith("I;16") or mode == "I":
+        values = np.asarray(pil).astype(np.int64)
+        # 16-bit samples: keep the top byte (x >> 8 == round-down of x/257).
+        if mode.startswith("I;16") or values.max(initial=0) > 255:
+            values = values >> 8
+        return _as_hwc(np.clip(values, 0, 255).astype(np.uint8)), "L", None
+    if mode == "F":
+        values = np.asarray(pil)
+        return _as_hwc(np.clip(np.rint(values), 0, 255).astype(np.uint8)), "L", "32-bit float image clipped to 0..255"
+    # CMYK, YCbCr, LAB, HSV: quantize in the RGB a viewer shows.
+    return _as_hwc(np.asarray(pil.convert("RGB"))), "RGB", f"{mode} image converted to RGB"
+
+
+def _as_hwc(array: np.ndarray) -> np.ndarray:
+    if array.ndim == 2:
+        array = array[:, :, None]
+    return np.ascontiguousarray(array, dtype=np.uint8)
+
+
+def _from_array(array: np.ndarray, max_pixels: int | None) -> SourceImage:
+    name = "<array>"
+    notes: list[str] = []
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or not 1 <= array.shape[2] <= 4:
+        raise UsageError(
+            f"an image array must have shape (H, W) or (H, W, C) with C in 1..4, got shape {array.shape}"
+        )
+    _check_size(array.shape[1], array.shape[0], name, max_pixels)
+    if array.dtype == np.uint16:
+        array = (array >> 8).astype(np.uint8)
+        notes.append("16-bit image reduced to 8 bits per channel")
+    elif array.dtype == np.bool_:
+        array = array.astype(np.uint8) * 255
+    elif np.issubdtype(array.dtype, np.integer):
+        if array.size and (array.min() < 0 or array.max() > 255):
+            raise UsageError(
+                f"an integer image array must hold values in 0..255, got {array.min()}..{array.max()} "
+                f"({array.dtype}); scale it or give uint16 for 16-bit data"
+            )
+        array = array.astype(np.uint8, copy=False)
+    elif np.issubdtype(array.dtype, np.floating):
+        raise UsageError(
+            f"got a floating-point image array ({array.dtype}); kmq takes uint8 pixels: "
+            "use (image * 255).round().astype(np.uint8) for values in 0..1"
+        )
+    else:
+        raise UsageError(f"unsupported image array dtype {array.dtype}; give uint8")
+    pixels = np.ascontiguousarray(array, dtype=np.uint8)
+    return SourceImage(pixels, MODES[pixels.shape[2]], name, notes=notes)
+
+
+# -- writing ---------------------------------------------------------------
+
+
+def format_for_path(path: str | os.PathLike, override: str | None = None) -> str:
+    """The output format of a path, from its extension (or ``override``).
+
+    Returns one of "kmq", "png", "gif", "webp", "jpeg", "bmp", "tiff".
+    Raises OutputError for an unknown extension.
+    """
+    if override is not None:
+        key = "." + override.lower().lstrip(".")
+        if key not in EXPORT_FORMATS:
+            raise OutputError(f"unknown output format {override!r}; use one of {_format_list()}")
+        return EXPORT_FORMATS[key]
+    suffix = Path(path).suffix.lower()
+    if suffix not in EXPORT_FORMATS:
+        shown = suffix or "no extension"
+        raise OutputError(
+            f"cannot tell the output format of {os.fspath(path)} ({shown}); use one of {_format_list()}"
+        )
+    return EXPORT_FORMATS[suffix]
+
+
+def _format_list() -> str:
+    return ", ".join(sorted(EXPORT_FORMATS))
+
+
+def encode_export(palette: np.ndarray, labels: np.ndarray, mode: str, fmt: str) -> bytes:
+    """Encode a palette image in a common format.
+
+    Parameters
+    ----------
+    palette : ndarray, shape (K, C), uint8
+    labels : ndarray, shape (H, W), integer < K
+    mode : {"L", "LA", "RGB", "RGBA"}
+    fmt : {"png", "gif", "webp", "jpeg", "bmp", "tiff"}
+        png and gif store the indices (K <= 256; PNG at the smallest bit
+        depth that holds K, with a tRNS chunk when there is alpha); the
+        others store the rebuilt image ``palette[labels]``.
+
+    Returns
+    -------
+    bytes
+    """
+    k = len(palette)
+    buffer = io.BytesIO()
+    if fmt in PALETTE_FORMATS:
+        if k > 256:
+            raise OutputError(
+                f"{fmt.upper()} holds at most 256 colours, got K={k}; use .kmq for K > 256 "
+                "(or .webp, .tif for the rebuilt image)"
+            )
+        image = _palette_image(palette, labels, mode)
+        if fmt == "png":
+            image.save(buffer, "PNG", optimize=True)
+            return buffer.getvalue()
+        options = {}
+        if mode in ("LA", "RGBA"):
+            alpha = palette[:, -1]
+            if ((alpha != 0) & (alpha != 255)).any():
+                raise OutputError(
+                    "GIF has only on/off transparency and this palette has partly transparent "
+                    "colours; use .png, .webp or .kmq"
+                )
+            image.info.pop("transparency", None)
+            if (alpha == 0).any():
+                # GIF marks one palette index as transparent.
+                options["transparency"] = int(np.flatnonzero(alpha == 0)[0])
+        # optimize=False keeps the palette order, so indices stay as stored.
+        image.save(buffer, "GIF", optimize=False, **options)
+        return buffer.getvalue()
+    rebuilt = palette[labels]
+    pil = Image.fromarray(rebuilt[:, :, 0] if mode == "L" else rebuilt, mode)
+    if fmt == "webp":
+        pil.save(buffer, "WEBP", lossless=True, quality=100, method=6 if rebuilt.size <= 4_000_000 else 4)
+    elif fmt == "jpeg":
+        if mode in ("LA", "RGBA"):
+            raise OutputError("JPEG cannot store transparency; use .png, .webp, .tif or .kmq")
+        pil.save(buffer, "JPEG", quality=95, subsampling=0, optimize=True)
+    elif fmt == "bmp":
+        if mode == "LA":
+            pil = pil.convert("RGBA")
+        pil.save(buffer, "BMP")
+    elif fmt == "tiff":
+        pil.save(buffer, "TIFF", compression="tiff_adobe_deflate")
+    else:
+        raise OutputError(f"unknown export format {fmt!r}")
+    return buffer.getvalue()
+
+
+def _palette_image(palette: np.ndarray, labels: np.ndarray, mode: str) -> Image.Image:
+    indexed = Image.fromarray(labels.astype(np.uint8, copy=False), "P")
+    channels = palette.shape[1]
+    if channels in (1, 2):
+        rgb = np.repeat(palette[:, :1], 3, axis=1)
+    else:
+        rgb = palette[:, :3]
+    # A palette of exactly K entries lets Pillow write the smallest bit depth
+    # (1, 2, 4 or 8 bits per index) and a PLTE chunk of K entries.
+    indexed.putpalette(rgb.tobytes(), rawmode="RGB")
+    if mode in ("LA", "RGBA"):
+        alpha = palette[:, -1]
+        if not (alpha == 255).all():
+            # tRNS for PNG; Pillow turns a single 0 entry into GIF's
+            # transparent index.
+            indexed.info["transparency"] = alpha.tobytes()
+    return indexed
+
+
+def write_atomic(path: str | os.PathLike, data: bytes, *, force: bool = False, inputs: tuple = ()) -> None:
+    """Write ``data`` to ``path`` all at once or not at all.
+
+    The bytes go to a temporary file in the same folder, are flushed to disk
+    and renamed over ``path``; on any failure the temporary file is removed
+    and ``path`` is untouched. ``path == "-"`` writes to stdout.
+
+    Raises OutputError when ``path`` exists and ``force`` is false, when it
+    is one of ``inputs`` (never overwritten, even with force), or when the
+    write fails.
+    """
+    if os.fspath(path) == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    target = Path(path)
+    for source in inputs:
+        if source is not None and _same_file(target, Path(source)):
+            raise OutputError(f"refusing to overwrite the input {target}; choose another output with -o")
+    if target.is_dir():
+        raise OutputError(f"{target} is a directory; give a file name")
+    if target.exists() and not force:
+        raise OutputError(f"{target} already exists; use --force (-f) to overwrite it")
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError(f"cannot write {target}: folder {folder} does not exist")
+    tmp_name = None
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_name, 0o666 & ~_umask())
+        os.replace(tmp_name, target)
+        tmp_name = None
+    except OSError as exc:
+        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
+    finally:
+        if tmp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False

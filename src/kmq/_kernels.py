@@ -1,0 +1,547 @@
+"""Compiled loops of the k-means engine (Numba).
+
+Everything here works on float64 points ``X`` of shape (M, D) — for images
+the distinct colours, D = channels — with weights ``w`` (M,) (their pixel
+counts) and centres (K, D). The Python layers (``_kmeans.py``,
+``_histogram.py``, ``_remap.py``) validate, allocate, split work over
+threads and orchestrate; these functions only loop. Output arrays are passed
+in and named ``*_out`` (``*_inout`` when they are read too).
+
+Why the kernels look like this:
+
+* ``cache=True``: compiled machine code is kept next to this file, so only
+  the first run after installing pays for compilation.
+* No ``parallel=True``: Numba's parallel backend multiplies compile time
+  (seconds per function) for a gain we get anyway by running ``nogil``
+  kernels on disjoint ranges of points from a few Python threads.
+* Lloyd iterations use Hamerly's bounds (Hamerly 2010) — one upper bound on
+  the distance to the own centre, one lower bound on the distance to every
+  other centre — so that most points cost O(1) per iteration once the
+  centres settle; the points whose bounds fail are searched in order of
+  their centre's neighbours, nearest first (Celebi's sort-means, Celebi
+  2009), and the search stops as soon as no unvisited centre can be nearer.
+  Both only skip work: the labels are exactly Lloyd's.
+* Nearest-palette searches run in exact integer arithmetic (uint8 colours,
+  uint8 palette), so ties are resolved exactly (lowest index).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+__all__ = [
+    "assign_labels",
+    "count_keys",
+    "gather",
+    "kmeans_plusplus_seeds",
+    "hamerly_init",
+    "hamerly_pass",
+    "update_centers",
+    "center_geometry",
+    "nearest_palette_sorted",
+]
+
+
+@njit(cache=True, nogil=True)
+def assign_labels(X, centers, labels_out, dist2_out):
+    """Nearest centre of every point, by brute force.
+
+    X (M, D) float64, centers (K, D) float64 -> labels_out (M,) int32 and
+    dist2_out (M,) float64 (squared Euclidean distance to that centre).
+    Ties go to the lowest centre index.
+    """
+    n_points, n_dims = X.shape
+    n_centers = centers.shape[0]
+    for i in range(n_points):
+        best = np.inf
+        best_j = 0
+        for j in range(n_centers):
+            d = 0.0
+            for c in range(n_dims):
+                t = X[i, c] - centers[j, c]
+                d += t * t
+            if d < best:
+                best = d
+                best_j = j
+        labels_out[i] = best_j
+        dist2_out[i] = best
+
+
+# -- histogram ----------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True)
+def count_keys(keys, table_inout, distinct_out, counts_out):
+    """Distinct values of ``keys`` and how often each occurs, in one pass.
+
+    Parameters
+    ----------
+    keys : (N,) uint32
+    table_inout : (T,) int32, all zero on entry, T > max(keys)
+        On return ``table[key]`` is 1 + the index of ``key`` in
+        ``distinct_out`` (0 for absent keys). A zeroed array from
+        ``np.zeros`` costs memory only for the pages the keys touch.
+    distinct_out : (N,) uint32, OUT — distinct keys in order of first
+        occurrence, in ``distinct_out[:m]``.
+    counts_out : (N,) int64, zero on entry, OUT — ``counts_out[:m]``.
+
+    Returns
+    -------
+    m : int — number of distinct keys.
+    """
+    m = 0
+    for i in range(keys.shape[0]):
+        key = keys[i]
+        j = table_inout[key]
+        if j == 0:
+            distinct_out[m] = key
+            m += 1
+            table_inout[key] = m
+            j = m
+        counts_out[j - 1] += 1
+    return m
+
+
+@njit(cache=True, nogil=True)
+def gather(table, keys, out):
+    """``out[i] = table[keys[i]]`` (a numpy fancy index without the temporary)."""
+    for i in range(keys.shape[0]):
+        out[i] = table[keys[i]]
+
+
+# -- k-means++ ----------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True)
+def _dist2(X, i, centers, j):
+    d = 0.0
+    for c in range(X.shape[1]):
+        t = X[i, c] - centers[j, c]
+        d += t * t
+    return d
+
+
+@njit(cache=True, nogil=True)
+def kmeans_plusplus_seeds(X, w, first, uniforms, indices_out):
+    """Greedy weighted k-means++ (Arthur & Vassilvitskii 2007, greedy variant).
+
+    Centre 0 is ``X[first]``. Centre c >= 1 is the best of T candidates drawn
+    with probability proportional to ``w * D^2`` (D: distance to the nearest
+    centre so far) by inverse transform of ``uniforms[c - 1]``; "best" is the
+    candidate that leaves the smallest weighted potential.
+
+    Parameters
+    ----------
+    X : (M, D) float64; w : (M,) float64, non-negative
+    first : int, index of the first centre
+    uniforms : (K - 1, T) float64 in [0, 1)
+    indices_out : (K,) int64, OUT — rows of X chosen as centres; when the
+        potential reaches 0 (fewer distinct weighted points than K) the
+        rest are the unused rows in order.
+    """
+    n_points, n_dims = X.shape
+    n_centers = indices_out.shape[0]
+    n_trials = uniforms.shape[1]
+    closest = np.empty(n_points)
+    cumulative = np.empty(n_points)
+    candidates = np.empty(n_trials, dtype=np.int64)
+    used = np.zeros(n_points, dtype=np.bool_)
+    indices_out[0] = first
+    used[first] = True
+    potential = 0.0
+    for i in range(n_points):
+        d = 0.0
+        for c in range(n_dims):
+            t = X[i, c] - X[first, c]
+            d += t * t
+        closest[i] = d
+        potential += w[i] * d
+    for k in range(1, n_centers):
+        if potential <= 0.0:
+            nxt = 0
+            for kk in range(k, n_centers):
+                while used[nxt]:
+                    nxt += 1
+                indices_out[kk] = nxt
+                used[nxt] = True
+            return
+        total = 0.0
+        for i in range(n_points):
+            total += w[i] * closest[i]
+            cumulative[i] = total
+        best_t = 0
+        best_potential = np.inf
+        for t in range(n_trials):
+            # First index whose cumulative potential exceeds the draw.
+            target = uniforms[k - 1, t] * total
+            lo = 0
+            hi = n_points - 1
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if cumulative[mid] <= target:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            candidates[t] = lo
+            p = 0.0
+            for i in range(n_points):
+                d = 0.0
+                for c in range(n_dims):
+                    diff = X[i, c] - X[lo, c]
+                    d += diff * diff
+                if d > closest[i]:
+                    d = closest[i]
+                p += w[i] * d
+            if p < best_potential:
+                best_potential = p
+                best_t = t
+        chosen = candidates[best_t]
+        indices_out[k] = chosen
+        used[chosen] = True
+        # Recomputing the winner's distances costs one pass; keeping every
+        # trial's would cost T arrays of M.
+        for i in range(n_points):
+            d = 0.0
+            for c in range(n_dims):
+                diff = X[i, c] - X[chosen, c]
+                d += diff * diff
+            if d < closest[i]:
+                closest[i] = d
+        potential = best_potential
+
+
+# -- Lloyd with Hamerly bounds and sorted neighbours ---------------------------
+
+
+@njit(cache=True, nogil=True)
+def update_centers(sums, weights, centers_inout, drift_out):
+    """Move each non-empty centre to the weighted mean of its points.
+
+    sums (K, D), weights (K,) from an assignment pass; centers_inout (K, D);
+    drift_out (K,) — distance each centre moved (0 for empty clusters, which
+    keep their place). Returns (squared movement summed over centres,
+    number of empty clusters).
+    """
+    n_centers, n_dims = centers_inout.shape
+    shift = 0.0
+    n_empty = 0
+    for j in range(n_centers):
+        if weights[j] > 0:
+            d = 0.0
+            for c in range(n_dims):
+                new = sums[j, c] / weights[j]
+                t = new - centers_inout[j, c]
+                d += t * t
+                centers_inout[j, c] = new
+            drift_out[j] = math.sqrt(d)
+            shift += d
+        else:
+            drift_out[j] = 0.0
+            n_empty += 1
+    return shift, n_empty
+
+
+@njit(cache=True, nogil=True)
+def center_geometry(centers, dist_out, order_out, half_sep_out):
+    """Distances between centres, each centre's neighbours sorted, and half
+    the distance to the nearest other centre.
+
+    centers (K, D) float64 -> dist_out (K, K) float64 (Euclidean),
+    order_out (K, K) int32 (row j: all centres by distance from j, ties by
+    index; j itself first), half_sep_out (K,) float64.
+    """
+    n_centers, n_dims = centers.shape
+    for a in range(n_centers):
+        dist_out[a, a] = 0.0
+        for b in range(a + 1, n_centers):
+            d = 0.0
+            for c in range(n_dims):
+                t = centers[a, c] - centers[b, c]
+                d += t * t
+            d = math.sqrt(d)
+            dist_out[a, b] = d
+            dist_out[b, a] = d
+    for a in range(n_centers):
+        row = np.argsort(dist_out[a], kind="mergesort")
+        # Keep a itself first even when another centre coincides with it.
+        order_out[a, 0] = a
+        r = 1
+        for b in row:
+            if b != a:
+                order_out[a, r] = b
+                r += 1
+        nearest = np.inf
+        for b in range(n_centers):
+            if b != a and dist_out[a, b] < nearest:
+                nearest = dist_out[a, b]
+        half_sep_out[a] = 0.5 * nearest
+
+
+@njit(cache=True, nogil=True)
+def _scan(X, i, centers, a, u2, dist, order):
+    """Exact nearest centre of point i and the distance to the second
+    nearest, visiting a's neighbours nearest first.
+
+    u2 is the squared distance from point i to centre a. A centre c can only
+    be nearer than the second best found so far when
+    d(a, c) - d(x, a) <= second, and the neighbours come in increasing
+    d(a, c), so the scan stops at the first one past that.
+    Returns (best, best_dist2, second_distance).
+    """
+    n_centers = centers.shape[0]
+    u = math.sqrt(u2)
+    best = a
+    best2 = u2
+    second2 = np.inf
+    second = np.inf
+    for r in range(1, n_centers):
+        c = order[a, r]
+        if dist[a, c] - u > second:
+            break
+        d2 = _dist2(X, i, centers, c)
+        if d2 < best2 or (d2 == best2 and c < best):
+            second2 = best2
+            best = c
+            best2 = d2
+        elif d2 < second2:
+            second2 = d2
+        else:
+            continue
+        second = math.sqrt(second2)
+    return best, best2, second
+
+
+@njit(cache=True, nogil=True)
+def _scan_all(X, i, centers):
+    """Brute-force nearest and second-nearest distance of point i."""
+    best = 0
+    best2 = np.inf
+    second2 = np.inf
+    for c in range(centers.shape[0]):
+        d2 = _dist2(X, i, centers, c)
+        if d2 < best2:
+            second2 = best2
+            best2 = d2
+            best = c
+        elif d2 < second2:
+            second2 = d2
+    return best, best2, math.sqrt(second2)
+
+
+@njit(cache=True, nogil=True)
+def hamerly_init(X, w, centers, dist, order, guess, start, stop, labels_out, upper_out, lower_out, sums_out, weights_out):
+    """First assignment of points ``start:stop`` with exact bounds.
+
+    guess (M,) int32: a likely nearest centre per point (the search starts
+    there), or -1 for a brute-force search over all centres. Fills labels,
+    upper (distance to the own centre) and lower (distance to the second
+    nearest) for the range and adds the weighted coordinate sums (K, D) and
+    weights (K,) of the range to ``sums_out``/``weights_out``.
+    """
+    n_dims = X.shape[1]
+    for i in range(start, stop):
+        g = guess[i]
+        if g < 0:
+            best, best2, second = _scan_all(X, i, centers)
+        else:
+            best, best2, second = _scan(X, i, centers, g, _dist2(X, i, centers, g), dist, order)
+        labels_out[i] = best
+        upper_out[i] = math.sqrt(best2)
+        lower_out[i] = second
+        wi = w[i]
+        weights_out[best] += wi
+        for c in range(n_dims):
+            sums_out[best, c] += wi * X[i, c]
+
+
+@njit(cache=True, nogil=True)
+def hamerly_pass(
+    X, w, centers, dist, order, half_sep, drift, drift_first, drift_second, slack, sorted_search, start, stop,
+    labels_inout, upper_inout, lower_inout, sums_out, weights_out,
+):
+    """One Lloyd assignment of points ``start:stop`` after the centres moved.
+
+    drift (K,): how far each centre moved; drift_first/drift_second: the
+    largest drift and the largest among the other centres (a point's lower
+    bound drops by the largest drift of a centre that is not its own).
+    slack: a tiny distance added to every bound update so that rounding
+    never makes a bound wrong. A point is searched again only when its
+    upper bound reaches max(lower bound, half the gap from its centre to the
+    nearest other centre); comparisons are strict, so a skipped point's
+    centre is its unique nearest one.
+
+    sorted_search: search failing points through ``order`` (needs ``dist``
+    and ``order`` of all K centres) or, when False, over all centres.
+
+    Returns the number of points of the range whose label changed; adds the
+    range's weighted sums and weights as in :func:`hamerly_init`.
+    """
+    n_dims = X.shape[1]
+    changed = 0
+    for i in range(start, stop):
+        a = labels_inout[i]
+        u = upper_inout[i] + drift[a] + slack
+        if drift[a] == drift_first:
+            l = lower_inout[i] - drift_second - slack
+        else:
+            l = lower_inout[i] - drift_first - slack
+        m = max(half_sep[a], l)
+        if not u < m:
+            u2 = _dist2(X, i, centers, a)
+            u = math.sqrt(u2)
+            if not u < m:
+                if sorted_search:
+                    best, best2, second = _scan(X, i, centers, a, u2, dist, order)
+                else:
+                    best, best2, second = _scan_all(X, i, centers)
+                if best != a:
+                    changed += 1
+                    a = best
+                    labels_inout[i] = best
+                u = math.sqrt(best2)
+                l = second
+        upper_inout[i] = u
+        lower_inout[i] = l
+        wi = w[i]
+        weights_out[a] += wi
+        for c in range(n_dims):
+            sums_out[a, c] += wi * X[i, c]
+    return changed
+
+
+# -- mapping colours to a palette -----------------------------------------------
+
+
+@njit(cache=True, nogil=True)
+def nearest_palette_sorted(colors, palette, guess, pal_dist2, order, start, stop, labels_out, dist2_out):
+    """Exact nearest palette entry of colours ``start:stop``, integer arithmetic.
+
+    Parameters
+    ----------
+    colors : (M, C) uint8; palette : (K, C) uint8
+    guess : (M,) int32 — where each search starts (any valid index).
+    pal_dist2 : (K, K) int64 — squared distances between palette entries.
+    order : (K, K) int32 — each entry's neighbours nearest first, itself
+        first (see :func:`center_geometry`).
+    labels_out : (M,) int32, OUT; dist2_out : (M,) int64, OUT.
+
+    Sort-means stopping rule in squared integers: a neighbour c of the start
+    g with |g - c|^2 > 4 |x - g|^2 is strictly farther from x than g, hence
+    so are all later ones. Ties go to the lowest index.
+    """
+    n_centers, n_dims = palette.shape
+    for i in range(start, stop):
+        g = guess[i]
+        dg = 0
+        for c in range(n_dims):
+            t = np.int64(colors[i, c]) - np.int64(palette[g, c])
+            dg += t * t
+        best = g
+        best2 = dg
+        limit = 4 * dg
+        for r in range(1, n_centers):
+            j = order[g, r]
+            if pal_dist2[g, j] > limit:
+                break
+            d = 0
+            for c in range(n_dims):
+                t = np.int64(colors[i, c]) - np.int64(palette[j, c])
+                d += t * t
+            if d < best2 or (d == best2 and j < best):
+                best = j
+                best2 = d
+        labels_out[i] = best
+        dist2_out[i] = best2
+
+
+# -- a whole Lloyd run in one call ---------------------------------------------
+
+
+@njit(cache=True, nogil=True)
+def relocate_empty(X, w, labels, previous_centers, weights, centers_inout):
+    """Move each empty cluster onto one of the points farthest (weighted)
+    from their centres, so that no palette entry is wasted.
+
+    The cost of a point is ``w * |x - previous centre|^2`` for the labels of
+    the last assignment; empty clusters (``weights == 0``), in index order,
+    take the points by decreasing cost (ties: lower index first).
+    """
+    n_points = X.shape[0]
+    cost = np.empty(n_points)
+    n_positive = 0
+    for i in range(n_points):
+        cost[i] = w[i] * _dist2(X, i, previous_centers, labels[i])
+        if cost[i] > 0:
+            n_positive += 1
+    order = np.argsort(-cost, kind="mergesort")
+    t = 0
+    for j in range(weights.shape[0]):
+        if weights[j] == 0 and t < n_positive:
+            for c in range(X.shape[1]):
+                centers_inout[j, c] = X[order[t], c]
+            t += 1
+
+
+@njit(cache=True, nogil=True)
+def lloyd_loop(X, w, centers_inout, guess, max_iter, tol, slack, sorted_search, labels_out, upper, lower):
+    """A whole weighted Lloyd run, single-threaded: the first assignment
+    (:func:`hamerly_init`), then centre updates and bounded assignments
+    (:func:`hamerly_pass`) until no label changes, the squared centre
+    movement summed over centres is at most ``tol``, or ``max_iter``
+    updates. Used for point sets small enough that per-iteration calls
+    from Python would cost more than the loop itself.
+
+    centers_inout (K, D) float64 is updated in place; labels_out (M,) int32
+    holds the exact nearest centre of each point for the final centres;
+    upper/lower (M,) are work space. Returns the number of centre updates.
+    """
+    n_points, n_dims = X.shape
+    n_centers = centers_inout.shape[0]
+    size = n_centers if sorted_search else 1
+    dist = np.zeros((size, size))
+    order = np.zeros((size, size), dtype=np.int32)
+    half_sep = np.zeros(n_centers)
+    if sorted_search:
+        center_geometry(centers_inout, dist, order, half_sep)
+    sums = np.zeros((n_centers, n_dims))
+    weights = np.zeros(n_centers)
+    hamerly_init(X, w, centers_inout, dist, order, guess, 0, n_points, labels_out, upper, lower, sums, weights)
+    drift = np.zeros(n_centers)
+    previous = np.empty_like(centers_inout)
+    n_iter = 0
+    while n_iter < max_iter:
+        previous[:] = centers_inout
+        shift, n_empty = update_centers(sums, weights, centers_inout, drift)
+        if n_empty > 0:
+            relocate_empty(X, w, labels_out, previous, weights, centers_inout)
+            shift = 0.0
+            for j in range(n_centers):
+                d = 0.0
+                for c in range(n_dims):
+                    t = centers_inout[j, c] - previous[j, c]
+                    d += t * t
+                drift[j] = math.sqrt(d)
+                shift += d
+        n_iter += 1
+        if sorted_search:
+            center_geometry(centers_inout, dist, order, half_sep)
+        drift_first = 0.0
+        drift_second = 0.0
+        for j in range(n_centers):
+            if drift[j] > drift_first:
+                drift_second = drift_first
+                drift_first = drift[j]
+            elif drift[j] > drift_second:
+                drift_second = drift[j]
+        sums[:] = 0.0
+        weights[:] = 0.0
+        changed = hamerly_pass(
+            X, w, centers_inout, dist, order, half_sep, drift, drift_first, drift_second, slack, sorted_search,
+            0, n_points, labels_out, upper, lower, sums, weights,
+        )
+        if changed == 0 or shift <= tol:
+            break
+    return n_iter

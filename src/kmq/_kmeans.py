@@ -1,0 +1,536 @@
+"""Stage 3 of the pipeline: weighted k-means (Lloyd) with k-means++ seeding.
+
+:class:`KMeans` follows scikit-learn's estimator contract — ``__init__``
+only stores parameters, ``fit`` returns ``self``, learned state ends in
+``_`` — but the algorithm is kmq's own, written for colour data: few
+dimensions, many points, and weights (the pixel count of each distinct
+colour), so that fitting on the histogram minimises exactly the pixel
+objective. The loops live in ``_kernels.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+
+import numpy as np
+
+from ._errors import UsageError
+
+__all__ = ["KMeans", "kmeans_plusplus", "fit_colors", "coarse_histogram"]
+
+
+def _check_random_state(random_state) -> np.random.Generator:
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if random_state is None or isinstance(random_state, (int, np.integer)):
+        return np.random.default_rng(random_state)
+    raise UsageError(f"random_state must be None, an int or a numpy Generator, got {random_state!r}")
+
+
+def kmeans_plusplus(X, n_clusters, *, sample_weight=None, random_state=None, n_local_trials=None):
+    """Greedy weighted k-means++ seeding.
+
+    Each new centre is the best of ``n_local_trials`` candidates drawn with
+    probability proportional to ``weight * D(x)^2``, where D is the distance
+    to the nearest centre chosen so far; "best" means the one that most
+    reduces the weighted potential (Arthur & Vassilvitskii 2007, greedy
+    variant).
+
+    Parameters
+    ----------
+    X : ndarray, shape (M, D), float64
+    n_clusters : int, 1 <= n_clusters <= M
+    sample_weight : ndarray, shape (M,), optional
+        Non-negative weights; default all ones.
+    random_state : None, int or numpy.random.Generator
+    n_local_trials : int, optional
+        Default ``2 + int(log(n_clusters))``.
+
+    Returns
+    -------
+    centers : ndarray, shape (n_clusters, D), float64
+    indices : ndarray, shape (n_clusters,), intp
+        Rows of ``X`` chosen as centres.
+    """
+    from . import _kernels
+
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    n_points = X.shape[0]
+    w = np.ones(n_points) if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=np.float64)
+    rng = _check_random_state(random_state)
+    if n_local_trials is None:
+        n_local_trials = 2 + int(math.log(n_clusters))
+    first = int(rng.choice(n_points, p=w / w.sum()))
+    # All draws up front, in the order the greedy loop consumes them, so the
+    # whole seeding runs in one compiled call.
+    uniforms = rng.uniform(size=(max(n_clusters - 1, 0), n_local_trials))
+    indices = np.empty(n_clusters, dtype=np.int64)
+    _kernels.kmeans_plusplus_seeds(X, w, first, uniforms, indices)
+    indices = indices.astype(np.intp)
+    return X[indices].copy(), indices
+
+
+class KMeans:
+    """Weighted k-means clustering (Lloyd's algorithm).
+
+    Parameters
+    ----------
+    n_clusters : int
+        Number of clusters K, >= 1.
+    init : {"k-means++", "random"} or ndarray of shape (K, D)
+        Seeding: greedy weighted k-means++, K distinct points drawn with
+        probability proportional to their weight, or given centres.
+    n_init : int
+        Runs with different seeds; the one with the lowest inertia is kept.
+        Must be 1 when ``init`` is an array.
+    max_iter : int
+        Maximum Lloyd iterations per run.
+    tol : float
+        Stop when the squared centre movement summed over centres is at most
+        ``tol`` times the mean per-feature (weighted) variance of ``X``, as
+        in scikit-learn; a run also stops when no label changes.
+    random_state : None, int or numpy.random.Generator
+        Seeds the whole fit: the same value gives bit-identical results.
+
+    Attributes
+    ----------
+    cluster_centers_ : ndarray, shape (K, D), float64
+    labels_ : ndarray, shape (M,), int32
+        Nearest centre of each training point, consistent with ``predict``.
+    inertia_ : float
+        Weighted sum of squared distances of points to their centre.
+    n_iter_ : int
+        Lloyd iterations of the kept run.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[0.0, 0, 0], [0, 0, 2], [10, 10, 10], [10, 10, 12]])
+    >>> km = KMeans(2, random_state=0).fit(X)
+    >>> sorted(km.cluster_centers_[:, 2].tolist())
+    [1.0, 11.0]
+    >>> float(km.inertia_)
+    4.0
+    """
+
+    def __init__(self, n_clusters=8, *, init="k-means++", n_init=1, max_iter=300, tol=1e-4, random_state=None):
+        self.n_clusters = n_clusters
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+
+    # -- validation -----------------------------------------------------
+    def _check_params(self, X):
+        k = self.n_clusters
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise UsageError(f"n_clusters must be an integer >= 1, got {k!r}")
+        if isinstance(self.n_init, bool) or not isinstance(self.n_init, (int, np.integer)) or self.n_init < 1:
+            raise UsageError(f"n_init must be an integer >= 1, got {self.n_init!r}")
+        if not isinstance(self.max_iter, (int, np.integer)) or self.max_iter < 1:
+            raise UsageError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
+        if not (isinstance(self.tol, (int, float)) and self.tol >= 0):
+            raise UsageError(f"tol must be a number >= 0, got {self.tol!r}")
+        if isinstance(self.init, str):
+            if self.init not in ("k-means++", "random"):
+                raise UsageError(f"init must be 'k-means++', 'random' or an array of centres, got {self.init!r}")
+        else:
+            init = np.asarray(self.init, dtype=np.float64)
+            if init.shape != (k, X.shape[1]):
+                raise UsageError(f"init array must have shape ({k}, {X.shape[1]}), got {init.shape}")
+            if self.n_init != 1:
+                raise UsageError("n_init must be 1 when init is an array of centres")
+
+    @staticmethod
+    def _check_X(X):
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[0] < 1:
+            raise UsageError(f"X must be a 2-D array of shape (n_samples, n_features), got shape {X.shape}")
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        if not np.isfinite(X).all():
+            raise UsageError("X contains NaN or infinity")
+        return X
+
+    # -- fitting ----------------------------------------------------------
+    def fit(self, X, y=None, sample_weight=None):
+        """Cluster X.
+
+        Parameters
+        ----------
+        X : array_like, shape (M, D)
+            Points (for colours, D = channels, values 0..255).
+        y : ignored
+        sample_weight : array_like, shape (M,), optional
+            Non-negative weight of each point (pixel counts).
+
+        Returns
+        -------
+        self
+        """
+        X = self._check_X(X)
+        self._check_params(X)
+        n_points = X.shape[0]
+        if sample_weight is None:
+            w = np.ones(n_points)
+        else:
+            w = np.ascontiguousarray(sample_weight, dtype=np.float64)
+            if w.shape != (n_points,) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+                raise UsageError(
+                    f"sample_weight must be {n_points} finite non-negative numbers with a positive sum"
+                )
+        k = int(self.n_clusters)
+        if k > n_points:
+            raise UsageError(f"n_clusters={k} is larger than the number of samples, {n_points}")
+
+        rng = _check_random_state(self.random_state)
+        tol = _absolute_tol(X, w, self.tol)
+
+        best = None
+        for _ in range(self.n_init):
+            centers = self._init_centers(X, w, k, rng)
+            run = _lloyd(X, w, centers, self.max_iter, tol)
+            if best is None or run[2] < best[2]:
+                best = run
+        centers, labels, inertia, n_iter = best
+
+        n_distinct = len(np.unique(labels))
+        if n_distinct < k:
+            warnings.warn(
+                f"found {n_distinct} distinct clusters, fewer than n_clusters={k}: "
+                "the data have fewer distinct points than clusters",
+                stacklevel=2,
+            )
+        self.cluster_centers_ = centers
+        self.labels_ = labels
+        self.inertia_ = inertia
+        self.n_iter_ = n_iter
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def _init_centers(self, X, w, k, rng):
+        if isinstance(self.init, str):
+            return _seed(X, w, k, self.init, rng)
+        return np.array(self.init, dtype=np.float64, copy=True)
+
+    def predict(self, X):
+        """Index of the nearest centre of each point: (M, D) -> (M,) int32."""
+        X = self._check_X(X)
+        if X.shape[1] != self.cluster_centers_.shape[1]:
+            raise UsageError(f"X has {X.shape[1]} features, the model was fitted with {self.cluster_centers_.shape[1]}")
+        from . import _kernels
+
+        labels = np.empty(X.shape[0], dtype=np.int32)
+        _kernels.assign_labels(X, self.cluster_centers_, labels, np.empty(X.shape[0]))
+        return labels
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """``fit(X).labels_``."""
+        return self.fit(X, sample_weight=sample_weight).labels_
+
+    def __repr__(self):
+        return f"KMeans(n_clusters={self.n_clusters!r}, init={self.init if isinstance(self.init, str) else 'array'!r}, n_init={self.n_init}, max_iter={self.max_iter}, tol={self.tol}, random_state={self.random_state!r})"
+
+
+#: Above this many centres the K x K neighbour tables of sort-means cost
+#: more memory and set-up than they save; the bounds still apply, failing
+#: points are then searched over all centres.
+_MAX_SORTED_K = 1024
+#: Below this many points per thread a second thread costs more than it saves.
+_MIN_POINTS_PER_THREAD = 32768
+
+_executor = None
+
+
+def _n_threads(n_points: int) -> int:
+    cores = os.cpu_count() or 1
+    return max(1, min(cores, n_points // _MIN_POINTS_PER_THREAD))
+
+
+def _pool():
+    global _executor
+    if _executor is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _executor = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="kmq")
+    return _executor
+
+
+def run_chunked(kernel, n_points, args_before, args_after, *, accumulators=None):
+    """Run a ``nogil`` kernel over ``range(n_points)`` split into one
+    contiguous range per thread.
+
+    ``kernel(*args_before, start, stop, *args_after, *accumulators)`` — each
+    range gets zeroed copies of ``accumulators`` (shapes), which are summed
+    in range order afterwards (so the result does not depend on timing).
+
+    Returns
+    -------
+    (results, accumulated) : list of the kernel's return values, list of the
+    summed accumulator arrays.
+    """
+    accumulators = accumulators or []
+    n_threads = _n_threads(n_points)
+    bounds = np.linspace(0, n_points, n_threads + 1).astype(np.int64)
+    parts = [[np.zeros(shape) for shape in accumulators] for _ in range(n_threads)]
+
+    def call(t):
+        return kernel(*args_before, int(bounds[t]), int(bounds[t + 1]), *args_after, *parts[t])
+
+    if n_threads == 1:
+        results = [call(0)]
+    else:
+        results = list(_pool().map(call, range(n_threads)))
+    summed = [sum(part[a] for part in parts[1:]) + parts[0][a] if n_threads > 1 else parts[0][a] for a in range(len(accumulators))]
+    return results, summed
+
+
+class _Geometry:
+    """Centre-to-centre distances, sorted neighbours and half separations of
+    the current centres (see ``_kernels.center_geometry``)."""
+
+    def __init__(self, n_centers: int):
+        self.sorted_search = n_centers <= _MAX_SORTED_K
+        size = n_centers if self.sorted_search else 1
+        self.dist = np.zeros((size, size))
+        self.order = np.zeros((size, size), dtype=np.int32)
+        self.half_sep = np.zeros(n_centers)
+
+    def update(self, centers):
+        if self.sorted_search:
+            from . import _kernels
+
+            _kernels.center_geometry(centers, self.dist, self.order, self.half_sep)
+
+
+def _lloyd(X, w, centers, max_iter, tol, guess=None):
+    """One weighted Lloyd run from ``centers`` (K, D).
+
+    Assignments use Hamerly's bounds and sort-means searches (see
+    ``_kernels``), which give exactly Lloyd's labels. The run stops when no
+    label changes, when the squared centre movement summed over centres is at
+    most ``tol`` (absolute), or after ``max_iter`` centre updates.
+
+    Parameters
+    ----------
+    X : (M, D) float64; w : (M,) float64; centers : (K, D) float64
+    max_iter : int; tol : float
+    guess : (M,) int32, optional
+        A likely nearest centre of each point for the first assignment
+        (e.g. from a fit on a coarser histogram); default: search all.
+
+    Returns
+    -------
+    centers : (K, D) float64
+    labels : (M,) int32
+        Nearest centre of each point for the returned centres (ties to the
+        lowest index).
+    inertia : float
+        Weighted sum of squared distances to those centres.
+    n_iter : int
+        Centre updates done (at least 1).
+    """
+    from . import _kernels
+
+    n_points, n_dims = X.shape
+    n_centers = centers.shape[0]
+    centers = np.array(centers, dtype=np.float64, order="C", copy=True)
+    labels = np.empty(n_points, dtype=np.int32)
+    upper = np.empty(n_points)
+    lower = np.empty(n_points)
+    sorted_search = n_centers <= _MAX_SORTED_K
+    if guess is None or not sorted_search:
+        guess = np.full(n_points, -1, dtype=np.int32)
+    guess = np.ascontiguousarray(guess, dtype=np.int32)
+    # Rounding in the bound updates is far below this; a wrong skip would
+    # need an error larger than it.
+    slack = 1e-9 * (1.0 + float(np.abs(X).max()))
+    if _n_threads(n_points) == 1:
+        n_iter = _kernels.lloyd_loop(X, w, centers, guess, max_iter, tol, slack, sorted_search, labels, upper, lower)
+        return centers, labels, _inertia(X, w, centers, labels), max(n_iter, 1)
+    geometry = _Geometry(n_centers)
+    geometry.update(centers)
+    accumulators = [(n_centers, n_dims), (n_centers,)]
+    _, (sums, weights) = run_chunked(
+        _kernels.hamerly_init,
+        n_points,
+        (X, w, centers, geometry.dist, geometry.order, guess),
+        (labels, upper, lower),
+        accumulators=accumulators,
+    )
+    n_iter = 0
+    drift = np.empty(n_centers)
+    while n_iter < max_iter:
+        previous = centers.copy()
+        shift, n_empty = _kernels.update_centers(sums, weights, centers, drift)
+        if n_empty:
+            _kernels.relocate_empty(X, w, labels, previous, weights, centers)
+            drift = np.sqrt(((centers - previous) ** 2).sum(axis=1))
+            shift = float((drift**2).sum())
+        n_iter += 1
+        geometry.update(centers)
+        if n_centers > 1:
+            top = np.argpartition(drift, n_centers - 2)[-2:]
+            drift_first, drift_second = float(drift[top].max()), float(drift[top].min())
+        else:
+            drift_first, drift_second = float(drift[0]), 0.0
+        changed, (sums, weights) = run_chunked(
+            _kernels.hamerly_pass,
+            n_points,
+            (X, w, centers, geometry.dist, geometry.order, geometry.half_sep, drift, drift_first, drift_second, slack, geometry.sorted_search),
+            (labels, upper, lower),
+            accumulators=accumulators,
+        )
+        if sum(changed) == 0 or shift <= tol:
+            break
+    return centers, labels, _inertia(X, w, centers, labels), max(n_iter, 1)
+
+
+def _inertia(X, w, centers, labels):
+    return float(np.dot(w, ((X - centers[labels]) ** 2).sum(axis=1)))
+
+
+# -- fitting a palette to a colour histogram -----------------------------------
+
+#: Bits per channel of the coarse histograms, coarsest first, by channel
+#: count. Each level's bins nest in the previous level's, so a bin's parent
+#: label is a good first guess. At most 2**18 bins (2**20 for 4 channels).
+_COARSE_LEVELS = {1: (), 2: (5,), 3: (5, 6), 4: (4, 5)}
+#: Fit on coarse histograms first when there are more distinct colours than
+#: this; below it the exact histogram is already small.
+_COARSE_MIN_COLORS = 8192
+
+
+def coarse_histogram(colors: np.ndarray, counts: np.ndarray, bits: int):
+    """Merge colours into bins of the top ``bits`` bits of each channel.
+
+    Parameters
+    ----------
+    colors : (M, C) uint8; counts : (M,) int64
+    bits : int, 1..8
+
+    Returns
+    -------
+    means : (B, C) float64
+        Count-weighted mean colour of each non-empty bin (in key order).
+    weights : (B,) float64
+        Pixels in each bin.
+    bin_of_color : (M,) int64
+        Row of ``means`` holding each colour.
+    """
+    channels = colors.shape[1]
+    shift = 8 - bits
+    bin_keys = np.zeros(len(colors), dtype=np.int64)
+    for c in range(channels):
+        bin_keys = (bin_keys << bits) | (colors[:, c] >> shift).astype(np.int64)
+    table = np.zeros(1 << (bits * channels), dtype=np.int64)
+    table[bin_keys] = 1
+    occupied = np.flatnonzero(table)
+    table[occupied] = np.arange(len(occupied))
+    bin_of_color = table[bin_keys]
+    weights = np.bincount(bin_of_color, weights=counts, minlength=len(occupied)).astype(np.float64)
+    means = np.empty((len(occupied), channels))
+    for c in range(channels):
+        means[:, c] = np.bincount(bin_of_color, weights=counts * colors[:, c].astype(np.float64), minlength=len(occupied))
+    means /= weights[:, None]
+    return means, weights, bin_of_color
+
+
+def fit_colors(colors, counts, k, *, random_state, n_init, max_iter, tol, init="k-means++"):
+    """k-means on a colour histogram, coarse to fine.
+
+    When the histogram is large, the seeding and the first Lloyd iterations
+    run on coarse histograms (:func:`coarse_histogram`), whose bins are
+    count-weighted means: the same objective up to the constant scatter
+    inside the bins, on far fewer points. Each finer level continues from
+    the previous level's centres, and the last level is the exact distinct
+    colours, so the result is a local minimum of the exact pixel objective
+    (up to ``tol``).
+
+    Parameters
+    ----------
+    colors : (M, C) uint8, distinct; counts : (M,) int64, pixels per colour
+    k : int, 1 <= k <= M
+    random_state : numpy.random.Generator
+    n_init, max_iter, tol, init : as :class:`KMeans` (``tol`` relative to
+        the mean per-channel variance of the pixels; ``max_iter`` per level).
+
+    Returns
+    -------
+    centers : (k, C) float64
+    labels : (M,) int32 — nearest centre of each colour
+    inertia : float — pixel-space sum of squared distances to ``centers``
+    n_iter : int — Lloyd iterations, all levels
+    """
+    X = colors.astype(np.float64)
+    w = counts.astype(np.float64)
+    levels = _COARSE_LEVELS[colors.shape[1]]
+    if len(colors) <= _COARSE_MIN_COLORS or not isinstance(init, str) or not levels:
+        estimator = KMeans(k, init=init, n_init=n_init, max_iter=max_iter, tol=tol, random_state=random_state)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            estimator.fit(X, sample_weight=w)
+        return estimator.cluster_centers_, estimator.labels_, estimator.inertia_, estimator.n_iter_
+    tol_abs = _absolute_tol(X, w, tol)
+    binned = [coarse_histogram(colors, counts, bits) for bits in levels]
+    means, weights, _ = binned[0]
+    coarse_k = min(k, len(means))
+    best = None
+    for _ in range(n_init):
+        centers = _seed(means, weights, coarse_k, init, random_state)
+        run = _lloyd(means, weights, centers, max_iter, tol_abs)
+        if best is None or run[2] < best[2]:
+            best = run
+    centers, labels, _, total_iter = best
+    if coarse_k < k:
+        # Fewer coarse bins than colours asked for: seed the rest on the
+        # exact colours and start the exact level from scratch.
+        extra = _seed(X, w, k, "k-means++", random_state)[coarse_k:]
+        centers = np.concatenate([centers, extra])
+        finer = [(X, w, None)]
+    else:
+        finer = [(m, wt, None) for m, wt, _ in binned[1:]] + [(X, w, None)]
+    parent_of = [b for _, _, b in binned]
+    for level, (points, point_weights, _) in enumerate(finer, start=1):
+        guess = None
+        if coarse_k == k:
+            # A point's bin at the previous level: its parent holds the label.
+            parent = _parent_bins(parent_of, level)
+            guess = labels[parent].astype(np.int32)
+        centers, labels, inertia, n_iter = _lloyd(points, point_weights, centers, max_iter, tol_abs, guess=guess)
+        total_iter += n_iter
+    return centers, labels, inertia, total_iter
+
+
+def _parent_bins(bin_of_color, level):
+    """Row of level ``level - 1`` holding each point of level ``level``
+    (level len(bin_of_color) is the exact colours)."""
+    previous = bin_of_color[level - 1]
+    if level == len(bin_of_color):
+        return previous
+    # Points of this level are its bins; map one colour of each bin up.
+    current = bin_of_color[level]
+    first_color = np.empty(current.max() + 1, dtype=np.int64)
+    first_color[current] = np.arange(len(current))
+    return previous[first_color]
+
+
+def _absolute_tol(X, w, tol):
+    mean = np.average(X, axis=0, weights=w)
+    variance = np.average((X - mean) ** 2, axis=0, weights=w)
+    return float(np.mean(variance)) * tol
+
+
+def _seed(X, w, k, init, rng):
+    if init == "k-means++":
+        centers, _ = kmeans_plusplus(X, k, sample_weight=w, random_state=rng)
+        return centers
+    nonzero = np.flatnonzero(w > 0)
+    take = min(k, len(nonzero))
+    chosen = rng.choice(nonzero, size=take, replace=False, p=w[nonzero] / w[nonzero].sum())
+    if take < k:  # fewer weighted points than clusters
+        rest = np.setdiff1d(np.arange(len(w)), chosen)[: k - take]
+        chosen = np.concatenate([chosen, rest])
+    return X[chosen].copy()

@@ -1,0 +1,504 @@
+"""The pipeline end to end: read -> histogram -> k-means -> map -> encode.
+
+:class:`ColorQuantizer` is the image-level estimator (learn a palette from
+one image, map any image to it); :func:`compress` runs it on one image and
+returns a :class:`Compressed`, which knows how to rebuild, measure and save
+itself. :func:`load` and :func:`decompress` read ``.kmq`` files back.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from . import _container
+from ._errors import UsageError
+from ._histogram import color_histogram, pack_colors
+from ._io import (
+    DEFAULT_MAX_PIXELS,
+    MODES,
+    SourceImage,
+    encode_export,
+    format_for_path,
+    read_image,
+    read_source_bytes,
+    write_atomic,
+)
+from ._kmeans import _check_random_state, fit_colors
+from ._remap import map_pixels, nearest_palette_index
+
+__all__ = ["ColorQuantizer", "Compressed", "compress", "load", "decompress", "DEFAULT_K"]
+
+#: Palette size when none is given (the CLI's prompt default too).
+DEFAULT_K = 16
+#: Defaults of compress() and the CLI, chosen on measured quality and speed
+#: (see docs/benchmarks.md, "Choosing the defaults").
+DEFAULT_N_INIT = 1
+DEFAULT_TOL = 1e-4
+DEFAULT_MAX_ITER = 300
+
+_MAX_K = 65536
+
+
+def _check_k(k) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise UsageError(f"the number of colours K must be a whole number from 1 to {_MAX_K}, got {k!r}")
+    if not 1 <= k <= _MAX_K:
+        raise UsageError(f"the number of colours K must be from 1 to {_MAX_K}, got {k}")
+    return int(k)
+
+
+def _check_sample(sample) -> float | None:
+    if sample is None:
+        return None
+    if isinstance(sample, bool) or not isinstance(sample, (int, float, np.floating)) or not 0 < sample <= 1:
+        raise UsageError(f"sample must be a fraction of the pixels in (0, 1], got {sample!r}")
+    return float(sample)
+
+
+class ColorQuantizer:
+    """Learn a K-colour palette by k-means and map images to it.
+
+    Parameters
+    ----------
+    k : int
+        Palette size, 1..65536.
+    seed : None, int or numpy.random.Generator
+        Same seed, same palette, bit for bit.
+    sample : float in (0, 1], optional
+        Fit on this random fraction of the pixels (faster; every pixel is
+        still mapped by ``transform``).
+    n_init, max_iter, tol, init
+        Passed to :class:`kmq.KMeans`.
+
+    Attributes
+    ----------
+    palette_ : ndarray, shape (K', C), uint8
+        The learned colours, K' <= K (K' < K only when the image has fewer
+        than K distinct colours; then the palette is exactly those colours).
+    mode_ : str
+        "L", "LA", "RGB" or "RGBA".
+    n_colors_in_ : int
+        Distinct colours of the fitted pixels.
+    lossless_ : bool
+        True when every distinct colour got its own palette entry.
+    inertia_ : float
+        k-means inertia of the fit, in squared 8-bit units summed over
+        (fitted) pixels; 0 when lossless.
+    n_iter_ : int
+        Lloyd iterations (0 when lossless).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image = np.zeros((2, 3, 3), np.uint8); image[1] = 200
+    >>> q = ColorQuantizer(2, seed=0).fit(image)
+    >>> q.lossless_, q.palette_.tolist()
+    (True, [[0, 0, 0], [200, 200, 200]])
+    >>> q.transform(image).tolist()
+    [[0, 0, 0], [1, 1, 1]]
+    """
+
+    def __init__(
+        self,
+        k=DEFAULT_K,
+        *,
+        seed=None,
+        sample=None,
+        n_init=DEFAULT_N_INIT,
+        max_iter=DEFAULT_MAX_ITER,
+        tol=DEFAULT_TOL,
+        init="k-means++",
+    ):
+        self.k = k
+        self.seed = seed
+        self.sample = sample
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.init = init
+
+    def fit(self, image, y=None):
+        """Learn the palette of ``image``.
+
+        Parameters
+        ----------
+        image : path, URL, bytes, PIL.Image or ndarray (H, W[, C]) uint8
+
+        Returns
+        -------
+        self
+        """
+        source = image if isinstance(image, SourceImage) else read_image(image)
+        self._fit_pixels(source.pixels)
+        return self
+
+    def _fit_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Fit on (H, W, C) uint8 pixels; return their packed keys (N,)."""
+        k = _check_k(self.k)
+        sample = _check_sample(self.sample)
+        rng = _check_random_state(self.seed)
+        channels = pixels.shape[2]
+        flat = _normalise_transparent(pixels.reshape(-1, channels))
+        keys = pack_colors(flat)
+        fit_keys = keys
+        if sample is not None and sample < 1:
+            n_sample = max(min(len(keys), k), int(round(sample * len(keys))))
+            fit_keys = keys[rng.choice(len(keys), size=n_sample, replace=False)]
+        histogram = color_histogram(fit_keys, channels)
+
+        self._fitted_mapping = None
+        self.mode_ = MODES[channels]
+        self.n_colors_in_ = histogram.n_colors
+        self.n_iter_ = 0
+        self.inertia_ = 0.0
+        if histogram.n_colors <= k:
+            self.palette_ = histogram.colors.copy()
+            self.lossless_ = True
+            return keys
+
+        colors, counts = histogram.colors, histogram.counts
+        reserved = None
+        if channels in (2, 4) and k >= 2 and histogram.keys[0] == 0:
+            # Key 0 is the one fully transparent colour (see
+            # _normalise_transparent): give it its own entry, cluster the rest.
+            reserved = colors[:1]
+            colors, counts = colors[1:], counts[1:]
+            k -= 1
+        centers, color_labels, _, n_iter = fit_colors(
+            colors, counts, k, random_state=rng, n_init=self.n_init, max_iter=self.max_iter, tol=self.tol, init=self.init
+        )
+        palette = np.clip(np.rint(centers), 0, 255).astype(np.uint8)
+        guess = color_labels.astype(np.int32)
+        if reserved is not None:
+            palette = np.concatenate([reserved, palette])
+            guess = np.concatenate([[0], guess + 1]).astype(np.int32)
+        # Map the fitted colours to the rounded palette now: the k-means labels
+        # make the search start next to the answer, and the exact squared
+        # distances give the inertia of the palette actually used.
+        palette_labels, dist2 = nearest_palette_index(histogram.colors, palette, guess=guess, return_dist2=True)
+        self.palette_ = palette
+        self.lossless_ = False
+        self.inertia_ = float(np.dot(histogram.counts, dist2))
+        self.n_iter_ = int(n_iter)
+        # fit_transform maps the same keys next: keep the work for _map_keys.
+        self._fitted_mapping = (keys, histogram, palette_labels) if fit_keys is keys else None
+        return keys
+
+    def _check_fitted(self):
+        if not hasattr(self, "palette_"):
+            raise UsageError("this ColorQuantizer is not fitted yet: call fit(image) first")
+
+    def transform(self, image) -> np.ndarray:
+        """Palette index of every pixel.
+
+        Parameters
+        ----------
+        image : path, URL, bytes, PIL.Image or ndarray (H, W[, C]) uint8
+            Must have the fitted image's channel count.
+
+        Returns
+        -------
+        labels : ndarray, shape (H, W), uint8 if K <= 256 else uint16
+        """
+        self._check_fitted()
+        source = image if isinstance(image, SourceImage) else read_image(image)
+        pixels = source.pixels
+        if MODES[pixels.shape[2]] != self.mode_:
+            raise UsageError(f"the palette was fitted on a {self.mode_} image, got a {MODES[pixels.shape[2]]} image")
+        keys = pack_colors(_normalise_transparent(pixels.reshape(-1, pixels.shape[2])))
+        return self._map_keys(keys, pixels.shape[:2])
+
+    def _map_keys(self, keys: np.ndarray, shape) -> np.ndarray:
+        cached = getattr(self, "_fitted_mapping", None)
+        self._fitted_mapping = None
+        if cached is not None and cached[0] is keys:
+            _, histogram, palette_labels = cached
+            return histogram.lookup(palette_labels, keys).reshape(shape)
+        histogram = color_histogram(keys, self.palette_.shape[1])
+        return map_pixels(histogram, keys, self.palette_).reshape(shape)
+
+    def fit_transform(self, image, y=None) -> np.ndarray:
+        """``fit(image)`` then ``transform(image)``, reading the image once."""
+        source = image if isinstance(image, SourceImage) else read_image(image)
+        keys = self._fit_pixels(source.pixels)
+        return self._map_keys(keys, source.pixels.shape[:2])
+
+    def inverse_transform(self, labels) -> np.ndarray:
+        """Rebuild an image from palette indices.
+
+        Parameters
+        ----------
+        labels : ndarray, shape (H, W), integer < K'
+
+        Returns
+        -------
+        ndarray, shape (H, W) for L, else (H, W, C), uint8
+        """
+        self._check_fitted()
+        return _rebuild(self.palette_, np.asarray(labels))
+
+
+def _normalise_transparent(flat: np.ndarray) -> np.ndarray:
+    """Give every fully transparent pixel the same colour (all zeros), so
+    their hidden colours cost no palette entries. (N, C) -> (N, C)."""
+    if flat.shape[1] not in (2, 4):
+        return flat
+    transparent = flat[:, -1] == 0
+    if not transparent.any():
+        return flat
+    flat = flat.copy()
+    flat[transparent] = 0
+    return flat
+
+
+def _rebuild(palette: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    if labels.size and int(labels.max()) >= len(palette):
+        raise UsageError(f"labels hold index {int(labels.max())}, but the palette has {len(palette)} entries")
+    image = palette[labels]
+    return image[:, :, 0] if palette.shape[1] == 1 else image
+
+
+@dataclass(eq=False)
+class Compressed:
+    """A quantized image: a palette and one palette index per pixel.
+
+    Attributes
+    ----------
+    palette : ndarray, shape (K, C), uint8
+    labels : ndarray, shape (H, W), uint8 (K <= 256) or uint16
+    mode : {"L", "LA", "RGB", "RGBA"}
+    k_requested : int
+        The K asked for (``len(palette)`` is smaller when lossless).
+    lossless : bool
+        The image had at most K distinct colours: ``reconstruct()`` equals it.
+    n_colors_in : int or None
+        Distinct colours of the input.
+    inertia : float or None
+        k-means inertia of the fit (squared 8-bit units, summed).
+    n_iter : int or None
+    seed, sample : the settings used.
+    seconds : float or None
+        Time to fit and map, in seconds.
+    source : SourceImage or None
+        The input (with its pixels), when this came from :func:`compress`;
+        None after :func:`load`.
+    """
+
+    palette: np.ndarray
+    labels: np.ndarray
+    mode: str
+    k_requested: int | None = None
+    lossless: bool = False
+    n_colors_in: int | None = None
+    inertia: float | None = None
+    n_iter: int | None = None
+    seed: object = None
+    sample: float | None = None
+    seconds: float | None = None
+    source: SourceImage | None = field(default=None, repr=False)
+
+    @property
+    def k(self) -> int:
+        """Palette entries actually used."""
+        return len(self.palette)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(H, W)."""
+        return self.labels.shape
+
+    def reconstruct(self) -> np.ndarray:
+        """``palette[labels]``: (H, W) uint8 for L, else (H, W, C) uint8."""
+        return _rebuild(self.palette, self.labels)
+
+    def to_pil(self) -> Image.Image:
+        """The rebuilt image as a Pillow image in ``self.mode``."""
+        return Image.fromarray(self.reconstruct(), self.mode)
+
+    def to_bytes(self, format: str = "kmq") -> bytes:
+        """Encode as ``.kmq`` or an export format ("png", "gif", "webp",
+        "jpeg", "bmp", "tiff")."""
+        fmt = format_for_path("x", override=format)
+        if fmt == "kmq":
+            return _container.encode(self.palette, self.labels, mode=self.mode)
+        return encode_export(self.palette, self.labels, self.mode, fmt)
+
+    def save(self, path, *, format: str | None = None, force: bool = True) -> int:
+        """Write to ``path``; the format follows its extension.
+
+        The write is atomic (temporary file, then rename). The input image
+        is never overwritten. With ``force=False`` an existing file is not
+        overwritten either.
+
+        Returns
+        -------
+        int
+            Bytes written.
+        """
+        fmt = format_for_path(path, override=format)
+        data = self.to_bytes(fmt)
+        inputs = (self.source.path,) if self.source is not None else ()
+        write_atomic(path, data, force=force, inputs=inputs)
+        return len(data)
+
+    def metrics(self, *, with_ssim: bool = True, output_bytes: int | None = None):
+        """Quality and size figures against the original (see kmq.metrics)."""
+        from .metrics import measure
+
+        if self.source is None:
+            raise UsageError("no original image to measure against (this Compressed was loaded from a file)")
+        return measure(self.source.pixels, self, input_bytes=self.source.input_bytes, output_bytes=output_bytes, with_ssim=with_ssim)
+
+    def __eq__(self, other):
+        if not isinstance(other, Compressed):
+            return NotImplemented
+        return (
+            self.mode == other.mode
+            and np.array_equal(self.palette, other.palette)
+            and self.labels.shape == other.labels.shape
+            and np.array_equal(self.labels, other.labels)
+        )
+
+    def _repr_png_(self) -> bytes:
+        """Jupyter: the rebuilt image as PNG (at most 1024 pixels a side)."""
+        from ._report import compressed_png
+
+        return compressed_png(self)
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the rebuilt image with K, compression ratio and PSNR."""
+        from ._report import compressed_html
+
+        return compressed_html(self)
+
+    def __repr__(self):
+        h, w = self.shape
+        return f"<kmq.Compressed {w}x{h} {self.mode} K={self.k}{' lossless' if self.lossless else ''}>"
+
+
+def compress(
+    image,
+    k: int = DEFAULT_K,
+    *,
+    seed=None,
+    sample: float | None = None,
+    n_init: int = DEFAULT_N_INIT,
+    max_iter: int = DEFAULT_MAX_ITER,
+    tol: float = DEFAULT_TOL,
+    init="k-means++",
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> Compressed:
+    """Quantize an image to K colours by k-means.
+
+    Parameters
+    ----------
+    image : str, os.PathLike, bytes, PIL.Image.Image or ndarray
+        A path, an ``http(s)://`` URL, ``"-"`` (stdin), encoded image bytes,
+        a Pillow image, or pixels of shape (H, W) or (H, W, C), C in 1..4,
+        uint8.
+    k : int
+        Palette size, 1..65536 (exports to PNG/GIF need K <= 256).
+    seed : None, int or numpy.random.Generator
+        Same seed, same result, bit for bit.
+    sample : float in (0, 1], optional
+        Fit the palette on this random fraction of the pixels, then map all
+        pixels.
+    n_init, max_iter, tol, init
+        k-means settings (see :class:`kmq.KMeans`).
+    max_pixels : int or None
+        Refuse larger images (LimitError); None disables the check.
+
+    Returns
+    -------
+    Compressed
+
+    Raises
+    ------
+    UsageError
+        K, sample or another setting is out of range.
+    InputError, DecodeError, LimitError
+        The image cannot be read, is not an image, or is too large.
+
+    Examples
+    --------
+    >>> import numpy as np, kmq
+    >>> image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    >>> c = kmq.compress(image, 8, seed=0)
+    >>> c.palette.shape, c.labels.shape, c.labels.dtype.name
+    ((8, 3), (32, 32), 'uint8')
+    >>> bool((kmq.decompress(c.to_bytes()) == c.reconstruct()).all())
+    True
+    """
+    source = image if isinstance(image, SourceImage) else read_image(image, max_pixels=max_pixels)
+    quantizer = ColorQuantizer(k, seed=seed, sample=sample, n_init=n_init, max_iter=max_iter, tol=tol, init=init)
+    start = time.perf_counter()
+    labels = quantizer.fit_transform(source)
+    seconds = time.perf_counter() - start
+    return Compressed(
+        palette=quantizer.palette_,
+        labels=labels,
+        mode=quantizer.mode_,
+        k_requested=int(k),
+        lossless=quantizer.lossless_,
+        n_colors_in=quantizer.n_colors_in_ if sample is None else None,
+        inertia=quantizer.inertia_,
+        n_iter=quantizer.n_iter_,
+        seed=seed,
+        sample=sample,
+        seconds=seconds,
+        source=source,
+    )
+
+
+def _read_kmq_bytes(source) -> bytes:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source)
+    if isinstance(source, (str, os.PathLike)):
+        data, _, _ = read_source_bytes(source if isinstance(source, str) else os.fspath(source))
+        return data
+    raise UsageError(f"give a path, URL or the bytes of a .kmq file, got {type(source).__name__}")
+
+
+def load(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Compressed:
+    """Read a ``.kmq`` file.
+
+    Parameters
+    ----------
+    source : str, os.PathLike or bytes
+        Path, URL, ``"-"`` (stdin) or the file's bytes.
+    max_pixels : int or None
+        Refuse files that declare more pixels (LimitError).
+
+    Returns
+    -------
+    Compressed
+        ``load(c.save(path) and path) == c`` for any Compressed ``c``.
+
+    Raises
+    ------
+    InputError, DecodeError, LimitError
+    """
+    data = _read_kmq_bytes(source)
+    container = _container.decode(data, max_pixels=max_pixels)
+    return Compressed(palette=container.palette, labels=container.labels, mode=container.mode, k_requested=len(container.palette))
+
+
+def decompress(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Rebuild the image stored in a ``.kmq`` file.
+
+    Parameters
+    ----------
+    source : str, os.PathLike or bytes
+
+    Returns
+    -------
+    ndarray, shape (H, W) for grayscale, else (H, W, C), uint8
+        Exactly ``palette[labels]``.
+    """
+    return load(source, max_pixels=max_pixels).reconstruct()
+

@@ -1,0 +1,194 @@
+"""What a quantization cost and what it saved.
+
+Quality: mean squared error per channel, the k-means distortion J, PSNR and
+SSIM (scikit-image). Size: the tutorials' bit-count compression ratio and
+the actual bytes of the input file, the raw pixels and the output file.
+
+All image arguments are uint8 arrays of the same shape, (H, W) or
+(H, W, C); errors are in squared 8-bit units (0..65025).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+__all__ = [
+    "mse_per_channel",
+    "mse",
+    "distortion",
+    "psnr",
+    "ssim",
+    "index_bits",
+    "compression_ratio",
+    "Metrics",
+    "measure",
+]
+
+
+def _pair(original, reconstructed) -> tuple[np.ndarray, np.ndarray]:
+    original = np.asarray(original)
+    reconstructed = np.asarray(reconstructed)
+    if original.shape != reconstructed.shape:
+        raise ValueError(f"images differ in shape: {original.shape} vs {reconstructed.shape}")
+    if original.ndim == 2:
+        original, reconstructed = original[:, :, None], reconstructed[:, :, None]
+    if original.ndim != 3:
+        raise ValueError(f"expected images of shape (H, W) or (H, W, C), got {original.shape}")
+    return original, reconstructed
+
+
+def mse_per_channel(original, reconstructed) -> np.ndarray:
+    """Mean squared error of each channel.
+
+    Returns
+    -------
+    ndarray, shape (C,), float64
+    """
+    original, reconstructed = _pair(original, reconstructed)
+    diff = original.astype(np.float64) - reconstructed.astype(np.float64)
+    return np.mean(diff * diff, axis=(0, 1))
+
+
+def mse(original, reconstructed) -> float:
+    """Mean squared error over all samples (the mean of the per-channel MSEs)."""
+    return float(np.mean(mse_per_channel(original, reconstructed)))
+
+
+def distortion(original, reconstructed) -> float:
+    """The k-means distortion J: mean squared Euclidean colour distance per
+    pixel, i.e. the k-means inertia divided by the pixel count. Equals
+    C times :func:`mse`."""
+    return float(np.sum(mse_per_channel(original, reconstructed)))
+
+
+def psnr(original, reconstructed) -> float:
+    """Peak signal-to-noise ratio in dB for 8-bit data (peak 255); ``inf``
+    for identical images. Computed by scikit-image."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    original, reconstructed = _pair(original, reconstructed)
+    if np.array_equal(original, reconstructed):
+        return math.inf
+    return float(peak_signal_noise_ratio(original, reconstructed, data_range=255))
+
+
+def ssim(original, reconstructed) -> float | None:
+    """Structural similarity (scikit-image, 7x7 window, channels averaged).
+
+    Images smaller than 7 pixels on a side use the largest odd window that
+    fits; below 3 pixels SSIM is undefined and None is returned (1.0 if the
+    images are identical).
+    """
+    from skimage.metrics import structural_similarity
+
+    original, reconstructed = _pair(original, reconstructed)
+    if np.array_equal(original, reconstructed):
+        return 1.0
+    side = min(original.shape[:2])
+    if side < 3:
+        return None
+    win_size = min(7, side if side % 2 else side - 1)
+    return float(
+        structural_similarity(original, reconstructed, data_range=255, channel_axis=2, win_size=win_size)
+    )
+
+
+def index_bits(k: int) -> int:
+    """Bits per pixel of a palette index: ceil(log2 K); 0 for K = 1."""
+    if k < 1:
+        raise ValueError(f"K must be >= 1, got {k}")
+    return (int(k) - 1).bit_length()
+
+
+def compression_ratio(n_pixels: int, k: int, channels: int = 3) -> float:
+    """The tutorials' compression ratio, in bits.
+
+    ``(N * ceil(log2 K) + 8C * K) / (8C * N)``: indices plus palette against
+    raw pixels. For RGB (C = 3) this is ``(N ceil(log2 K) + 24 K) / 24 N``.
+    Its inverse is the "n:1" figure.
+    """
+    bits_per_sample = 8 * channels
+    return (n_pixels * index_bits(k) + bits_per_sample * k) / (bits_per_sample * n_pixels)
+
+
+@dataclass
+class Metrics:
+    """Quality and size of one quantized image. Use ``as_dict()`` for JSON."""
+
+    width: int
+    height: int
+    channels: int
+    mode: str
+    n_pixels: int
+    k: int
+    index_bits: int
+    mse_per_channel: list
+    mse: float
+    distortion: float
+    psnr: float
+    ssim: float | None
+    ratio: float
+    ratio_to_1: float
+    raw_bytes: int
+    input_bytes: int | None = None
+    output_bytes: int | None = None
+
+    @property
+    def output_bits_per_pixel(self) -> float | None:
+        """Actual bits per pixel of the output file."""
+        return None if self.output_bytes is None else 8 * self.output_bytes / self.n_pixels
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["output_bits_per_pixel"] = self.output_bits_per_pixel
+        # JSON has no infinity: a lossless result has psnr null.
+        if math.isinf(data["psnr"]):
+            data["psnr"] = None
+        return data
+
+
+def measure(original, compressed, *, input_bytes=None, output_bytes=None, with_ssim: bool = True) -> Metrics:
+    """Measure a :class:`kmq.Compressed` against the original pixels.
+
+    Parameters
+    ----------
+    original : ndarray, shape (H, W) or (H, W, C), uint8
+    compressed : kmq.Compressed
+    input_bytes, output_bytes : int, optional
+        Sizes of the input and output files.
+    with_ssim : bool
+        Compute SSIM (the slowest figure); None in the result when False.
+
+    Returns
+    -------
+    Metrics
+    """
+    original = np.asarray(original)
+    reconstructed = compressed.reconstruct().reshape(original.shape)
+    height, width = original.shape[:2]
+    channels = 1 if original.ndim == 2 else original.shape[2]
+    n_pixels = height * width
+    per_channel = mse_per_channel(original, reconstructed)
+    ratio = compression_ratio(n_pixels, compressed.k, channels)
+    return Metrics(
+        width=width,
+        height=height,
+        channels=channels,
+        mode=compressed.mode,
+        n_pixels=n_pixels,
+        k=compressed.k,
+        index_bits=index_bits(compressed.k),
+        mse_per_channel=[float(v) for v in per_channel],
+        mse=float(np.mean(per_channel)),
+        distortion=float(np.sum(per_channel)),
+        psnr=psnr(original, reconstructed),
+        ssim=ssim(original, reconstructed) if with_ssim else None,
+        ratio=ratio,
+        ratio_to_1=1.0 / ratio,
+        raw_bytes=n_pixels * channels,
+        input_bytes=input_bytes,
+        output_bytes=output_bytes,
+    )

@@ -1,0 +1,270 @@
+"""The kmq command, run in-process: outputs, reports, errors and exit codes."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import kmq
+from kmq._cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def one_line_error(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("kmq: error: ")
+    return lines[0]
+
+
+# -- the main job --------------------------------------------------------------
+
+
+def test_compress_without_input_uses_the_shipped_photo(capsys, in_tmp, monkeypatch):
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
+    code, out, err = run(capsys, "compress", "--seed", "0")
+    assert code == 0, err
+    output = in_tmp / "kodim23-k16.kmq"
+    assert output.exists()
+    assert "kodim23.png -> kodim23-k16.kmq (kmq)" in out
+    for label in ("MSE", "distortion J", "PSNR", "SSIM", "ratio (bits)", "input", "raw pixels", "output", "time"):
+        assert f"  {label} " in out
+    assert "0.1667 = 6.0:1  (4 bits/pixel + 48-byte palette)" in out
+    restored = kmq.decompress(output)
+    assert restored.shape == (512, 768, 3)
+
+
+def test_compress_json_report(capsys, in_tmp, photo_png):
+    code, out, err = run(capsys, "compress", str(photo_png), "-k", "8", "-o", "x.png", "--seed", "1", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["k"] == 8 and report["format"] == "png" and report["output"] == "x.png"
+    assert report["metrics"]["index_bits"] == 3
+    assert report["metrics"]["output_bytes"] == (in_tmp / "x.png").stat().st_size
+    assert report["metrics"]["input_bytes"] == photo_png.stat().st_size
+    assert report["metrics"]["ratio"] == pytest.approx((96 * 128 * 3 + 24 * 8) / (24 * 96 * 128))
+    assert report["seconds"]["total"] > 0
+    c = kmq.compress(photo_png, 8, seed=1)
+    np.testing.assert_array_equal(np.asarray(Image.open(in_tmp / "x.png").convert("RGB")), c.reconstruct())
+
+
+def test_prompt_for_k_on_a_terminal(capsys, in_tmp, photo_png, monkeypatch):
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda prompt: "5" if prompt == "Number of colours [16]: " else "?")
+    code, out, err = run(capsys, "compress", str(photo_png), "-q")
+    assert code == 0, err
+    assert (in_tmp / "photo-k5.kmq").exists()
+    assert kmq.load(in_tmp / "photo-k5.kmq").k == 5
+
+
+def test_prompt_empty_answer_means_16(capsys, in_tmp, photo_png, monkeypatch):
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda prompt: "")
+    assert run(capsys, "compress", str(photo_png), "-q")[0] == 0
+    assert (in_tmp / "photo-k16.kmq").exists()
+
+
+def test_prompt_bad_answer(capsys, in_tmp, photo_png, monkeypatch):
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda prompt: "many")
+    code, _, err = run(capsys, "compress", str(photo_png))
+    assert code == 2
+    assert "whole number from 1 to 65536, got 'many'" in one_line_error(err)
+
+
+def test_quiet_prints_nothing(capsys, in_tmp, photo_png):
+    code, out, err = run(capsys, "compress", str(photo_png), "-k", "4", "-q")
+    assert (code, out, err) == (0, "", "")
+
+
+def test_decompress_and_info(capsys, in_tmp, photo_png):
+    assert run(capsys, "compress", str(photo_png), "-k", "6", "-o", "p.kmq", "-q", "--seed", "0")[0] == 0
+    stored = kmq.load("p.kmq")
+    code, out, err = run(capsys, "decompress", "p.kmq")
+    assert code == 0, err
+    assert "p.kmq -> p.png (png, 128 x 96 RGB, K=6" in out
+    np.testing.assert_array_equal(np.asarray(Image.open("p.png").convert("RGB")), stored.reconstruct())
+    assert run(capsys, "decompress", "p.kmq", "-o", "p.webp", "-q")[0] == 0
+    np.testing.assert_array_equal(np.asarray(Image.open("p.webp").convert("RGB")), stored.reconstruct())
+    code, out, _ = run(capsys, "info", "p.kmq", "--json")
+    header = json.loads(out)
+    assert code == 0 and header["width"] == 128 and header["height"] == 96 and header["k"] == 6
+    code, out, _ = run(capsys, "info", "p.kmq")
+    assert code == 0 and "p.kmq: kmq container" in out
+
+
+def test_stdin_to_stdout(capsysbinary, in_tmp, photo_png, monkeypatch):
+    data = photo_png.read_bytes()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    code = main(["compress", "-", "-k", "4", "--seed", "0", "--format", "png"])
+    out, err = capsysbinary.readouterr()
+    assert code == 0, err
+    assert out[:8] == b"\x89PNG\r\n\x1a\n"
+    assert b"<stdin> -> <stdout> (png)" in err  # the report goes to stderr
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["photo.png"]  # nothing else written
+
+
+def test_skip_if_larger(capsys, in_tmp):
+    # A tiny, flat PNG: any .kmq of it is larger than the input file.
+    Image.new("RGB", (4, 4), (9, 9, 9)).save("flat.png", optimize=True)
+    code, _, err = run(capsys, "compress", "flat.png", "-k", "2", "-o", "flat.bmp", "--skip-if-larger")
+    assert code == 98
+    assert "kmq: skipped: the output would be" in err
+    assert not (in_tmp / "flat.bmp").exists()
+
+
+def test_python_dash_m(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "kmq", "--version"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"kmq {kmq.__version__}"
+
+
+def test_console_script_exit_code(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "kmq", "compress", str(tmp_path / "missing.png")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 3
+    assert result.stderr.strip() == f"kmq: error: no such file: {tmp_path / 'missing.png'}"
+
+
+# -- bad input: one line on stderr, a documented exit code, nothing written -----------
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["-k", "abc"], 2, "the number of colours must be a whole number from 1 to 65536, got 'abc'"),
+        (["-k", "0"], 2, "the number of colours must be from 1 to 65536, got 0"),
+        (["-k", "70000"], 2, "the number of colours must be from 1 to 65536, got 70000"),
+        (["-k", "4", "--sample", "2"], 2, "expected a fraction in (0, 1], got 2.0"),
+        (["-k", "4", "--n-init", "0"], 2, "expected a number >= 1, got 0"),
+        (["-k", "300", "-o", "big.png"], 5, "PNG holds at most 256 colours, got -k 300; use a .kmq output"),
+        (["-k", "300", "-o", "big.gif"], 5, "GIF holds at most 256 colours"),
+        (["-k", "4", "-o", "out.xyz"], 5, "cannot tell the output format of out.xyz (.xyz)"),
+        (["-k", "4", "-o", "noext"], 5, "cannot tell the output format of noext (no extension)"),
+    ],
+)
+def test_bad_options(capsys, in_tmp, photo_png, args, code, message):
+    got, out, err = run(capsys, "compress", str(photo_png), *args)
+    assert got == code
+    assert message in one_line_error(err)
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["photo.png"]
+
+
+def test_missing_input(capsys, in_tmp):
+    code, _, err = run(capsys, "compress", "nope.png", "-k", "4")
+    assert code == 3
+    assert one_line_error(err) == "kmq: error: no such file: nope.png"
+
+
+def test_directory_input(capsys, in_tmp):
+    (in_tmp / "folder").mkdir()
+    code, _, err = run(capsys, "compress", "folder", "-k", "4")
+    assert code == 3
+    assert "folder is a directory, not an image file" in one_line_error(err)
+
+
+def test_not_an_image(capsys, in_tmp):
+    (in_tmp / "text.png").write_text("not really a png")
+    code, _, err = run(capsys, "compress", "text.png", "-k", "4")
+    assert code == 4
+    assert "text.png is not an image kmq can read" in one_line_error(err)
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["text.png"]
+
+
+def test_truncated_image(capsys, in_tmp, photo_png):
+    data = photo_png.read_bytes()
+    (in_tmp / "cut.png").write_bytes(data[: len(data) // 3])
+    code, _, err = run(capsys, "compress", "cut.png", "-k", "4")
+    assert code == 4
+    assert "cut.png is truncated or corrupt" in one_line_error(err)
+    assert not any(p.name.startswith("cut-") for p in in_tmp.iterdir())
+
+
+def test_unreachable_url(capsys, in_tmp):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code, _, err = run(capsys, "compress", f"http://127.0.0.1:{port}/a.png", "-k", "4")
+    assert code == 3
+    assert f"cannot download http://127.0.0.1:{port}/a.png" in one_line_error(err)
+
+
+def test_existing_output_needs_force(capsys, in_tmp, photo_png):
+    (in_tmp / "out.png").write_bytes(b"keep me")
+    code, _, err = run(capsys, "compress", str(photo_png), "-k", "4", "-o", "out.png")
+    assert code == 5
+    assert one_line_error(err) == "kmq: error: out.png already exists; use --force (-f) to overwrite it"
+    assert (in_tmp / "out.png").read_bytes() == b"keep me"
+    code, _, err = run(capsys, "compress", str(photo_png), "-k", "4", "-o", "out.png", "-f", "-q")
+    assert code == 0, err
+    assert (in_tmp / "out.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_never_overwrites_the_input_even_with_force(capsys, in_tmp, photo_png):
+    before = photo_png.read_bytes()
+    code, _, err = run(capsys, "compress", str(photo_png), "-k", "4", "-o", str(photo_png), "-f")
+    assert code == 5
+    assert "refusing to overwrite the input" in one_line_error(err)
+    assert photo_png.read_bytes() == before
+
+
+def test_corrupt_kmq(capsys, in_tmp, photo_png):
+    assert run(capsys, "compress", str(photo_png), "-k", "4", "-o", "a.kmq", "-q")[0] == 0
+    data = bytearray((in_tmp / "a.kmq").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (in_tmp / "bad.kmq").write_bytes(bytes(data))
+    code, _, err = run(capsys, "decompress", "bad.kmq")
+    assert code == 4
+    assert "kmq" in one_line_error(err)
+    assert not (in_tmp / "bad.png").exists()
+    (in_tmp / "short.kmq").write_bytes(bytes(data[:20]))
+    code, _, err = run(capsys, "info", "short.kmq")
+    assert code == 4
+    one_line_error(err)
+
+
+def test_decompress_png_needs_k_at_most_256(capsys, in_tmp, photo_png):
+    assert run(capsys, "compress", str(photo_png), "-k", "300", "-o", "many.kmq", "-q", "--seed", "0")[0] == 0
+    code, _, err = run(capsys, "decompress", "many.kmq", "-o", "many.png")
+    assert code == 5
+    assert "PNG holds at most 256 colours, got K=300; use .kmq" in one_line_error(err)
+    code, out, err = run(capsys, "decompress", "many.kmq")
+    assert code == 0, err
+    assert "many.kmq -> many.tif (tiff" in out
+
+
+def test_pixel_limit_option(capsys, in_tmp, photo_png):
+    code, _, err = run(capsys, "compress", str(photo_png), "-k", "4", "--max-pixels", "1000")
+    assert code == 6
+    assert "12,288 pixels, more than the limit of 1,000" in one_line_error(err)
+    assert run(capsys, "compress", str(photo_png), "-k", "4", "--max-pixels", "0", "-q")[0] == 0
+
+
+def test_no_command_prints_help(capsys):
+    code, out, err = run(capsys)
+    assert code == 2
+    assert "compress" in err and "decompress" in err
+
+
+def test_unknown_option_is_one_line(capsys):
+    code, _, err = run(capsys, "compress", "--frobnicate")
+    assert code == 2
+    assert "unrecognized arguments: --frobnicate" in one_line_error(err)

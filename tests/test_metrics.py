@@ -1,0 +1,56 @@
+"""kmq.metrics against values worked out by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from kmq import metrics
+
+
+A = np.array([[[0, 0, 0], [10, 20, 30]]], np.uint8)
+B = np.array([[[1, 0, 2], [10, 18, 30]]], np.uint8)
+
+
+def test_mse_per_channel_and_distortion():
+    # Channel errors: R (1, 0) -> 0.5; G (0, 4) -> 2; B (4, 0) -> 2.
+    assert metrics.mse_per_channel(A, B).tolist() == [0.5, 2.0, 2.0]
+    assert metrics.mse(A, B) == pytest.approx(1.5)
+    # J: squared colour distances 5 and 4 per pixel -> mean 4.5 = 3 * MSE.
+    assert metrics.distortion(A, B) == 4.5
+
+
+def test_psnr():
+    assert metrics.psnr(A, B) == pytest.approx(10 * math.log10(255**2 / 1.5))
+    assert metrics.psnr(A, A) == math.inf
+
+
+def test_ssim():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    assert metrics.ssim(image, image) == 1.0
+    noisy = np.clip(image.astype(int) + rng.integers(-20, 21, image.shape), 0, 255).astype(np.uint8)
+    value = metrics.ssim(image, noisy)
+    assert 0 < value < 1
+    assert metrics.ssim(image[:4, :4], noisy[:4, :4]) is not None  # smaller window
+    assert metrics.ssim(image[:2, :2], noisy[:2, :2]) is None  # undefined
+
+
+@pytest.mark.parametrize("k, bits", [(1, 0), (2, 1), (3, 2), (4, 2), (16, 4), (17, 5), (256, 8), (257, 9), (65536, 16)])
+def test_index_bits(k, bits):
+    assert metrics.index_bits(k) == bits
+
+
+def test_compression_ratio_is_the_tutorials_formula():
+    n, k = 512 * 768, 16
+    assert metrics.compression_ratio(n, k) == (n * 4 + 24 * 16) / (24 * n)
+    assert metrics.compression_ratio(100, 256) == (100 * 8 + 24 * 256) / 2400
+    # Grayscale: 8 bits per raw pixel and per palette entry.
+    assert metrics.compression_ratio(100, 4, channels=1) == (100 * 2 + 8 * 4) / 800
+
+
+def test_shape_mismatch():
+    with pytest.raises(ValueError, match=r"images differ in shape"):
+        metrics.mse(A, B[:, :1])

@@ -1,0 +1,231 @@
+"""The Python API end to end: compress, Compressed, ColorQuantizer, exports."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import kmq
+from kmq import ColorQuantizer, OutputError, UsageError
+
+
+@pytest.fixture(scope="module")
+def compressed16(photo):
+    return kmq.compress(photo, 16, seed=0)
+
+
+def test_compress_shapes_and_types(photo, compressed16):
+    c = compressed16
+    assert c.palette.shape == (16, 3) and c.palette.dtype == np.uint8
+    assert c.labels.shape == photo.shape[:2] and c.labels.dtype == np.uint8
+    assert c.mode == "RGB" and c.k == 16 and not c.lossless
+    assert len(np.unique(c.labels)) == 16
+    assert c.reconstruct().shape == photo.shape
+    np.testing.assert_array_equal(c.reconstruct(), c.palette[c.labels])
+    assert c.to_pil().mode == "RGB"
+
+
+def test_every_pixel_maps_to_its_nearest_palette_entry(photo, compressed16):
+    c = compressed16
+    pixels = photo.reshape(-1, 3).astype(np.int64)
+    d2 = ((pixels[:, None, :] - c.palette[None].astype(np.int64)) ** 2).sum(-1)
+    assert (d2[np.arange(len(pixels)), c.labels.reshape(-1)] == d2.min(1)).all()
+
+
+def test_same_seed_same_result_bit_for_bit(photo):
+    a = kmq.compress(photo, 12, seed=7)
+    b = kmq.compress(photo, 12, seed=7)
+    assert a == b
+    assert a.palette.tobytes() == b.palette.tobytes()
+
+
+def test_lossless_when_k_covers_the_colours():
+    image = np.zeros((4, 5, 3), np.uint8)
+    image[1] = (10, 20, 30)
+    image[2:, 2:] = (200, 100, 0)
+    c = kmq.compress(image, 3, seed=0)
+    assert c.lossless and c.k == 3 and c.n_colors_in == 3
+    assert sorted(map(tuple, c.palette.tolist())) == [(0, 0, 0), (10, 20, 30), (200, 100, 0)]
+    np.testing.assert_array_equal(c.reconstruct(), image)
+    bigger = kmq.compress(image, 256, seed=0)
+    assert bigger.lossless and bigger.k == 3
+
+
+def test_k_one_gives_the_mean_colour():
+    image = np.array([[[0, 0, 0], [10, 20, 30]]], np.uint8)
+    c = kmq.compress(image, 1, seed=0)
+    assert c.palette.tolist() == [[5, 10, 15]]
+    assert c.labels.tolist() == [[0, 0]]
+
+
+def test_large_k_uses_uint16_labels(photo):
+    n_colors = len(np.unique(photo.reshape(-1, 3), axis=0))
+    assert n_colors > 400
+    c = kmq.compress(photo, 300, seed=0)
+    assert c.labels.dtype == np.uint16 and c.k == 300
+    assert int(c.labels.max()) < 300
+
+
+def test_grayscale_quantized_as_one_channel(photo):
+    gray = np.asarray(Image.fromarray(photo).convert("L"))
+    c = kmq.compress(gray, 8, seed=0)
+    assert c.mode == "L" and c.palette.shape == (8, 1)
+    assert c.reconstruct().shape == gray.shape
+    decoded = Image.open(io.BytesIO(c.to_bytes("png")))
+    np.testing.assert_array_equal(np.asarray(decoded.convert("L")), c.reconstruct())
+
+
+def test_transparent_pixels_share_one_entry():
+    rng = np.random.default_rng(3)
+    rgba = rng.integers(0, 256, (20, 30, 4), dtype=np.uint8)
+    rgba[..., 3] = 255
+    rgba[:10, :, 3] = 0  # hidden colours stay random
+    c = kmq.compress(rgba, 8, seed=0)
+    assert c.mode == "RGBA" and c.palette.shape == (8, 4)
+    transparent = c.labels[:10]
+    assert len(np.unique(transparent)) == 1
+    entry = c.palette[transparent[0, 0]]
+    assert entry.tolist() == [0, 0, 0, 0]
+    assert (c.palette[np.unique(c.labels[10:])][:, 3] == 255).all()
+
+
+def test_sample_fits_on_a_fraction_and_maps_every_pixel(photo):
+    c = kmq.compress(photo, 16, seed=0, sample=0.1)
+    assert c.labels.shape == photo.shape[:2] and c.k == 16
+    full = kmq.compress(photo, 16, seed=0)
+    error_sampled = kmq.metrics.mse(photo, c.reconstruct())
+    error_full = kmq.metrics.mse(photo, full.reconstruct())
+    assert error_sampled < 1.25 * error_full
+    assert kmq.compress(photo, 16, seed=0, sample=0.1) == c
+
+
+@pytest.mark.parametrize("k, bit_depth", [(2, 1), (3, 2), (4, 2), (5, 4), (16, 4), (17, 8), (256, 8)])
+def test_indexed_png_smallest_bit_depth_and_exact_pixels(photo, k, bit_depth):
+    c = kmq.compress(photo, k, seed=0)
+    data = c.to_bytes("png")
+    assert data[24] == bit_depth  # IHDR bit depth
+    assert data[25] == 3  # colour type 3: indexed
+    decoded = Image.open(io.BytesIO(data))
+    assert decoded.mode == "P"
+    np.testing.assert_array_equal(np.asarray(decoded.convert("RGB")), c.reconstruct())
+
+
+def test_indexed_png_with_alpha_has_trns(photo):
+    rgba = np.dstack([photo, np.full(photo.shape[:2], 255, np.uint8)])
+    rgba[:, :40, 3] = 0
+    rgba[:, 40:60, 3] = 128
+    c = kmq.compress(rgba, 8, seed=0)
+    data = c.to_bytes("png")
+    assert b"tRNS" in data
+    decoded = np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
+    np.testing.assert_array_equal(decoded, c.reconstruct())
+
+
+@pytest.mark.parametrize("fmt", ["gif", "webp", "bmp", "tiff"])
+def test_exports_decode_to_the_same_pixels(photo, compressed16, fmt):
+    decoded = Image.open(io.BytesIO(compressed16.to_bytes(fmt)))
+    np.testing.assert_array_equal(np.asarray(decoded.convert("RGB")), compressed16.reconstruct())
+
+
+def test_jpeg_export_is_the_rebuilt_image(photo, compressed16):
+    decoded = np.asarray(Image.open(io.BytesIO(compressed16.to_bytes("jpeg")))).astype(int)
+    rebuilt = compressed16.reconstruct()
+    assert decoded.shape == rebuilt.shape
+    # Lossy, but far closer to the 16-colour image than to the original.
+    assert np.abs(decoded - rebuilt).mean() < 0.5 * np.abs(decoded - photo).mean()
+
+
+def test_gif_keeps_binary_transparency():
+    rgba = np.zeros((6, 6, 4), np.uint8)
+    rgba[:, 3:] = (255, 0, 0, 255)
+    c = kmq.compress(rgba, 2, seed=0)
+    decoded = np.asarray(Image.open(io.BytesIO(c.to_bytes("gif"))).convert("RGBA"))
+    assert (decoded[:, :3, 3] == 0).all() and (decoded[:, 3:] == (255, 0, 0, 255)).all()
+
+
+def test_gif_refuses_partial_alpha():
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[..., 3] = 128
+    c = kmq.compress(rgba, 2, seed=0)
+    with pytest.raises(OutputError, match=r"GIF has only on/off transparency"):
+        c.to_bytes("gif")
+
+
+def test_palette_formats_need_k_at_most_256(photo):
+    c = kmq.compress(photo, 300, seed=0)
+    for fmt in ("png", "gif"):
+        with pytest.raises(OutputError, match=rf"{fmt.upper()} holds at most 256 colours, got K=300; use \.kmq"):
+            c.to_bytes(fmt)
+
+
+def test_jpeg_refuses_alpha():
+    c = kmq.compress(np.zeros((2, 2, 4), np.uint8), 1, seed=0)
+    with pytest.raises(OutputError, match=r"JPEG cannot store transparency"):
+        c.to_bytes("jpeg")
+
+
+def test_save_follows_extension_and_never_overwrites_input(photo_png, tmp_path):
+    c = kmq.compress(photo_png, 8, seed=0)
+    out = tmp_path / "out.png"
+    written = c.save(out)
+    assert out.stat().st_size == written
+    with pytest.raises(OutputError, match=r"refusing to overwrite the input"):
+        c.save(photo_png)
+    with pytest.raises(OutputError, match=r"already exists"):
+        c.save(out, force=False)
+    with pytest.raises(OutputError, match=r"cannot tell the output format"):
+        c.save(tmp_path / "out.xyz")
+
+
+@pytest.mark.parametrize("k", [0, -3, 65537, 2.5, "16", True])
+def test_bad_k(photo, k):
+    with pytest.raises(UsageError, match=r"number of colours K"):
+        kmq.compress(photo, k)
+
+
+@pytest.mark.parametrize("sample", [0, 1.5, -0.1])
+def test_bad_sample(photo, sample):
+    with pytest.raises(UsageError, match=r"sample must be a fraction of the pixels in \(0, 1\]"):
+        kmq.compress(photo, 4, sample=sample)
+
+
+def test_color_quantizer_contract(photo):
+    q = ColorQuantizer(8, seed=1)
+    assert q.fit(photo) is q
+    assert q.palette_.shape == (8, 3)
+    labels = q.transform(photo)
+    assert labels.shape == photo.shape[:2]
+    np.testing.assert_array_equal(q.inverse_transform(labels), q.palette_[labels])
+    np.testing.assert_array_equal(ColorQuantizer(8, seed=1).fit_transform(photo), labels)
+    # A palette learned on one image maps another.
+    other = photo[::-1].copy()
+    assert q.transform(other).shape == other.shape[:2]
+    with pytest.raises(UsageError, match=r"fitted on a RGB image, got a L image"):
+        q.transform(photo[:, :, 0])
+    with pytest.raises(UsageError, match=r"not fitted yet"):
+        ColorQuantizer(4).transform(photo)
+
+
+def test_compressed_equality_and_repr(compressed16):
+    copy = kmq.Compressed(compressed16.palette.copy(), compressed16.labels.copy(), "RGB")
+    assert copy == compressed16
+    copy.labels[0, 0] ^= 1
+    assert copy != compressed16
+    assert repr(compressed16) == "<kmq.Compressed 128x96 RGB K=16>"
+
+
+def test_metrics_match_the_kmeans_inertia(photo):
+    c = kmq.compress(photo, 16, seed=0)
+    m = c.metrics()
+    n = photo.shape[0] * photo.shape[1]
+    # The distortion J is the pixel-space inertia of the uint8 palette per pixel.
+    sse = ((photo.astype(np.int64) - c.reconstruct()) ** 2).sum()
+    assert m.distortion == pytest.approx(sse / n, rel=1e-12)
+    # Rounding each centroid to uint8 moves it by at most 0.5 per channel,
+    # adding at most 3 * 0.5**2 per pixel for the same labels; remapping to
+    # the nearest rounded entry can only lower that.
+    assert sse / n <= c.inertia / n + 0.75
+    assert m.k == 16 and m.index_bits == 4 and m.raw_bytes == n * 3
