@@ -1,0 +1,317 @@
+"""The HTML report (``kmq report``) and the notebook display of Compressed.
+
+The report is one self-contained HTML file: inline CSS, every figure a PNG
+embedded as a ``data:`` URL, no script, no link to anything outside the
+file, so it opens in any browser without a network. It holds no date and no
+absolute path, so the same input, Ks and seed give the same file.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+
+import numpy as np
+
+from ._figures import (
+    DEFAULT_FIGURE_K,
+    QUALITY_TARGETS_DB,
+    Sweep,
+    display_name,
+    format_bytes,
+    format_psnr,
+)
+
+__all__ = ["build_report", "featured_k", "compressed_html", "compressed_png"]
+
+#: Pixels per inch of the report's figures: sharp on a laptop screen while
+#: keeping the file a few MB.
+REPORT_DPI = 100
+
+_CSS = """
+:root { color-scheme: light; }
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
+       color: #1d1d1f; background: #fff; margin: 0; }
+main { max-width: 1180px; margin: 0 auto; padding: 24px 28px 48px; }
+h1 { font-size: 1.7em; margin: 0.2em 0 0.1em; }
+h2 { font-size: 1.25em; margin: 1.8em 0 0.5em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
+.lead { color: #555; margin-top: 0; }
+.verdict { display: flex; gap: 16px; flex-wrap: wrap; }
+.verdict div { border: 1px solid #ddd; border-radius: 8px; padding: 10px 16px; min-width: 220px; }
+.verdict strong { font-size: 1.35em; display: block; }
+table { border-collapse: collapse; font-variant-numeric: tabular-nums; width: 100%; font-size: 0.93em; }
+th, td { padding: 5px 10px; text-align: right; border-bottom: 1px solid #eee; }
+th { background: #f5f5f7; border-bottom: 1px solid #ccc; }
+td:first-child, th:first-child { text-align: left; }
+tr.target td { background: #eef6ee; }
+caption { caption-side: bottom; text-align: left; color: #666; font-size: 0.9em; padding-top: 6px; }
+figure { margin: 1.2em 0 2em; }
+figure img { max-width: 100%; height: auto; display: block; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 0.92em; margin-top: 6px; }
+footer { color: #888; font-size: 0.85em; margin-top: 3em; }
+"""
+
+
+def featured_k(sweep: Sweep) -> int:
+    """The K the one-K figures (scatter, segments) of a report show: 16 if
+    it was tried (few enough clusters to tell apart), else the middle K."""
+    if DEFAULT_FIGURE_K in sweep:
+        return DEFAULT_FIGURE_K
+    return sweep.ks[(len(sweep.ks) - 1) // 2]
+
+
+def _png_data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _figure_html(figure_id: str, png: bytes, alt: str, caption: str) -> str:
+    return (
+        f'<figure id="{figure_id}">\n'
+        f'<img src="{_png_data_url(png)}" alt="{html.escape(alt)}">\n'
+        f"<figcaption>{caption}</figcaption>\n"
+        "</figure>"
+    )
+
+
+def _ratio(value: float) -> str:
+    return f"{value:.1f}:1"
+
+
+def _percent_of(n: int | None, whole: int | None) -> str:
+    if n is None or not whole:
+        return "–"
+    return f"{100 * n / whole:.1f} %"
+
+
+def _table_html(sweep: Sweep, targets: dict) -> str:
+    input_bytes = sweep.source.input_bytes
+    first_ks = {k for k in targets.values() if k is not None}
+    rows = []
+    for result in sweep.results:
+        m = result.metrics
+        ssim = "–" if m.ssim is None else f"{m.ssim:.4f}"
+        colours = str(result.compressed.k)
+        css = ' class="target"' if result.k in first_ks else ""
+        rows.append(
+            f"<tr{css}><td>{result.k}</td><td>{colours}</td><td>{m.mse:.2f}</td>"
+            f"<td>{html.escape(format_psnr(m.psnr))}</td><td>{ssim}</td><td>{_ratio(m.ratio_to_1)}</td>"
+            f"<td>{result.kmq_bytes:,}</td><td>{_percent_of(result.kmq_bytes, input_bytes)}</td>"
+            f"<td>{'–' if result.png_bytes is None else f'{result.png_bytes:,}'}</td>"
+            f"<td>{_percent_of(result.png_bytes, input_bytes)}</td></tr>"
+        )
+    input_text = f"{input_bytes:,} B" if input_bytes is not None else "unknown (not read from a file)"
+    return (
+        "<table>\n<thead><tr><th>K</th><th>colours used</th><th>MSE</th><th>PSNR</th><th>SSIM</th>"
+        "<th>ratio (bits)</th><th>.kmq (B)</th><th>.kmq / input</th><th>indexed PNG (B)</th>"
+        "<th>PNG / input</th></tr></thead>\n<tbody>\n"
+        + "\n".join(rows)
+        + "\n</tbody>\n"
+        f"<caption>Input file: {input_text}. MSE in squared 8-bit levels per channel; ratio = raw bits ÷ "
+        "(index bits + palette bits), as the k-means tutorials count it; indexed PNG holds at most 256 "
+        "colours. Shaded: the first K to reach each PSNR level.</caption>\n</table>"
+    )
+
+
+def _verdict_html(sweep: Sweep, targets: dict) -> str:
+    input_bytes = sweep.source.input_bytes
+    boxes = []
+    for target, k in targets.items():
+        if k is None:
+            best = max(sweep.results, key=lambda r: r.metrics.psnr)
+            body = (
+                f"<strong>none of the K tried</strong>best: {html.escape(format_psnr(best.metrics.psnr))} "
+                f"at K = {best.k}"
+            )
+        else:
+            result = sweep[k]
+            size = format_bytes(result.kmq_bytes)
+            share = f", {_percent_of(result.kmq_bytes, input_bytes)} of the input" if input_bytes else ""
+            body = f"<strong>K = {k}</strong>{html.escape(format_psnr(result.metrics.psnr))}; .kmq {size}{share}"
+        boxes.append(f"<div>PSNR ≥ {target:g} dB first at<br>{body}</div>")
+    return '<div class="verdict">\n' + "\n".join(boxes) + "\n</div>"
+
+
+def build_report(sweep: Sweep, *, dpi: float = REPORT_DPI, on_figure=None) -> str:
+    """The report of a sweep as one self-contained HTML page.
+
+    Parameters
+    ----------
+    sweep : Sweep
+        Made with ``with_ssim=True`` for the SSIM column (else it shows –).
+    dpi : float
+        Pixels per inch of the embedded figures.
+    on_figure : callable, optional
+        Called with each figure's name before it is drawn (for progress).
+
+    Returns
+    -------
+    str
+        The HTML text (UTF-8 when written).
+    """
+    from . import __version__
+    from .plot import _draw_compare, _draw_curve, _draw_palette, _draw_scatter, _draw_segments, render_figure
+
+    source = sweep.source
+    name = display_name(source)
+    height, width = source.pixels.shape[:2]
+    ks = sweep.ks
+    k_one = featured_k(sweep)
+    targets = {target: sweep.first_k_reaching(target) for target in QUALITY_TARGETS_DB}
+    first = sweep.results[0].compressed
+    colours = f", {first.n_colors_in:,} distinct colours" if first.n_colors_in is not None else ""
+    input_text = (
+        f", input file {format_bytes(source.input_bytes)}" + (f" ({source.format})" if source.format else "")
+        if source.input_bytes is not None
+        else ""
+    )
+    seed = "random seed (not reproducible)" if sweep.seed is None else f"seed {sweep.seed}"
+    sample = f", palettes fitted on {sweep.sample:g} of the pixels" if sweep.sample else ""
+
+    def draw(figure_name, draw_function):
+        if on_figure is not None:
+            on_figure(figure_name)
+        figure = draw_function()
+        return render_figure(figure, "png", dpi=dpi)
+
+    one = sweep[k_one]
+    figures = [
+        (
+            "compare",
+            draw("compare", lambda: _draw_compare(sweep)),
+            f"The original and the image rebuilt for each K",
+            "The original beside the image rebuilt from K colours, for each K tried. Titles: K, the "
+            "compression ratio in bits and the PSNR against the original.",
+        ),
+        (
+            "curve",
+            draw("curve", lambda: _draw_curve(sweep)),
+            "Distortion and size against K",
+            "Distortion and size against K. Where the MSE curve flattens (the elbow), more colours buy "
+            "little quality; the PSNR panel marks the first K reaching 30 and 35 dB.",
+        ),
+        (
+            "palette",
+            draw(
+                "palette",
+                lambda: _draw_palette([(r.k, r.compressed) for r in sweep.results], name=name),
+            ),
+            "The palettes as swatches",
+            "Each palette, colours ordered from dark to light, each as wide as its share of the pixels.",
+        ),
+        (
+            "scatter",
+            draw(
+                "scatter",
+                lambda: _draw_scatter(source, one.compressed, seed=sweep.seed, sample_size=3000, name=name),
+            ),
+            f"Pixels in RGB space with the K = {k_one} centroids",
+            f"A sample of the pixels in RGB space with the {one.compressed.k} centroids k-means found for "
+            f"K = {k_one}; right, each pixel in the colour of its centroid.",
+        ),
+        (
+            "segments",
+            draw("segments", lambda: _draw_segments(source, one.compressed, name=name)),
+            f"The K = {k_one} clusters as a segmentation",
+            f"The K = {k_one} clusters as a segmentation: each cluster in a colour of its own, and in its "
+            "mean colour.",
+        ),
+    ]
+    figure_html = "\n".join(
+        _figure_html(f"fig-{figure_name}", png, alt, caption) for figure_name, png, alt, caption in figures
+    )
+    ks_text = ", ".join(str(k) for k in ks)
+    command = f"kmq report {name} -k {' '.join(str(k) for k in ks)}"
+    if isinstance(sweep.seed, (int, np.integer)):
+        command += f" --seed {sweep.seed}"
+    if sweep.sample:
+        command += f" --sample {sweep.sample:g}"
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="kmq {html.escape(__version__)}">
+<title>kmq report: {html.escape(name)}</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<main>
+<h1>kmq report: {html.escape(name)}</h1>
+<p class="lead">{width} × {height} {html.escape(source.mode)}, {width * height:,} pixels{colours}{html.escape(input_text)}.<br>
+k-means colour quantization for K = {ks_text}; {html.escape(seed)}{html.escape(sample)}.</p>
+<h2>Which K?</h2>
+{_verdict_html(sweep, targets)}
+<h2>Quality and size for each K</h2>
+{_table_html(sweep, targets)}
+<h2>Figures</h2>
+{figure_html}
+<footer>Made with kmq {html.escape(__version__)}: <code>{html.escape(command)}</code></footer>
+</main>
+</body>
+</html>
+"""
+
+
+# -- notebook display ---------------------------------------------------------
+
+#: Longest side of the image a notebook shows; larger images are shown
+#: downscaled so the notebook file stays small.
+NOTEBOOK_MAX_SIDE = 1024
+
+
+def _preview_labels(labels: np.ndarray) -> np.ndarray:
+    """Labels (H, W) downscaled by nearest neighbour so the longest side is
+    at most NOTEBOOK_MAX_SIDE (a preview keeps exactly the palette's
+    colours)."""
+    height, width = labels.shape
+    step = math.ceil(max(height, width) / NOTEBOOK_MAX_SIDE)
+    return labels if step <= 1 else labels[::step, ::step]
+
+
+def compressed_png(compressed) -> bytes:
+    """The rebuilt image of a Compressed as PNG bytes (indexed when K <=
+    256), downscaled to at most NOTEBOOK_MAX_SIDE pixels a side."""
+    import io
+
+    from PIL import Image
+
+    from ._io import encode_export
+
+    labels = _preview_labels(compressed.labels)
+    if compressed.k <= 256:
+        return encode_export(compressed.palette, labels, compressed.mode, "png")
+    # PNG palettes hold 256 colours: store larger palettes' pixels directly.
+    rebuilt = compressed.palette[labels]
+    buffer = io.BytesIO()
+    Image.fromarray(rebuilt[:, :, 0] if compressed.mode == "L" else rebuilt, compressed.mode).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def compressed_caption(compressed) -> str:
+    """"K = 16 · 6.0:1 · PSNR 26.6 dB" (PSNR only when the original is known)."""
+    from .metrics import compression_ratio, psnr
+
+    height, width = compressed.shape
+    channels = compressed.palette.shape[1]
+    parts = [f"K = {compressed.k}", f"{1 / compression_ratio(height * width, compressed.k, channels):.1f}:1"]
+    if compressed.source is not None:
+        original = compressed.source.pixels
+        rebuilt = compressed.reconstruct().reshape(original.shape)
+        parts.append(f"PSNR {format_psnr(psnr(original, rebuilt))}")
+    parts.append(f"{width} × {height} {compressed.mode}")
+    return " · ".join(parts)
+
+
+def compressed_html(compressed) -> str:
+    """A Compressed for Jupyter: its rebuilt image with a caption."""
+    png = compressed_png(compressed)
+    preview = _preview_labels(compressed.labels)
+    note = "" if preview.shape == compressed.shape else f" (shown at {preview.shape[1]} × {preview.shape[0]})"
+    data_url = _png_data_url(png)
+    caption = html.escape(compressed_caption(compressed) + note)
+    return (
+        '<figure style="margin: 0; display: inline-block">'
+        f'<img src="{data_url}" alt="{caption}" style="max-width: 100%">'
+        f'<figcaption style="font-size: 0.9em; color: #555">kmq.Compressed: {caption}</figcaption></figure>'
+    )

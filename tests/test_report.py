@@ -1,0 +1,193 @@
+"""``kmq report``: one self-contained HTML file, its table and verdicts, and
+the progress bar."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from html.parser import HTMLParser
+
+import pytest
+from PIL import Image
+
+import kmq
+import kmq.plot
+from kmq._cli import main
+from kmq._cli_figures import ProgressBar
+from kmq._report import build_report
+
+FIGURE_IDS = ["fig-compare", "fig-curve", "fig-palette", "fig-scatter", "fig-segments"]
+
+
+class _Page(HTMLParser):
+    """Collects the tags, attributes and table cells of a page."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.rows: list[list[str]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        if tag == "tr":
+            self.rows.append([])
+        if tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.rows[-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def parse(page: str) -> _Page:
+    parser = _Page()
+    parser.feed(page)
+    return parser
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def report_sweep(photo):
+    return kmq.plot.sweep(photo, [2, 4, 16, 64], seed=0, with_ssim=True)
+
+
+@pytest.fixture(scope="module")
+def report_page(report_sweep):
+    return build_report(report_sweep, dpi=40)
+
+
+def test_report_embeds_one_png_per_figure(report_page):
+    page = parse(report_page)
+    images = [attrs for tag, attrs in page.tags if tag == "img"]
+    assert len(images) == len(FIGURE_IDS)
+    figure_ids = [attrs.get("id") for tag, attrs in page.tags if tag == "figure"]
+    assert figure_ids == FIGURE_IDS
+    for attrs in images:
+        assert attrs["src"].startswith("data:image/png;base64,")
+        assert attrs["alt"]
+        image = Image.open(io.BytesIO(base64.b64decode(attrs["src"].split(",", 1)[1])))
+        image.load()
+        assert image.format == "PNG" and image.width > 100
+
+
+def test_report_is_self_contained(report_page):
+    assert "http://" not in report_page and "https://" not in report_page
+    page = parse(report_page)
+    tags = [tag for tag, _ in page.tags]
+    assert "script" not in tags and "link" not in tags and "iframe" not in tags
+    for tag, attrs in page.tags:
+        for name in ("src", "href"):
+            if name in attrs:
+                assert attrs[name].startswith("data:"), (tag, attrs)
+    assert not re.search(r"url\(|@import", report_page)
+
+
+def test_report_table_has_a_row_per_k(report_sweep, report_page, photo):
+    rows = parse(report_page).rows
+    header, body = rows[0], rows[1:]
+    assert header[:6] == ["K", "colours used", "MSE", "PSNR", "SSIM", "ratio (bits)"]
+    assert [row[0] for row in body] == ["2", "4", "16", "64"]
+    for row, result in zip(body, report_sweep.results):
+        assert row[2] == f"{result.metrics.mse:.2f}"
+        assert row[3] == f"{result.metrics.psnr:.1f} dB"
+        assert row[4] == f"{result.metrics.ssim:.4f}"
+        assert row[6] == f"{len(result.compressed.to_bytes('kmq')):,}"
+        assert row[8] == f"{len(result.compressed.to_bytes('png')):,}"
+
+
+def test_report_names_the_first_k_reaching_30_and_35_db(report_sweep, report_page):
+    for target in (30, 35):
+        first = report_sweep.first_k_reaching(target)
+        expected = f"K = {first}" if first is not None else "none of the K tried"
+        assert re.search(rf"PSNR ≥ {target} dB first at<br><strong>{expected}</strong>", report_page)
+
+
+def test_report_says_none_when_no_k_reaches_the_target(photo):
+    page = build_report(kmq.plot.sweep(photo, [2, 3], seed=0), dpi=30)
+    assert page.count("<strong>none of the K tried</strong>") == 2
+
+
+def test_cli_report(capsys, in_tmp, photo_png):
+    code, out, err = run(capsys, "report", photo_png, "-k", "2", "8", "-o", "r.html", "--dpi", "40")
+    assert code == 0, err
+    page = (in_tmp / "r.html").read_text("utf-8")
+    assert "<h1>kmq report: photo.png</h1>" in page
+    assert str(in_tmp) not in page  # no folder names: the report does not depend on where the file was
+    assert f"Input file: {photo_png.stat().st_size:,} B" in page
+    assert out.startswith("kmq: photo.png -> r.html (report on 2 K")
+    assert "PSNR >= 30 dB first at" in out
+    assert err == ""  # no progress bar when stderr is not a terminal
+
+
+def test_cli_report_is_reproducible_with_a_seed(capsys, in_tmp, photo_png):
+    for name in ("a.html", "b.html"):
+        code, _, err = run(capsys, "report", photo_png, "-k", "3", "-o", name, "--seed", "4", "--dpi", "30")
+        assert code == 0, err
+    assert (in_tmp / "a.html").read_bytes() == (in_tmp / "b.html").read_bytes()
+
+
+def test_cli_report_default_name_and_errors(capsys, in_tmp, photo_png):
+    code, _, err = run(capsys, "report", photo_png, "-k", "2", "--dpi", "30")
+    assert code == 0, err
+    assert (in_tmp / "photo-report.html").exists()
+    code, _, err = run(capsys, "report", photo_png, "-k", "2")
+    assert code == 5 and "already exists" in err and err.count("\n") == 1
+    code, _, err = run(capsys, "report", photo_png, "-k", "2", "-o", "report.png")
+    assert code == 5 and ".html" in err
+    assert not (in_tmp / "report.png").exists()
+    code, _, err = run(capsys, "report", photo_png, "-k", "0")
+    assert code == 2
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_on_a_terminal(capsys, in_tmp, photo_png, monkeypatch):
+    terminal = _Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    code = main(["report", str(photo_png), "-k", "2", "4", "-o", "p.html", "--dpi", "30"])
+    assert code == 0
+    shown = terminal.getvalue()
+    assert "\r[" + "." * 20 + "] 0/2 K=2" in shown
+    assert "\r[" + "#" * 10 + "." * 10 + "] 1/2 K=4" in shown
+    assert "] 2/2 drawing compare" in shown
+    assert shown.endswith("\r")  # the line is wiped at the end
+
+
+def test_no_progress_bar_with_quiet(in_tmp, photo_png, monkeypatch, capsys):
+    terminal = _Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    code = main(["report", str(photo_png), "-k", "2", "-o", "q.html", "-q", "--dpi", "30"])
+    assert code == 0
+    assert terminal.getvalue() == ""
+    assert capsys.readouterr().out == ""
+
+
+def test_progress_bar_pads_over_longer_lines():
+    terminal = _Terminal()
+    bar = ProgressBar(terminal, enabled=True)
+    bar(0, 8, 256)
+    bar.stage("drawing segments")
+    bar(8, 8, None)
+    lines = terminal.getvalue().split("\r")[1:]
+    assert lines[0] == "[....................] 0/8 K=256"
+    assert lines[2].rstrip() == "[####################] 8/8 done"
+    assert len(lines[2]) == len(lines[1])  # padded to wipe the longer line before
+    silent = io.StringIO()
+    ProgressBar(silent, enabled=False)(1, 2, 4)
+    assert silent.getvalue() == ""
