@@ -153,6 +153,7 @@ def test_console_script_exit_code(tmp_path):
         (["-k", "70000"], 2, "the number of colours must be from 1 to 65536, got 70000"),
         (["-k", "4", "--sample", "2"], 2, "expected a fraction in (0, 1], got 2.0"),
         (["-k", "4", "--n-init", "0"], 2, "expected a number >= 1, got 0"),
+        (["-k", "4", "--max-pixels", "0.5"], 2, "expected a whole number of pixels (0 = no limit), got '0.5'"),
         (["-k", "300", "-o", "big.png"], 5, "PNG holds at most 256 colours, got -k 300; use a .kmq output"),
         (["-k", "300", "-o", "big.gif"], 5, "GIF holds at most 256 colours"),
         (["-k", "4", "-o", "out.xyz"], 5, "cannot tell the output format of out.xyz (.xyz)"),

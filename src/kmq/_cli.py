@@ -96,8 +96,13 @@ def _non_negative_float(text: str) -> float:
 
 
 def _max_pixels(text: str) -> int | None:
-    value = _non_negative_float(text)
-    return None if value == 0 else int(value)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of pixels (0 = no limit), got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of pixels (0 = no limit), got {value}")
+    return None if value == 0 else value
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
