@@ -34,15 +34,51 @@ from numba import njit
 
 __all__ = [
     "assign_labels",
-    "count_keys",
+    "pack_rgb",
+    "count_dense",
+    "count_keys_hashed",
     "gather",
     "kmeans_plusplus_seeds",
     "hamerly_init",
     "hamerly_pass",
+    "weighted_sse",
     "update_centers",
+    "largest_two",
     "center_geometry",
     "nearest_palette_sorted",
+    "relocate_empty",
 ]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _dist2(X, i, centers, j):
+    """|X[i] - centers[j]|^2. Four columns (the orchestration pads colours
+    with zero columns) take an unrolled path, 2-5x faster than the loop."""
+    if X.shape[1] == 4:
+        t0 = X[i, 0] - centers[j, 0]
+        t1 = X[i, 1] - centers[j, 1]
+        t2 = X[i, 2] - centers[j, 2]
+        t3 = X[i, 3] - centers[j, 3]
+        return (t0 * t0 + t1 * t1) + (t2 * t2 + t3 * t3)
+    d = 0.0
+    for c in range(X.shape[1]):
+        t = X[i, c] - centers[j, c]
+        d += t * t
+    return d
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _accumulate(sums, weights, j, X, i, wi):
+    """sums[j] += wi * X[i]; weights[j] += wi (unrolled for four columns)."""
+    weights[j] += wi
+    if X.shape[1] == 4:
+        sums[j, 0] += wi * X[i, 0]
+        sums[j, 1] += wi * X[i, 1]
+        sums[j, 2] += wi * X[i, 2]
+        sums[j, 3] += wi * X[i, 3]
+    else:
+        for c in range(X.shape[1]):
+            sums[j, c] += wi * X[i, c]
 
 
 @njit(cache=True, nogil=True)
@@ -59,10 +95,7 @@ def assign_labels(X, centers, labels_out, dist2_out):
         best = np.inf
         best_j = 0
         for j in range(n_centers):
-            d = 0.0
-            for c in range(n_dims):
-                t = X[i, c] - centers[j, c]
-                d += t * t
+            d = _dist2(X, i, centers, j)
             if d < best:
                 best = d
                 best_j = j
@@ -74,16 +107,35 @@ def assign_labels(X, centers, labels_out, dist2_out):
 
 
 @njit(cache=True, nogil=True)
-def count_keys(keys, table_inout, distinct_out, counts_out):
-    """Distinct values of ``keys`` and how often each occurs, in one pass.
+def pack_rgb(pixels, keys_out):
+    """keys_out[i] = pixels[i, 0] << 16 | pixels[i, 1] << 8 | pixels[i, 2];
+    pixels (N, 3) uint8, keys_out (N,) uint32. One pass, no temporaries."""
+    for i in range(pixels.shape[0]):
+        keys_out[i] = (np.uint32(pixels[i, 0]) << np.uint32(16)) | (np.uint32(pixels[i, 1]) << np.uint32(8)) | np.uint32(pixels[i, 2])
+
+
+@njit(cache=True, nogil=True)
+def count_dense(keys, counts_inout):
+    """counts_inout[key] += 1 for every key; counts_inout (T,) int32 zeroed,
+    T > max(keys). For many pixels: the distinct keys are then the nonzero
+    entries, already in order."""
+    for i in range(keys.shape[0]):
+        counts_inout[keys[i]] += 1
+
+
+@njit(cache=True, nogil=True)
+def count_keys_hashed(keys, slot_keys, slot_index, shift, distinct_out, counts_out):
+    """Distinct values of ``keys`` and how often each occurs, in one pass
+    through an open-addressing hash table: for images with few pixels a
+    table of ~2N slots stays in cache, where a 2**24-entry one would fault
+    in thousands of pages (see :func:`count_dense` for many pixels).
 
     Parameters
     ----------
-    keys : (N,) uint32
-    table_inout : (T,) int32, all zero on entry, T > max(keys)
-        On return ``table[key]`` is 1 + the index of ``key`` in
-        ``distinct_out`` (0 for absent keys). A zeroed array from
-        ``np.zeros`` costs memory only for the pages the keys touch.
+    keys : (N,) uint32, all < 0xFFFFFFFF
+    slot_keys : (S,) uint32 filled with 0xFFFFFFFF; slot_index : (S,) int32
+        S = 2**(32 - shift) >= 2 N. Multiplicative hashing (Knuth), linear
+        probing.
     distinct_out : (N,) uint32, OUT — distinct keys in order of first
         occurrence, in ``distinct_out[:m]``.
     counts_out : (N,) int64, zero on entry, OUT — ``counts_out[:m]``.
@@ -92,16 +144,25 @@ def count_keys(keys, table_inout, distinct_out, counts_out):
     -------
     m : int — number of distinct keys.
     """
+    mask = slot_keys.shape[0] - 1
     m = 0
     for i in range(keys.shape[0]):
         key = keys[i]
-        j = table_inout[key]
-        if j == 0:
-            distinct_out[m] = key
-            m += 1
-            table_inout[key] = m
-            j = m
-        counts_out[j - 1] += 1
+        h = ((np.uint64(key) * np.uint64(2654435761)) & np.uint64(0xFFFFFFFF)) >> np.uint64(shift)
+        s = np.int64(h)
+        while True:
+            k = slot_keys[s]
+            if k == key:
+                counts_out[slot_index[s]] += 1
+                break
+            if k == np.uint32(0xFFFFFFFF):
+                slot_keys[s] = key
+                slot_index[s] = m
+                distinct_out[m] = key
+                counts_out[m] += 1
+                m += 1
+                break
+            s = (s + 1) & mask
     return m
 
 
@@ -113,15 +174,6 @@ def gather(table, keys, out):
 
 
 # -- k-means++ ----------------------------------------------------------------
-
-
-@njit(cache=True, nogil=True)
-def _dist2(X, i, centers, j):
-    d = 0.0
-    for c in range(X.shape[1]):
-        t = X[i, c] - centers[j, c]
-        d += t * t
-    return d
 
 
 @njit(cache=True, nogil=True)
@@ -153,10 +205,7 @@ def kmeans_plusplus_seeds(X, w, first, uniforms, indices_out):
     used[first] = True
     potential = 0.0
     for i in range(n_points):
-        d = 0.0
-        for c in range(n_dims):
-            t = X[i, c] - X[first, c]
-            d += t * t
+        d = _dist2(X, i, X, first)
         closest[i] = d
         potential += w[i] * d
     for k in range(1, n_centers):
@@ -188,10 +237,7 @@ def kmeans_plusplus_seeds(X, w, first, uniforms, indices_out):
             candidates[t] = lo
             p = 0.0
             for i in range(n_points):
-                d = 0.0
-                for c in range(n_dims):
-                    diff = X[i, c] - X[lo, c]
-                    d += diff * diff
+                d = _dist2(X, i, X, lo)
                 if d > closest[i]:
                     d = closest[i]
                 p += w[i] * d
@@ -204,16 +250,22 @@ def kmeans_plusplus_seeds(X, w, first, uniforms, indices_out):
         # Recomputing the winner's distances costs one pass; keeping every
         # trial's would cost T arrays of M.
         for i in range(n_points):
-            d = 0.0
-            for c in range(n_dims):
-                diff = X[i, c] - X[chosen, c]
-                d += diff * diff
+            d = _dist2(X, i, X, chosen)
             if d < closest[i]:
                 closest[i] = d
         potential = best_potential
 
 
 # -- Lloyd with Hamerly bounds and sorted neighbours ---------------------------
+
+
+@njit(cache=True, nogil=True)
+def weighted_sse(X, w, centers, labels):
+    """sum_i w[i] * |X[i] - centers[labels[i]]|^2 (the inertia), float64."""
+    total = 0.0
+    for i in range(X.shape[0]):
+        total += w[i] * _dist2(X, i, centers, labels[i])
+    return total
 
 
 @njit(cache=True, nogil=True)
@@ -245,13 +297,29 @@ def update_centers(sums, weights, centers_inout, drift_out):
 
 
 @njit(cache=True, nogil=True)
+def largest_two(values):
+    """(largest, second largest) of values (K,), K >= 1; second is 0 for K = 1."""
+    first = values[0]
+    second = 0.0
+    for j in range(1, values.shape[0]):
+        v = values[j]
+        if v > first:
+            second = first
+            first = v
+        elif v > second:
+            second = v
+    return first, second
+
+
+@njit(cache=True, nogil=True)
 def center_geometry(centers, dist_out, order_out, half_sep_out):
     """Distances between centres, each centre's neighbours sorted, and half
     the distance to the nearest other centre.
 
     centers (K, D) float64 -> dist_out (K, K) float64 (Euclidean),
-    order_out (K, K) int32 (row j: all centres by distance from j, ties by
-    index; j itself first), half_sep_out (K,) float64.
+    order_out (K, K) int32, in/out (row j: all centres by increasing
+    distance from j, j itself first; a row that is not a permutation on
+    entry is reset), half_sep_out (K,) float64.
     """
     n_centers, n_dims = centers.shape
     for a in range(n_centers):
@@ -264,15 +332,46 @@ def center_geometry(centers, dist_out, order_out, half_sep_out):
             d = math.sqrt(d)
             dist_out[a, b] = d
             dist_out[b, a] = d
+    seen = np.zeros(n_centers, dtype=np.bool_)
     for a in range(n_centers):
-        row = np.argsort(dist_out[a], kind="mergesort")
-        # Keep a itself first even when another centre coincides with it.
-        order_out[a, 0] = a
-        r = 1
-        for b in row:
-            if b != a:
-                order_out[a, r] = b
-                r += 1
+        # Sort the row starting from the previous order, which the caller
+        # keeps between iterations, when it hardly changes: one insertion
+        # pass is then O(K); a row that is not a permutation (first call)
+        # is reset and shell-sorted. Quick to compile, unlike argsort.
+        row = order_out[a]
+        valid = True
+        for r in range(n_centers):
+            seen[r] = False
+        for r in range(n_centers):
+            b = row[r]
+            if b < 0 or b >= n_centers or seen[b]:
+                valid = False
+                break
+            seen[b] = True
+        if valid:
+            gap = 1
+        else:
+            for r in range(n_centers):
+                row[r] = r
+            gap = n_centers // 2
+        while gap > 0:
+            for r in range(gap, n_centers):
+                b = row[r]
+                key = dist_out[a, b]
+                q = r
+                while q >= gap and dist_out[a, row[q - gap]] > key:
+                    row[q] = row[q - gap]
+                    q -= gap
+                row[q] = b
+            gap = 0 if gap == 1 else (1 if gap == 2 else (gap * 5) // 11)
+        # a itself first, even when another centre coincides with it.
+        q = 0
+        while row[q] != a:
+            q += 1
+        while q > 0:
+            row[q] = row[q - 1]
+            q -= 1
+        row[0] = a
         nearest = np.inf
         for b in range(n_centers):
             if b != a and dist_out[a, b] < nearest:
@@ -341,7 +440,6 @@ def hamerly_init(X, w, centers, dist, order, guess, start, stop, labels_out, upp
     nearest) for the range and adds the weighted coordinate sums (K, D) and
     weights (K,) of the range to ``sums_out``/``weights_out``.
     """
-    n_dims = X.shape[1]
     for i in range(start, stop):
         g = guess[i]
         if g < 0:
@@ -351,10 +449,7 @@ def hamerly_init(X, w, centers, dist, order, guess, start, stop, labels_out, upp
         labels_out[i] = best
         upper_out[i] = math.sqrt(best2)
         lower_out[i] = second
-        wi = w[i]
-        weights_out[best] += wi
-        for c in range(n_dims):
-            sums_out[best, c] += wi * X[i, c]
+        _accumulate(sums_out, weights_out, best, X, i, w[i])
 
 
 @njit(cache=True, nogil=True)
@@ -379,7 +474,6 @@ def hamerly_pass(
     Returns the number of points of the range whose label changed; adds the
     range's weighted sums and weights as in :func:`hamerly_init`.
     """
-    n_dims = X.shape[1]
     changed = 0
     for i in range(start, stop):
         a = labels_inout[i]
@@ -405,10 +499,7 @@ def hamerly_pass(
                 l = second
         upper_inout[i] = u
         lower_inout[i] = l
-        wi = w[i]
-        weights_out[a] += wi
-        for c in range(n_dims):
-            sums_out[a, c] += wi * X[i, c]
+        _accumulate(sums_out, weights_out, a, X, i, w[i])
     return changed
 
 
@@ -457,9 +548,6 @@ def nearest_palette_sorted(colors, palette, guess, pal_dist2, order, start, stop
         dist2_out[i] = best2
 
 
-# -- a whole Lloyd run in one call ---------------------------------------------
-
-
 @njit(cache=True, nogil=True)
 def relocate_empty(X, w, labels, previous_centers, weights, centers_inout):
     """Move each empty cluster onto one of the points farthest (weighted)
@@ -471,77 +559,21 @@ def relocate_empty(X, w, labels, previous_centers, weights, centers_inout):
     """
     n_points = X.shape[0]
     cost = np.empty(n_points)
-    n_positive = 0
     for i in range(n_points):
         cost[i] = w[i] * _dist2(X, i, previous_centers, labels[i])
-        if cost[i] > 0:
-            n_positive += 1
-    order = np.argsort(-cost, kind="mergesort")
-    t = 0
+    # Empty clusters are few: one scan for the largest remaining cost each
+    # (first index on ties) beats sorting, and compiles faster.
     for j in range(weights.shape[0]):
-        if weights[j] == 0 and t < n_positive:
-            for c in range(X.shape[1]):
-                centers_inout[j, c] = X[order[t], c]
-            t += 1
-
-
-@njit(cache=True, nogil=True)
-def lloyd_loop(X, w, centers_inout, guess, max_iter, tol, slack, sorted_search, labels_out, upper, lower):
-    """A whole weighted Lloyd run, single-threaded: the first assignment
-    (:func:`hamerly_init`), then centre updates and bounded assignments
-    (:func:`hamerly_pass`) until no label changes, the squared centre
-    movement summed over centres is at most ``tol``, or ``max_iter``
-    updates. Used for point sets small enough that per-iteration calls
-    from Python would cost more than the loop itself.
-
-    centers_inout (K, D) float64 is updated in place; labels_out (M,) int32
-    holds the exact nearest centre of each point for the final centres;
-    upper/lower (M,) are work space. Returns the number of centre updates.
-    """
-    n_points, n_dims = X.shape
-    n_centers = centers_inout.shape[0]
-    size = n_centers if sorted_search else 1
-    dist = np.zeros((size, size))
-    order = np.zeros((size, size), dtype=np.int32)
-    half_sep = np.zeros(n_centers)
-    if sorted_search:
-        center_geometry(centers_inout, dist, order, half_sep)
-    sums = np.zeros((n_centers, n_dims))
-    weights = np.zeros(n_centers)
-    hamerly_init(X, w, centers_inout, dist, order, guess, 0, n_points, labels_out, upper, lower, sums, weights)
-    drift = np.zeros(n_centers)
-    previous = np.empty_like(centers_inout)
-    n_iter = 0
-    while n_iter < max_iter:
-        previous[:] = centers_inout
-        shift, n_empty = update_centers(sums, weights, centers_inout, drift)
-        if n_empty > 0:
-            relocate_empty(X, w, labels_out, previous, weights, centers_inout)
-            shift = 0.0
-            for j in range(n_centers):
-                d = 0.0
-                for c in range(n_dims):
-                    t = centers_inout[j, c] - previous[j, c]
-                    d += t * t
-                drift[j] = math.sqrt(d)
-                shift += d
-        n_iter += 1
-        if sorted_search:
-            center_geometry(centers_inout, dist, order, half_sep)
-        drift_first = 0.0
-        drift_second = 0.0
-        for j in range(n_centers):
-            if drift[j] > drift_first:
-                drift_second = drift_first
-                drift_first = drift[j]
-            elif drift[j] > drift_second:
-                drift_second = drift[j]
-        sums[:] = 0.0
-        weights[:] = 0.0
-        changed = hamerly_pass(
-            X, w, centers_inout, dist, order, half_sep, drift, drift_first, drift_second, slack, sorted_search,
-            0, n_points, labels_out, upper, lower, sums, weights,
-        )
-        if changed == 0 or shift <= tol:
+        if weights[j] != 0:
+            continue
+        best = -1
+        best_cost = 0.0
+        for i in range(n_points):
+            if cost[i] > best_cost:
+                best_cost = cost[i]
+                best = i
+        if best < 0:
             break
-    return n_iter
+        cost[best] = 0.0
+        for c in range(X.shape[1]):
+            centers_inout[j, c] = X[best, c]

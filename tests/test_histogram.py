@@ -1,0 +1,115 @@
+"""Colour histograms and the exact nearest-palette search."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kmq import _histogram, _kmeans, _remap
+from kmq._histogram import color_histogram, pack_colors, unpack_keys
+from kmq._remap import map_pixels, nearest_palette_index
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_pack_unpack_round_trip(channels):
+    rng = np.random.default_rng(channels)
+    pixels = rng.integers(0, 256, (500, channels), dtype=np.uint8)
+    pixels[0] = 255
+    keys = pack_colors(pixels)
+    assert keys.dtype == np.uint32
+    np.testing.assert_array_equal(unpack_keys(keys, channels), pixels)
+    if channels == 3:
+        assert int(pack_colors(np.array([[1, 2, 3]], np.uint8))[0]) == (1 << 16) + (2 << 8) + 3
+
+
+@pytest.mark.parametrize(
+    ("channels", "n_pixels"),
+    [(1, 50), (1, 5000), (2, 1000), (2, 70000), (3, 20), (3, 100000), (4, 3000)],
+)
+def test_histogram_equals_numpy_unique(channels, n_pixels):
+    # Small inputs take the hash table, large ones the dense table.
+    rng = np.random.default_rng(n_pixels)
+    pixels = rng.integers(0, 256, (n_pixels, channels), dtype=np.uint8)
+    pixels[: n_pixels // 2] = pixels[n_pixels // 2 : 2 * (n_pixels // 2)]  # repeats
+    pixels[-1] = 255  # the largest key is allowed
+    keys = pack_colors(pixels)
+    histogram = color_histogram(keys, channels)
+    expected_keys, expected_counts = np.unique(keys, return_counts=True)
+    np.testing.assert_array_equal(histogram.keys, expected_keys)
+    np.testing.assert_array_equal(histogram.counts, expected_counts)
+    np.testing.assert_array_equal(histogram.colors, unpack_keys(expected_keys, channels))
+    assert histogram.counts.dtype == np.int64 and histogram.counts.sum() == n_pixels
+    values = (np.arange(histogram.n_colors) % 251).astype(np.uint8)
+    np.testing.assert_array_equal(histogram.lookup(values, keys), values[np.searchsorted(expected_keys, keys)])
+
+
+def test_histogram_of_one_colour():
+    keys = pack_colors(np.full((7, 3), 9, np.uint8))
+    histogram = color_histogram(keys, 3)
+    assert histogram.n_colors == 1 and histogram.counts.tolist() == [7]
+    assert histogram.colors.tolist() == [[9, 9, 9]]
+
+
+def test_coarse_histogram_weighted_means():
+    colors = np.array([[0, 0, 0], [3, 0, 0], [4, 0, 0], [255, 255, 255]], np.uint8)
+    counts = np.array([1, 3, 2, 5])
+    means, weights, bin_of_color = _kmeans.coarse_histogram(colors, counts, 6)
+    # 6 bits: bins of 4 values per channel; 0 and 3 share a bin.
+    np.testing.assert_array_equal(weights, [4.0, 2.0, 5.0])
+    np.testing.assert_allclose(means, [[9 / 4, 0, 0], [4, 0, 0], [255, 255, 255]])
+    np.testing.assert_array_equal(bin_of_color, [0, 0, 1, 2])
+
+
+def brute_nearest(colors, palette):
+    d2 = ((colors.astype(np.int64)[:, None, :] - palette.astype(np.int64)[None]) ** 2).sum(axis=2)
+    return d2.argmin(axis=1), d2.min(axis=1)
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+@pytest.mark.parametrize("k", [1, 2, 16, 255])
+def test_nearest_palette_is_exact_with_lowest_index_ties(channels, k):
+    rng = np.random.default_rng(k * 10 + channels)
+    colors = rng.integers(0, 256, (3000, channels), dtype=np.uint8)
+    # A coarse palette with duplicate entries: plenty of exact ties.
+    palette = (rng.integers(0, 8, (k, channels)) * 32).astype(np.uint8)
+    labels, dist2 = nearest_palette_index(colors, palette, return_dist2=True)
+    expected, expected_d2 = brute_nearest(colors, palette)
+    np.testing.assert_array_equal(labels, expected)
+    np.testing.assert_array_equal(dist2, expected_d2)
+    assert labels.dtype == np.uint8
+    # Any starting guess gives the same answer.
+    guess = rng.integers(0, k, len(colors))
+    np.testing.assert_array_equal(nearest_palette_index(colors, palette, guess=guess), expected)
+
+
+def test_nearest_palette_large_k_brute_force_path(monkeypatch):
+    rng = np.random.default_rng(0)
+    colors = rng.integers(0, 256, (500, 3), dtype=np.uint8)
+    palette = rng.integers(0, 256, (300, 3), dtype=np.uint8)
+    expected, _ = brute_nearest(colors, palette)
+    monkeypatch.setattr(_remap, "_MAX_SORTED_K", 10)
+    labels = nearest_palette_index(colors, palette)
+    assert labels.dtype == np.uint16
+    np.testing.assert_array_equal(labels, expected)
+
+
+def test_map_pixels_spreads_the_colour_labels():
+    pixels = np.array([[0, 0, 0], [250, 250, 250], [0, 0, 0], [120, 130, 140]], np.uint8)
+    keys = pack_colors(pixels)
+    palette = np.array([[255, 255, 255], [0, 0, 10], [128, 128, 128]], np.uint8)
+    labels = map_pixels(color_histogram(keys, 3), keys, palette)
+    assert labels.tolist() == [1, 0, 1, 2]
+
+
+def test_dense_and_hashed_counts_agree_for_rgb(monkeypatch):
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 64, (20000, 3), dtype=np.uint8) * 4  # many repeats
+    keys = pack_colors(pixels)
+    hashed = color_histogram(keys, 3)
+    monkeypatch.setattr(_histogram, "_HASH_MAX_BITS", 4)  # force the dense 2**24 table
+    dense = color_histogram(keys, 3)
+    np.testing.assert_array_equal(dense.keys, hashed.keys)
+    np.testing.assert_array_equal(dense.counts, hashed.counts)
+    expected_keys, expected_counts = np.unique(keys, return_counts=True)
+    np.testing.assert_array_equal(dense.keys, expected_keys)
+    np.testing.assert_array_equal(dense.counts, expected_counts)

@@ -1,0 +1,221 @@
+"""The k-means engine: exactness of the accelerated Lloyd, seeding, empty
+clusters, determinism, the estimator contract."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from kmq import KMeans, kmeans_plusplus
+from kmq import _kernels, _kmeans
+from kmq._errors import UsageError
+
+
+def reference_lloyd(X, w, centers, max_iter, tol_abs):
+    """Plain weighted Lloyd in numpy, the textbook way (no bounds, no
+    relocation): the accelerated engine must give exactly these results."""
+    centers = centers.astype(np.float64).copy()
+    labels = None
+    n_iter = 0
+    d2 = ((X[:, None, :] - centers[None]) ** 2).sum(axis=2)
+    labels = d2.argmin(axis=1)  # first minimum: ties to the lowest index
+    while n_iter < max_iter:
+        new = np.array([np.average(X[labels == j], axis=0, weights=w[labels == j]) for j in range(len(centers))])
+        shift = ((new - centers) ** 2).sum()
+        centers = new
+        n_iter += 1
+        d2 = ((X[:, None, :] - centers[None]) ** 2).sum(axis=2)
+        new_labels = d2.argmin(axis=1)
+        changed = (new_labels != labels).sum()
+        labels = new_labels
+        if changed == 0 or shift <= tol_abs:
+            break
+    return centers, labels, n_iter
+
+
+@pytest.fixture(scope="module")
+def colors_and_counts(request):
+    """Distinct colours of a real photograph crop with their pixel counts."""
+    from PIL import Image
+
+    from kmq import sample_image_path
+
+    with Image.open(sample_image_path()) as image:
+        pixels = np.asarray(image.convert("RGB"))[150:278, 200:328].reshape(-1, 3)
+    colors, counts = np.unique(pixels, axis=0, return_counts=True)
+    return colors, counts
+
+
+@pytest.mark.parametrize("k", [1, 2, 7, 33])
+def test_accelerated_lloyd_equals_textbook_lloyd(colors_and_counts, k):
+    colors, counts = colors_and_counts
+    X = colors.astype(np.float64)
+    w = counts.astype(np.float64)
+    init = X[np.linspace(0, len(X) - 1, k).astype(int)]
+    ref_centers, ref_labels, ref_iter = reference_lloyd(X, w, init, 100, 0.0)
+    km = KMeans(k, init=init, max_iter=100, tol=0.0).fit(X, sample_weight=w)
+    np.testing.assert_array_equal(km.labels_, ref_labels)
+    np.testing.assert_allclose(km.cluster_centers_, ref_centers, rtol=0, atol=1e-9)
+    assert km.n_iter_ == ref_iter
+    assert km.inertia_ == pytest.approx(float((w * ((X - ref_centers[ref_labels]) ** 2).sum(1)).sum()), rel=1e-12)
+
+
+def test_threaded_and_brute_force_paths_equal_the_default(colors_and_counts, monkeypatch):
+    colors, counts = colors_and_counts
+    X = colors.astype(np.float64)
+    base = KMeans(20, random_state=3, tol=0.0).fit(X, sample_weight=counts)
+    # Two threads on disjoint ranges (sums of integers: exact in any order).
+    monkeypatch.setattr(_kmeans, "_MIN_POINTS_PER_THREAD", 16)
+    monkeypatch.setattr(_kmeans.os, "cpu_count", lambda: 2)
+    threaded = KMeans(20, random_state=3, tol=0.0).fit(X, sample_weight=counts)
+    # No sorted neighbour tables: failing points are searched over all centres.
+    monkeypatch.setattr(_kmeans, "_MAX_SORTED_K", 0)
+    brute = KMeans(20, random_state=3, tol=0.0).fit(X, sample_weight=counts)
+    for other in (threaded, brute):
+        np.testing.assert_array_equal(other.labels_, base.labels_)
+        np.testing.assert_array_equal(other.cluster_centers_, base.cluster_centers_)
+        assert other.n_iter_ == base.n_iter_
+
+
+def test_weights_equal_repeated_points():
+    rng = np.random.default_rng(5)
+    X = rng.integers(0, 256, (200, 3)).astype(np.float64)
+    counts = rng.integers(1, 5, 200)
+    init = X[:6].copy()
+    weighted = KMeans(6, init=init, tol=0.0).fit(X, sample_weight=counts)
+    repeated = KMeans(6, init=init, tol=0.0).fit(np.repeat(X, counts, axis=0))
+    np.testing.assert_allclose(weighted.cluster_centers_, repeated.cluster_centers_, rtol=0, atol=1e-9)
+    assert weighted.inertia_ == pytest.approx(repeated.inertia_, rel=1e-12)
+
+
+def test_fixed_seed_is_bit_identical_and_seeds_differ(colors_and_counts):
+    colors, counts = colors_and_counts
+    X = colors.astype(np.float64)
+    a = KMeans(16, random_state=11).fit(X, sample_weight=counts)
+    b = KMeans(16, random_state=11).fit(X, sample_weight=counts)
+    c = KMeans(16, random_state=12).fit(X, sample_weight=counts)
+    assert a.cluster_centers_.tobytes() == b.cluster_centers_.tobytes()
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    assert a.inertia_ == b.inertia_
+    assert a.cluster_centers_.tobytes() != c.cluster_centers_.tobytes()
+
+
+def test_empty_cluster_is_relocated_to_the_farthest_point():
+    X = np.array([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [100, 100, 100], [101, 100, 100], [140, 0, 0]])
+    w = np.array([1.0, 1, 1, 1, 1, 5])
+    # Centre 2 starts far from every point and gets none; centre 0 takes
+    # everything but the (100, 100, 100) group, so the heaviest cost is the
+    # weight-5 point at (140, 0, 0), where the empty centre goes.
+    init = np.array([[0.0, 0, 0], [100, 100, 100], [-1000, -1000, -1000]])
+    km = KMeans(3, init=init, max_iter=1, tol=0.0).fit(X, sample_weight=w)
+    np.testing.assert_array_equal(km.cluster_centers_[2], [140.0, 0, 0])
+    np.testing.assert_array_equal(km.labels_, [0, 0, 0, 1, 1, 2])
+    full = KMeans(3, init=init, tol=0.0).fit(X, sample_weight=w)
+    assert sorted(np.bincount(full.labels_, minlength=3).tolist()) == [1, 2, 3]
+    assert full.inertia_ == pytest.approx(4 / 3 + 0.5)
+
+
+def test_relocate_empty_kernel_order():
+    X = np.array([[0.0, 0, 0, 0], [10, 0, 0, 0], [0, 3, 0, 0], [0, 0, 0, 0]])
+    w = np.array([1.0, 1.0, 4.0, 1.0])
+    labels = np.array([0, 0, 0, 0], dtype=np.int32)
+    previous = np.zeros((3, 4))
+    weights = np.array([4.0, 0.0, 0.0])
+    centers = previous.copy()
+    _kernels.relocate_empty(X, w, labels, previous, weights, centers)
+    # Costs: 0, 100, 36, 0 -> the empty centres 1 and 2 take points 1 then 2.
+    np.testing.assert_array_equal(centers[1], X[1])
+    np.testing.assert_array_equal(centers[2], X[2])
+    np.testing.assert_array_equal(centers[0], 0.0)
+
+
+def test_k_equal_to_distinct_points_gives_those_points():
+    X = np.array([[5.0, 5, 5], [5, 5, 5], [9, 0, 1], [200, 100, 0], [9, 0, 1]])
+    km = KMeans(3, random_state=0).fit(X)
+    assert sorted(map(tuple, km.cluster_centers_.tolist())) == [(5.0, 5.0, 5.0), (9.0, 0.0, 1.0), (200.0, 100.0, 0.0)]
+    assert km.inertia_ == 0.0
+    np.testing.assert_array_equal(km.cluster_centers_[km.labels_], X)
+    # More clusters than distinct points: a warning, the points still kept.
+    with pytest.warns(UserWarning, match="fewer than n_clusters=4"):
+        km4 = KMeans(4, random_state=0).fit(X)
+    assert km4.inertia_ == 0.0
+
+
+def test_predict_matches_labels_and_brute_force(colors_and_counts):
+    colors, counts = colors_and_counts
+    X = colors.astype(np.float64)
+    km = KMeans(9, random_state=0).fit(X, sample_weight=counts)
+    np.testing.assert_array_equal(km.predict(X), km.labels_)
+    d2 = ((X[:, None, :] - km.cluster_centers_[None]) ** 2).sum(axis=2)
+    np.testing.assert_array_equal(km.labels_, d2.argmin(axis=1))
+
+
+def test_tol_stops_early_and_max_iter_caps(colors_and_counts):
+    colors, counts = colors_and_counts
+    X = colors.astype(np.float64)
+    full = KMeans(12, random_state=2, tol=0.0).fit(X, sample_weight=counts)
+    loose = KMeans(12, random_state=2, tol=1e-2).fit(X, sample_weight=counts)
+    capped = KMeans(12, random_state=2, tol=0.0, max_iter=2).fit(X, sample_weight=counts)
+    assert loose.n_iter_ < full.n_iter_
+    assert capped.n_iter_ == 2
+    assert full.inertia_ <= loose.inertia_
+    assert full.inertia_ <= capped.inertia_
+
+
+def test_more_dimensions_than_four():
+    rng = np.random.default_rng(1)
+    X = np.concatenate([rng.normal(0, 1, (50, 6)), rng.normal(10, 1, (50, 6))])
+    km = KMeans(2, random_state=0).fit(X)
+    assert sorted(np.bincount(km.labels_).tolist()) == [50, 50]
+    np.testing.assert_array_equal(km.predict(X), km.labels_)
+
+
+def test_kmeans_plusplus_picks_distinct_weighted_rows():
+    X = np.array([[0.0, 0], [0, 0.1], [50, 50], [100, 0], [100, 0.1]])
+    centers, indices = kmeans_plusplus(X, 3, sample_weight=np.array([1.0, 1, 1, 1, 1]), random_state=0)
+    assert len(set(indices.tolist())) == 3
+    np.testing.assert_array_equal(centers, X[indices])
+    # One point from each of the three groups.
+    assert sorted((X[indices, 0] // 50).tolist()) == [0.0, 1.0, 2.0]
+    again, again_indices = kmeans_plusplus(X, 3, sample_weight=np.ones(5), random_state=0)
+    np.testing.assert_array_equal(again_indices, indices)
+    # Zero-weight points are never drawn while others remain.
+    _, idx = kmeans_plusplus(X, 2, sample_weight=np.array([0.0, 0, 1, 1, 0]), random_state=4)
+    assert set(idx.tolist()) == {2, 3}
+
+
+def test_invalid_parameters():
+    X = np.zeros((4, 3))
+    with pytest.raises(UsageError, match="n_clusters"):
+        KMeans(0).fit(X)
+    with pytest.raises(UsageError, match="larger than the number of samples"):
+        KMeans(5).fit(X)
+    with pytest.raises(UsageError, match="sample_weight"):
+        KMeans(2).fit(X, sample_weight=-np.ones(4))
+    with pytest.raises(UsageError, match="init array"):
+        KMeans(2, init=np.zeros((3, 3))).fit(X)
+
+
+def test_fit_colors_coarse_to_fine_is_exact_for_its_centres(monkeypatch):
+    from PIL import Image
+
+    from pathlib import Path
+
+    pixels = np.asarray(Image.open(Path(__file__).with_name("data") / "kodim05-crop256.png").convert("RGB"))
+    colors, counts = np.unique(pixels.reshape(-1, 3), axis=0, return_counts=True)
+    assert len(colors) > _kmeans._COARSE_MIN_COLORS  # the coarse levels run
+    centers, labels, inertia, n_iter = _kmeans.fit_colors(
+        colors, counts, 24, random_state=np.random.default_rng(0), n_init=1, max_iter=300, tol=1e-4
+    )
+    X = colors.astype(np.float64)
+    d2 = ((X[:, None, :] - centers[None]) ** 2).sum(axis=2)
+    np.testing.assert_array_equal(labels, d2.argmin(axis=1))
+    assert inertia == pytest.approx(float((counts * d2.min(axis=1)).sum()), rel=1e-12)
+    # Same generator state, same result.
+    again = _kmeans.fit_colors(colors, counts, 24, random_state=np.random.default_rng(0), n_init=1, max_iter=300, tol=1e-4)
+    assert again[0].tobytes() == centers.tobytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert n_iter >= 1
