@@ -1,17 +1,19 @@
 """Compare .kmq file sizes with Pillow's optimized indexed PNG.
 
-For every image in FOLDER and every K, the image is quantized with Pillow's
-median cut (no dithering); the same palette and labels are then written as
+For every image in FOLDER and every K, the image is quantized by kmq's
+k-means (seed 0; or by Pillow's median cut without dithering with
+``--quantizer mediancut``); the same palette and labels are then written as
 a ``.kmq`` file (:func:`kmq._container.encode`) and as an indexed PNG
 (``Image.fromarray(labels, "P")`` + ``putpalette``, saved with
-``optimize=True``, so Pillow picks the smallest bit depth itself).
+``optimize=True``, so Pillow picks the smallest bit depth itself: the bytes
+``kmq compress -o x.png`` writes).
 
 Prints one Markdown table per K and the number of images where kmq is
 smaller.
 
 Usage::
 
-    PYTHONPATH=src python benchmarks/container_size.py [FOLDER] [--k 16 64 256]
+    PYTHONPATH=src python benchmarks/container_size.py [FOLDER] [--k 16 64 256] [--quantizer kmeans|mediancut]
 
 FOLDER defaults to ``shared/bench/kodak`` beside the repository.
 """
@@ -29,13 +31,21 @@ from PIL import Image
 
 _REPO = Path(__file__).resolve().parents[1]
 try:
+    import kmq
     from kmq import _container
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(_REPO / "src"))
+    import kmq
     from kmq import _container
 
 
-def quantize(path: Path, k: int) -> tuple[np.ndarray, np.ndarray]:
+def quantize_kmeans(path: Path, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """kmq's k-means, seed 0: (palette (K', 3) uint8, labels (H, W) uint8)."""
+    compressed = kmq.compress(path, k, seed=0)
+    return compressed.palette, compressed.labels
+
+
+def quantize_mediancut(path: Path, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Median-cut quantize an image: (palette (K', 3) uint8, labels (H, W) uint8)."""
     with Image.open(path) as im:
         q = im.convert("RGB").quantize(k, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
@@ -58,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("folder", nargs="?", type=Path, default=_REPO.parent / "shared" / "bench" / "kodak")
     ap.add_argument("--k", type=int, nargs="+", default=[16, 64, 256])
+    ap.add_argument("--quantizer", choices=["kmeans", "mediancut"], default="kmeans")
     args = ap.parse_args(argv)
+    quantize = quantize_kmeans if args.quantizer == "kmeans" else quantize_mediancut
     paths = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".ppm"})
     if not paths:
         print(f"no images in {args.folder}", file=sys.stderr)

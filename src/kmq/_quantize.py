@@ -105,8 +105,9 @@ class ColorQuantizer:
     lossless_ : bool
         True when every distinct colour got its own palette entry.
     inertia_ : float
-        k-means inertia of the fit, in squared 8-bit units summed over
-        (fitted) pixels; 0 when lossless.
+        Sum over the fitted pixels of the squared distance to their nearest
+        entry of the final uint8 palette (squared 8-bit units): the
+        reconstruction error k-means minimises; 0 when lossless.
     n_iter_ : int
         Lloyd iterations (0 when lossless).
 
@@ -297,7 +298,8 @@ class Compressed:
     n_colors_in : int or None
         Distinct colours of the input.
     inertia : float or None
-        k-means inertia of the fit (squared 8-bit units, summed).
+        ``ColorQuantizer.inertia_``: summed squared distance of the fitted
+        pixels to their uint8 palette entries (squared 8-bit units).
     n_iter : int or None
     seed, sample : the settings used.
     seconds : float or None
