@@ -101,6 +101,7 @@ def test_decompress_and_info(capsys, in_tmp, photo_png):
     code, out, _ = run(capsys, "info", "p.kmq", "--json")
     header = json.loads(out)
     assert code == 0 and header["width"] == 128 and header["height"] == 96 and header["k"] == 6
+    assert header["crc"] == "ok"
     code, out, _ = run(capsys, "info", "p.kmq")
     assert code == 0 and "p.kmq: kmq container" in out
 
@@ -269,3 +270,29 @@ def test_unknown_option_is_one_line(capsys):
     code, _, err = run(capsys, "compress", "--frobnicate")
     assert code == 2
     assert "unrecognized arguments: --frobnicate" in one_line_error(err)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("truncated", "truncated .kmq file"),
+        ("extended", "unexpected bytes after the CRC"),
+        ("flipped", "CRC-32 mismatch"),
+        ("random", "not a .kmq file"),
+    ],
+)
+def test_damaged_kmq_files_exit_4_with_a_specific_message(capsys, in_tmp, photo_png, damage, message):
+    assert run(capsys, "compress", str(photo_png), "-k", "8", "-o", "good.kmq", "-q", "--seed", "0")[0] == 0
+    data = (in_tmp / "good.kmq").read_bytes()
+    damaged = {
+        "truncated": data[: len(data) - 100],
+        "extended": data + b"\x00" * 10,
+        "flipped": data[:60] + bytes([data[60] ^ 0x10]) + data[61:],
+        "random": np.random.default_rng(0).integers(0, 256, len(data), dtype=np.uint8).tobytes(),
+    }[damage]
+    (in_tmp / "bad.kmq").write_bytes(damaged)
+    for command in (["decompress", "bad.kmq"], ["info", "bad.kmq"]):
+        code, _, err = run(capsys, *command)
+        assert code == 4
+        assert message in one_line_error(err)
+    assert not (in_tmp / "bad.png").exists()

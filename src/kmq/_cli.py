@@ -175,7 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(decompress)
     decompress.set_defaults(run=_run_decompress)
 
-    info = commands.add_parser("info", help="print the header of a .kmq file", description="Print the header of a .kmq file.")
+    info = commands.add_parser(
+        "info",
+        help="print the header of a .kmq file and check its CRC",
+        description="Print the header of a .kmq file and check its CRC-32 (exit 4 if the file is damaged).",
+    )
     info.add_argument("input", metavar="INPUT", help=".kmq file, URL, or - for stdin")
     info.add_argument("--json", action="store_true", help="print as JSON")
     info.set_defaults(run=_run_info)
@@ -455,8 +459,9 @@ def _run_info(args) -> int:
     from ._quantize import _read_kmq_bytes
 
     data = _read_kmq_bytes(args.input)
-    header = read_header(data)
-    fields = header.as_dict()
+    # The CRC too, so that `kmq info` also tells whether the file is intact.
+    header = read_header(data, check_crc=True)
+    fields = {**header.as_dict(), "crc": "ok"}
     if args.json:
         print(json.dumps({"file": args.input, **fields}, indent=2))
     else:

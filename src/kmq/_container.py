@@ -384,13 +384,13 @@ def _parse_header(mv: memoryview, max_pixels: int | None) -> Header:
     )
 
 
-def read_header(data: bytes, *, max_pixels: int | None = None) -> Header:
+def read_header(data: bytes, *, max_pixels: int | None = None, check_crc: bool = False) -> Header:
     """Parse and validate the header of a ``.kmq`` file, without decoding it.
 
     Checks the magic, the version, every header field and that the file's
     size matches what the header says (no truncation, no trailing bytes).
-    It neither verifies the CRC-32 nor decompresses anything, so it is cheap
-    for any file (as used by ``kmq info``).
+    It decompresses nothing, so it is cheap for any file (as used by
+    ``kmq info``).
 
     Parameters
     ----------
@@ -399,6 +399,9 @@ def read_header(data: bytes, *, max_pixels: int | None = None) -> Header:
     max_pixels : int or None, optional
         If given, raise :class:`~kmq.LimitError` for larger images. By
         default no limit: reading a header allocates nothing.
+    check_crc : bool, optional
+        Also verify the CRC-32 over the whole file (one pass over its bytes),
+        so that damage anywhere in it is reported.
 
     Returns
     -------
@@ -412,7 +415,23 @@ def read_header(data: bytes, *, max_pixels: int | None = None) -> Header:
         If ``max_pixels`` is given and exceeded.
     """
     _check_max_pixels(max_pixels)
-    return _parse_header(_as_buffer(data), max_pixels)
+    mv = _as_buffer(data)
+    hdr = _parse_header(mv, max_pixels)
+    if check_crc:
+        _check_crc(mv, hdr)
+    return hdr
+
+
+def _check_crc(mv: memoryview, hdr: Header) -> None:
+    """Raise DecodeError unless the stored CRC-32 matches the bytes before it."""
+    end = hdr.file_size - CRC_SIZE
+    stored = struct.unpack_from(">I", mv, end)[0]
+    computed = zlib.crc32(mv[:end])
+    if stored != computed:
+        raise DecodeError(
+            f"corrupt .kmq file: CRC-32 mismatch (stored 0x{stored:08x}, "
+            f"computed 0x{computed:08x})"
+        )
 
 
 # --------------------------------------------------------------------------
@@ -801,14 +820,8 @@ def decode(data: bytes, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Conta
             f"a {hdr.width}x{hdr.height} .kmq image ({hdr.pixels:,} pixels) is too "
             "large to hold in memory on this machine"
         )
+    _check_crc(mv, hdr)
     end = hdr.file_size - CRC_SIZE
-    stored = struct.unpack_from(">I", mv, end)[0]
-    computed = zlib.crc32(mv[:end])
-    if stored != computed:
-        raise DecodeError(
-            f"corrupt .kmq file: CRC-32 mismatch (stored 0x{stored:08x}, "
-            f"computed 0x{computed:08x})"
-        )
     p0 = HEADER_SIZE
     p1 = p0 + hdr.palette_length
     try:
