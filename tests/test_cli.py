@@ -38,7 +38,7 @@ def test_compress_without_input_uses_the_shipped_photo(capsys, in_tmp, monkeypat
     assert code == 0, err
     output = in_tmp / "kodim23-k16.kmq"
     assert output.exists()
-    assert "kodim23.png -> kodim23-k16.kmq (kmq)" in out
+    assert out.startswith("kmq: kodim23.png (the sample photograph shipped with kmq) -> kodim23-k16.kmq (kmq)\n")
     for label in ("MSE", "distortion J", "PSNR", "SSIM", "ratio (bits)", "input", "raw pixels", "output", "time"):
         assert f"  {label} " in out
     assert "0.1667 = 6.0:1  (4 bits/pixel + 48-byte palette)" in out
