@@ -55,53 +55,36 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
+def _checked(convert, valid, what: str, out_of_range: str | None = None):
+    """An argparse type: ``convert(text)``, then ``valid(value)``, else a
+    one-line error naming what was expected and what was given."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what}, got {text!r}") from None
+        if not valid(value):
+            raise argparse.ArgumentTypeError(f"{out_of_range or what}, got {value}")
+        return value
+
+    return parse
 
 
-def _k_value(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"the number of colours must be a whole number from 1 to 65536, got {text!r}") from None
-    if not 1 <= value <= 65536:
-        raise argparse.ArgumentTypeError(f"the number of colours must be from 1 to 65536, got {value}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text!r}") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {value}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
+_positive_int = _checked(int, lambda v: v >= 1, "expected a whole number", "expected a number >= 1")
+_k_value = _checked(
+    int,
+    lambda v: 1 <= v <= 65536,
+    "the number of colours must be a whole number from 1 to 65536",
+    "the number of colours must be from 1 to 65536",
+)
+_fraction = _checked(float, lambda v: 0 < v <= 1, "expected a fraction in (0, 1]")
+_non_negative_float = _checked(float, lambda v: v >= 0, "expected a number >= 0")
+_pixel_count = _checked(int, lambda v: v >= 0, "expected a whole number of pixels (0 = no limit)")
 
 
 def _max_pixels(text: str) -> int | None:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of pixels (0 = no limit), got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number of pixels (0 = no limit), got {value}")
+    value = _pixel_count(text)
     return None if value == 0 else value
 
 
