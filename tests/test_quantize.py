@@ -228,3 +228,22 @@ def test_metrics_match_the_kmeans_inertia(photo):
     # minimises, measured on the palette actually stored.
     assert c.inertia == pytest.approx(float(sse), rel=1e-12)
     assert m.k == 16 and m.index_bits == 4 and m.raw_bytes == n * 3
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+@pytest.mark.parametrize("k", [1, 7, 256, 300])
+def test_save_load_round_trip_is_exact(photo, tmp_path, channels, k):
+    image = np.dstack([photo, photo[:, :, :1] // 2 + 100])[:, :, :channels] if channels != 3 else photo
+    if channels == 1:
+        image = image[:, :, 0]
+    c = kmq.compress(image, k, seed=0)
+    path = tmp_path / "x.kmq"
+    c.save(path)
+    loaded = kmq.load(path)
+    assert loaded == c
+    assert loaded.mode == c.mode and loaded.labels.dtype == c.labels.dtype
+    np.testing.assert_array_equal(kmq.decompress(path), c.palette[c.labels].reshape(c.reconstruct().shape))
+    np.testing.assert_array_equal(kmq.decompress(path.read_bytes()), c.reconstruct())
+    if c.k <= 256:
+        png = np.asarray(Image.open(io.BytesIO(c.to_bytes("png"))).convert(c.mode))
+        np.testing.assert_array_equal(png, c.reconstruct())
