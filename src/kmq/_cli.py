@@ -293,10 +293,8 @@ def _run_compress(args) -> int:
     source = _io.read_image(source_arg, max_pixels=args.max_pixels)
     if args.input is None:
         source.name = f"{Path(source_arg).name} (the sample photograph shipped with kmq)"
-    if output != "-" and source.path is not None:
-        _refuse_input_as_output(Path(output), source.path)
-    if output != "-" and Path(output).exists() and not args.force:
-        raise OutputError(f"{output} already exists; use --force (-f) to overwrite it")
+    if output != "-":  # fail before the k-means, not after
+        _io.check_output(output, force=args.force, inputs=(source.path,))
 
     result = compress(
         source,
@@ -328,15 +326,6 @@ def _run_compress(args) -> int:
             )
         return EXIT_SKIPPED
     return 0
-
-
-def _refuse_input_as_output(output: Path, input_path: Path) -> None:
-    try:
-        same = output.exists() and os.path.samefile(output, input_path)
-    except OSError:
-        same = False
-    if same or output.resolve() == input_path.resolve():
-        raise OutputError(f"refusing to overwrite the input {input_path}; choose another output with -o")
 
 
 def _compress_json(result, input_name, output, fmt, output_bytes, total, skipped) -> dict:

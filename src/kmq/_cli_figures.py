@@ -180,10 +180,7 @@ def _source_and_output(args, default_suffix: str):
     output = args.output or f"{default_output_stem(args.input)}-{default_suffix}"
     if output == "-":
         raise OutputError("figures and reports are written to files, not stdout; give -o NAME.png, .svg or .html")
-    if Path(output).is_dir():
-        raise OutputError(f"{output} is a directory; give a file name")
-    if Path(output).exists() and not args.force:
-        raise OutputError(f"{output} already exists; use --force (-f) to overwrite it")
+    _io.check_output(output, force=args.force)  # fail before computing anything
     return source_arg, output
 
 

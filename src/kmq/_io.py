@@ -38,6 +38,7 @@ __all__ = [
     "read_source_bytes",
     "encode_export",
     "write_atomic",
+    "check_output",
     "format_for_path",
     "EXPORT_FORMATS",
     "PALETTE_FORMATS",
@@ -449,6 +450,26 @@ def _palette_image(palette: np.ndarray, labels: np.ndarray, mode: str) -> Image.
     return indexed
 
 
+def check_output(path: str | os.PathLike, *, force: bool = False, inputs: tuple = ()) -> None:
+    """Raise OutputError unless ``path`` may be written.
+
+    Refused: one of ``inputs`` (never overwritten, even with ``force``), a
+    directory, an existing file without ``force``, a missing folder.
+    :func:`write_atomic` checks this itself; callers may call it early too,
+    to fail before slow work.
+    """
+    target = Path(path)
+    for source in inputs:
+        if source is not None and _same_file(target, Path(source)):
+            raise OutputError(f"refusing to overwrite the input {target}; choose another output with -o")
+    if target.is_dir():
+        raise OutputError(f"{target} is a directory; give a file name")
+    if target.exists() and not force:
+        raise OutputError(f"{target} already exists; use --force (-f) to overwrite it")
+    if not target.parent.is_dir():
+        raise OutputError(f"cannot write {target}: folder {target.parent} does not exist")
+
+
 def write_atomic(path: str | os.PathLike, data: bytes, *, force: bool = False, inputs: tuple = ()) -> None:
     """Write ``data`` to ``path`` all at once or not at all.
 
@@ -464,17 +485,9 @@ def write_atomic(path: str | os.PathLike, data: bytes, *, force: bool = False, i
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return
+    check_output(path, force=force, inputs=inputs)
     target = Path(path)
-    for source in inputs:
-        if source is not None and _same_file(target, Path(source)):
-            raise OutputError(f"refusing to overwrite the input {target}; choose another output with -o")
-    if target.is_dir():
-        raise OutputError(f"{target} is a directory; give a file name")
-    if target.exists() and not force:
-        raise OutputError(f"{target} already exists; use --force (-f) to overwrite it")
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise OutputError(f"cannot write {target}: folder {folder} does not exist")
+    folder = target.parent
     tmp_name = None
     try:
         fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
