@@ -219,3 +219,45 @@ def test_fit_colors_coarse_to_fine_is_exact_for_its_centres(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert n_iter >= 1
+
+
+def test_parallel_seedings_do_not_depend_on_timing(monkeypatch):
+    """n_init seedings and their coarse Lloyd runs go side by side on the
+    thread pool; running them one after the other, in reverse order, must
+    give the same bytes (their random draws are taken before either runs)."""
+    from concurrent.futures import Future
+    from pathlib import Path
+
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(Path(__file__).with_name("data") / "kodim05-crop256.png").convert("RGB"))
+    colors, counts = np.unique(pixels.reshape(-1, 3), axis=0, return_counts=True)
+
+    def fit():
+        return _kmeans.fit_colors(colors, counts, 32, random_state=np.random.default_rng(11), n_init=3, max_iter=300, tol=1e-4)
+
+    parallel = fit()
+
+    class Deferred:
+        """Runs submitted work only when its result is asked for, last
+        submitted first."""
+
+        def __init__(self):
+            self.pending = []
+
+        def submit(self, fn, *args):
+            future = Future()
+            self.pending.append((future, fn, args))
+            future.result = lambda timeout=None, f=future: self._drain(f)
+            return future
+
+        def _drain(self, wanted):
+            while self.pending:
+                future, fn, args = self.pending.pop()
+                Future.set_result(future, fn(*args))
+            return Future.result(wanted)
+
+    monkeypatch.setattr(_kmeans, "_pool", lambda pool=Deferred(): pool)
+    serial = fit()
+    for a, b in zip(parallel, serial):
+        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()

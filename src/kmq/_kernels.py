@@ -41,9 +41,10 @@ __all__ = [
     "kmeans_plusplus_seeds",
     "hamerly_init",
     "hamerly_pass",
+    "lloyd_serial",
+    "moved_distance",
     "weighted_sse",
     "update_centers",
-    "largest_two",
     "center_geometry",
     "nearest_palette_sorted",
     "relocate_empty",
@@ -297,21 +298,6 @@ def update_centers(sums, weights, centers_inout, drift_out):
 
 
 @njit(cache=True, nogil=True)
-def largest_two(values):
-    """(largest, second largest) of values (K,), K >= 1; second is 0 for K = 1."""
-    first = values[0]
-    second = 0.0
-    for j in range(1, values.shape[0]):
-        v = values[j]
-        if v > first:
-            second = first
-            first = v
-        elif v > second:
-            second = v
-    return first, second
-
-
-@njit(cache=True, nogil=True)
 def center_geometry(centers, dist_out, order_out, half_sep_out):
     """Distances between centres, each centre's neighbours sorted, and half
     the distance to the nearest other centre.
@@ -454,53 +440,123 @@ def hamerly_init(X, w, centers, dist, order, guess, start, stop, labels_out, upp
 
 @njit(cache=True, nogil=True)
 def hamerly_pass(
-    X, w, centers, dist, order, half_sep, drift, drift_first, drift_second, slack, sorted_search, start, stop,
+    X, w, centers, dist, order, half_sep, drift_total, lower_drift_total, slack, sorted_search, start, stop,
     labels_inout, upper_inout, lower_inout, sums_out, weights_out,
 ):
     """One Lloyd assignment of points ``start:stop`` after the centres moved.
 
-    drift (K,): how far each centre moved; drift_first/drift_second: the
-    largest drift and the largest among the other centres (a point's lower
-    bound drops by the largest drift of a centre that is not its own).
-    slack: a tiny distance added to every bound update so that rounding
-    never makes a bound wrong. A point is searched again only when its
-    upper bound reaches max(lower bound, half the gap from its centre to the
-    nearest other centre); comparisons are strict, so a skipped point's
-    centre is its unique nearest one.
+    The bounds are stored relative to how far the centres have moved in
+    total, so that a point whose bounds still hold costs two reads and no
+    write (most points, once the centres settle):
+
+    * ``drift_total`` (K,): distance each centre has moved, summed over the
+      run's updates so far; a point's upper bound on the distance to its
+      centre a is ``upper_inout[i] + drift_total[a]``.
+    * ``lower_drift_total``: the largest drift of any centre, summed over
+      the updates; a point's lower bound on the distance to every other
+      centre is ``lower_inout[i] - lower_drift_total``.
+
+    slack: a tiny distance added to every bound test so that rounding never
+    makes a bound wrong. A point is searched again only when its upper bound
+    reaches max(lower bound, half the gap from its centre to the nearest
+    other centre); comparisons are strict, so a skipped point's centre is
+    its unique nearest one.
 
     sorted_search: search failing points through ``order`` (needs ``dist``
     and ``order`` of all K centres) or, when False, over all centres.
 
-    Returns the number of points of the range whose label changed; adds the
-    range's weighted sums and weights as in :func:`hamerly_init`.
+    The cluster sums are kept up to date by the caller: only the points that
+    change cluster are added here, with weight ``+w`` to their new cluster
+    and ``-w`` to their old one, into ``sums_out`` (K, D) and
+    ``weights_out`` (K,). Returns the number of points whose label changed.
     """
     changed = 0
     for i in range(start, stop):
         a = labels_inout[i]
-        u = upper_inout[i] + drift[a] + slack
-        if drift[a] == drift_first:
-            l = lower_inout[i] - drift_second - slack
+        u = upper_inout[i] + drift_total[a] + slack
+        m = max(half_sep[a], lower_inout[i] - lower_drift_total - slack)
+        if u < m:
+            continue
+        u2 = _dist2(X, i, centers, a)
+        u = math.sqrt(u2)
+        if u + slack < m:
+            upper_inout[i] = u - drift_total[a]
+            continue
+        if sorted_search:
+            best, best2, second = _scan(X, i, centers, a, u2, dist, order)
         else:
-            l = lower_inout[i] - drift_first - slack
-        m = max(half_sep[a], l)
-        if not u < m:
-            u2 = _dist2(X, i, centers, a)
-            u = math.sqrt(u2)
-            if not u < m:
-                if sorted_search:
-                    best, best2, second = _scan(X, i, centers, a, u2, dist, order)
-                else:
-                    best, best2, second = _scan_all(X, i, centers)
-                if best != a:
-                    changed += 1
-                    a = best
-                    labels_inout[i] = best
-                u = math.sqrt(best2)
-                l = second
-        upper_inout[i] = u
-        lower_inout[i] = l
-        _accumulate(sums_out, weights_out, a, X, i, w[i])
+            best, best2, second = _scan_all(X, i, centers)
+        if best != a:
+            changed += 1
+            labels_inout[i] = best
+            _accumulate(sums_out, weights_out, a, X, i, -w[i])
+            _accumulate(sums_out, weights_out, best, X, i, w[i])
+        upper_inout[i] = math.sqrt(best2) - drift_total[best]
+        lower_inout[i] = second + lower_drift_total
     return changed
+
+
+@njit(cache=True, nogil=True)
+def moved_distance(previous, centers, drift_out):
+    """drift_out[j] = |centers[j] - previous[j]|; returns the sum of squares."""
+    shift = 0.0
+    for j in range(centers.shape[0]):
+        d = 0.0
+        for c in range(centers.shape[1]):
+            t = centers[j, c] - previous[j, c]
+            d += t * t
+        drift_out[j] = math.sqrt(d)
+        shift += d
+    return shift
+
+
+@njit(cache=True, nogil=True)
+def lloyd_serial(
+    X, w, centers_inout, guess, dist, order, half_sep, sorted_search, max_iter, tol, min_iter, slack,
+    labels_out, upper_out, lower_out,
+):
+    """A whole Lloyd run in one call, for point sets too small to share
+    between threads: :func:`hamerly_init`, then :func:`update_centers` and
+    :func:`hamerly_pass` until no label changes, the squared centre movement
+    is at most ``tol`` (after ``min_iter`` updates) or ``max_iter`` updates.
+    Same steps, same stopping rule as the threaded loop in ``_kmeans._lloyd``
+    (which see for the arguments); one call saves the per-iteration
+    dispatch, about 0.1 ms, which is most of an iteration on a coarse
+    histogram. Returns the number of centre updates.
+    """
+    n_points = X.shape[0]
+    n_centers, n_dims = centers_inout.shape
+    sums = np.zeros((n_centers, n_dims))
+    weights = np.zeros(n_centers)
+    if sorted_search:
+        center_geometry(centers_inout, dist, order, half_sep)
+    hamerly_init(X, w, centers_inout, dist, order, guess, 0, n_points, labels_out, upper_out, lower_out, sums, weights)
+    drift = np.empty(n_centers)
+    drift_total = np.zeros(n_centers)
+    lower_drift_total = 0.0
+    previous = np.empty_like(centers_inout)
+    n_iter = 0
+    while n_iter < max_iter:
+        previous[:] = centers_inout
+        shift, n_empty = update_centers(sums, weights, centers_inout, drift)
+        if n_empty > 0:
+            relocate_empty(X, w, labels_out, previous, weights, centers_inout)
+            shift = moved_distance(previous, centers_inout, drift)
+        n_iter += 1
+        if sorted_search:
+            center_geometry(centers_inout, dist, order, half_sep)
+        largest = 0.0
+        for j in range(n_centers):
+            drift_total[j] += drift[j]
+            largest = max(largest, drift[j])
+        lower_drift_total += largest
+        changed = hamerly_pass(
+            X, w, centers_inout, dist, order, half_sep, drift_total, lower_drift_total, slack, sorted_search,
+            0, n_points, labels_out, upper_out, lower_out, sums, weights,
+        )
+        if changed == 0 or (shift <= tol and n_iter >= min_iter):
+            break
+    return n_iter
 
 
 # -- mapping colours to a palette -----------------------------------------------

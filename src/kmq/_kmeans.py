@@ -54,22 +54,32 @@ def kmeans_plusplus(X, n_clusters, *, sample_weight=None, random_state=None, n_l
     indices : ndarray, shape (n_clusters,), intp
         Rows of ``X`` chosen as centres.
     """
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    w = np.ones(X.shape[0]) if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=np.float64)
+    return _plusplus_plan(X, w, n_clusters, _check_random_state(random_state), n_local_trials)()
+
+
+def _plusplus_plan(X, w, n_clusters, rng, n_local_trials=None):
+    """Draw the random numbers of a k-means++ seeding now; return a function
+    that computes the seeding, ``() -> (centers, indices)``, and may run in
+    any thread: the draws, and so the result, do not depend on when."""
     from . import _kernels
 
-    X = np.ascontiguousarray(X, dtype=np.float64)
     n_points = X.shape[0]
-    w = np.ones(n_points) if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=np.float64)
-    rng = _check_random_state(random_state)
     if n_local_trials is None:
         n_local_trials = 2 + int(math.log(n_clusters))
     first = int(rng.choice(n_points, p=w / w.sum()))
     # All draws up front, in the order the greedy loop consumes them, so the
     # whole seeding runs in one compiled call.
     uniforms = rng.uniform(size=(max(n_clusters - 1, 0), n_local_trials))
-    indices = np.empty(n_clusters, dtype=np.int64)
-    _kernels.kmeans_plusplus_seeds(_pad(X), w, first, uniforms, indices)
-    indices = indices.astype(np.intp)
-    return X[indices].copy(), indices
+
+    def compute():
+        indices = np.empty(n_clusters, dtype=np.int64)
+        _kernels.kmeans_plusplus_seeds(_pad(X), w, first, uniforms, indices)
+        indices = indices.astype(np.intp)
+        return X[indices].copy(), indices
+
+    return compute
 
 
 class KMeans:
@@ -289,7 +299,10 @@ class _Chunks:
         def call(t):
             return kernel(*args_before, bounds[t], bounds[t + 1], *args_after, *self.parts[t])
 
-        results = list(_pool().map(call, range(self.n_threads)))
+        # This thread takes the first range itself: one hand-off fewer per
+        # call, which matters at ~0.1 ms a pass.
+        futures = [_pool().submit(call, t) for t in range(1, self.n_threads)]
+        results = [call(0)] + [future.result() for future in futures]
         summed = [array.copy() for array in self.parts[0]]
         for part in self.parts[1:]:
             for total, array in zip(summed, part):
@@ -368,35 +381,69 @@ def _lloyd(X, w, centers, max_iter, tol, guess=None, min_iter=1):
     # need an error larger than it.
     slack = 1e-9 * (1.0 + float(np.abs(X).max()))
     geometry = _Geometry(n_centers)
-    geometry.update(centers)
     chunks = _Chunks(n_points, [(n_centers, n_dims), (n_centers,)])
+    if chunks.n_threads == 1:
+        n_iter = _kernels.lloyd_serial(
+            X, w, centers, guess, geometry.dist, geometry.order, geometry.half_sep, geometry.sorted_search,
+            max_iter, tol, min_iter, slack, labels, upper, lower,
+        )
+    else:
+        # Deal the points out like cards, so that each thread's range is a
+        # sample of the whole colour space: in key order, one range would be
+        # the reds and the other the rest, and the points near cluster
+        # boundaries (the ones that cost work) would not be shared evenly.
+        dealt = np.concatenate([np.arange(t, n_points, chunks.n_threads) for t in range(chunks.n_threads)])
+        dealt_labels = np.empty_like(labels)
+        n_iter = _lloyd_threaded(
+            X[dealt], w[dealt], centers, guess[dealt], geometry, chunks, max_iter, tol, min_iter, slack,
+            dealt_labels, upper, lower,
+        )
+        labels[dealt] = dealt_labels
+    centers = np.ascontiguousarray(centers[:, :n_features])
+    return centers, labels, _inertia(X_in, w, centers, labels), max(n_iter, 1)
+
+
+def _lloyd_threaded(X, w, centers, guess, geometry, chunks, max_iter, tol, min_iter, slack, labels, upper, lower):
+    """The Lloyd loop of ``_kernels.lloyd_serial`` with each assignment pass
+    split over ``chunks``; updates ``centers``, ``labels``, ``upper`` and
+    ``lower`` in place and returns the number of centre updates."""
+    from . import _kernels
+
+    n_centers = centers.shape[0]
+    geometry.update(centers)
     _, (sums, weights) = chunks.run(
         _kernels.hamerly_init,
         (X, w, centers, geometry.dist, geometry.order, guess),
         (labels, upper, lower),
     )
+    # The cluster sums are updated with the points that change cluster only.
+    # On the exact histogram (integer colours and counts) they stay exact.
+    sums, weights = sums.copy(), weights.copy()
     n_iter = 0
     drift = np.empty(n_centers)
+    drift_total = np.zeros(n_centers)
+    lower_drift_total = 0.0
     previous = np.empty_like(centers)
     while n_iter < max_iter:
         previous[:] = centers
         shift, n_empty = _kernels.update_centers(sums, weights, centers, drift)
         if n_empty:
             _kernels.relocate_empty(X, w, labels, previous, weights, centers)
-            drift = np.sqrt(((centers - previous) ** 2).sum(axis=1))
-            shift = float((drift**2).sum())
+            shift = _kernels.moved_distance(previous, centers, drift)
         n_iter += 1
         geometry.update(centers)
-        drift_first, drift_second = _kernels.largest_two(drift)
-        changed, (sums, weights) = chunks.run(
+        drift_total += drift
+        lower_drift_total += float(drift.max())
+        changed, (sums_moved, weights_moved) = chunks.run(
             _kernels.hamerly_pass,
-            (X, w, centers, geometry.dist, geometry.order, geometry.half_sep, drift, drift_first, drift_second, slack, geometry.sorted_search),
+            (X, w, centers, geometry.dist, geometry.order, geometry.half_sep, drift_total, lower_drift_total, slack, geometry.sorted_search),
             (labels, upper, lower),
         )
+        sums += sums_moved
+        weights += weights_moved
         if sum(changed) == 0 or (shift <= tol and n_iter >= min_iter):
             break
-    centers = np.ascontiguousarray(centers[:, :n_features])
-    return centers, labels, _inertia(X_in, w, centers, labels), max(n_iter, 1)
+    return n_iter
 
 
 def _pad(X):
@@ -546,12 +593,23 @@ def fit_colors(colors, counts, k, *, random_state, n_init, max_iter, tol, init="
     binned = [(_pad(m), wt, b) for m, wt, b in binned]
     means, weights, _ = binned[0]
     coarse_k = min(k, len(means))
-    best = None
-    for _ in range(n_init):
-        centers = _seed(means, weights, coarse_k, init, random_state)
-        run = _lloyd(means, weights, centers, max_iter, tol_abs)
-        if best is None or run[2] < best[2]:
-            best = run
+    plans = [_seed_plan(means, weights, coarse_k, init, random_state) for _ in range(n_init)]
+
+    def run(plan):
+        return _lloyd(means, weights, plan(), max_iter, tol_abs)
+
+    if n_init > 1 and _n_threads(len(means)) == 1:
+        # Each seeding and its Lloyd run is one compiled call on a few
+        # thousand bins: run them side by side. (Only then: a run that
+        # splits its own passes over the threads must not wait on them.)
+        futures = [_pool().submit(run, plan) for plan in plans[1:]]
+        runs = [run(plans[0])] + [future.result() for future in futures]
+    else:
+        runs = [run(plan) for plan in plans]
+    best = runs[0]
+    for candidate in runs[1:]:
+        if candidate[2] < best[2]:
+            best = candidate
     centers, labels, _, total_iter = best
     if coarse_k < k:
         # Fewer coarse bins than colours asked for: seed the rest on the
@@ -604,13 +662,20 @@ def _absolute_tol(X, w, tol):
 
 
 def _seed(X, w, k, init, rng):
+    """Initial centres (k, D): k-means++ or k weighted random points."""
+    return _seed_plan(X, w, k, init, rng)()
+
+
+def _seed_plan(X, w, k, init, rng):
+    """:func:`_seed` in two steps: the random draws now, the computation in
+    the function returned, ``() -> centers``."""
     if init == "k-means++":
-        centers, _ = kmeans_plusplus(X, k, sample_weight=w, random_state=rng)
-        return centers
+        compute = _plusplus_plan(np.ascontiguousarray(X, dtype=np.float64), w, k, rng)
+        return lambda: compute()[0]
     nonzero = np.flatnonzero(w > 0)
     take = min(k, len(nonzero))
     chosen = rng.choice(nonzero, size=take, replace=False, p=w[nonzero] / w[nonzero].sum())
     if take < k:  # fewer weighted points than clusters
         rest = np.setdiff1d(np.arange(len(w)), chosen)[: k - take]
         chosen = np.concatenate([chosen, rest])
-    return X[chosen].copy()
+    return lambda: X[chosen].copy()
