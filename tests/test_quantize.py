@@ -247,3 +247,25 @@ def test_save_load_round_trip_is_exact(photo, tmp_path, channels, k):
     if c.k <= 256:
         png = np.asarray(Image.open(io.BytesIO(c.to_bytes("png"))).convert(c.mode))
         np.testing.assert_array_equal(png, c.reconstruct())
+
+
+def test_warm_up_loads_the_kernels_for_read_only_images():
+    """The CLI warms the kernels up while it reads the image: in a fresh
+    process, the thread must end on its own and leave the read-only uint8
+    signature of the first kernel loaded (the arrays Pillow hands over are
+    read-only), with no kernel called by anything else."""
+    import subprocess
+    import sys
+
+    code = (
+        "from numba import types\n"
+        "from kmq._quantize import warm_up_in_background\n"
+        "thread = warm_up_in_background()\n"
+        "thread.join(timeout=120)\n"
+        "from kmq import _kernels\n"
+        "read_only = types.Array(types.uint8, 2, 'C', readonly=True)\n"
+        "print(thread.daemon, thread.is_alive(), [s[0] == read_only for s in _kernels.pack_rgb.signatures])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "False", "[True]"]

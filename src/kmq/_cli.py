@@ -277,7 +277,7 @@ def _default_output(input_name: str | None, k: int, fmt: str | None) -> str:
 
 def _run_compress(args) -> int:
     from . import _io
-    from ._quantize import DEFAULT_K, compress
+    from ._quantize import DEFAULT_K, compress, warm_up_in_background
 
     started = time.perf_counter()
     source_arg = args.input if args.input is not None else str(_io.sample_image_path())
@@ -290,6 +290,7 @@ def _run_compress(args) -> int:
     fmt = _io.format_for_path(output, override=args.format or ("kmq" if output == "-" else None))
     if fmt in _io.PALETTE_FORMATS and k > 256:
         raise OutputError(f"{fmt.upper()} holds at most 256 colours, got -k {k}; use a .kmq output for K > 256")
+    warm_up_in_background()
     source = _io.read_image(source_arg, max_pixels=args.max_pixels)
     if args.input is None:
         source.name = f"{Path(source_arg).name} (the sample photograph shipped with kmq)"
