@@ -269,3 +269,60 @@ def test_warm_up_loads_the_kernels_for_read_only_images():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "False", "[True]"]
+
+
+def _png_chunks(data: bytes) -> dict:
+    """{chunk type: [payloads]} of a PNG, checking each chunk's CRC."""
+    import struct
+    import zlib
+
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, at = {}, 8
+    while at < len(data):
+        (length,) = struct.unpack(">I", data[at : at + 4])
+        kind, payload = data[at + 4 : at + 8], data[at + 8 : at + 8 + length]
+        (crc,) = struct.unpack(">I", data[at + 8 + length : at + 12 + length])
+        assert crc == zlib.crc32(kind + payload)
+        chunks.setdefault(kind, []).append(payload)
+        at += 12 + length
+    assert at == len(data) and kind == b"IEND"
+    return chunks
+
+
+@pytest.mark.parametrize("channels, k, width", [(3, 1, 33), (3, 2, 33), (3, 4, 31), (3, 16, 29), (3, 256, 40), (1, 7, 37), (2, 5, 30), (4, 200, 41)])
+def test_threaded_png_is_the_same_image_as_pillows(monkeypatch, channels, k, width):
+    """Large indexed PNGs are deflated on several cores: the file must hold
+    exactly what Pillow's would (bit depth, PLTE, tRNS, every index), its
+    chunks' CRCs and its zlib stream's Adler-32 must check, and the rows must
+    decompress to filter type 0 plus the packed indices."""
+    import zlib
+
+    from kmq import _container, _io
+
+    rng = np.random.default_rng(k)
+    palette = rng.integers(0, 256, size=(k, channels), dtype=np.uint8)
+    if channels in (2, 4):
+        palette[:, -1] = rng.choice([0, 128, 255], size=k)
+    height = 57
+    labels = rng.integers(0, k, size=(height, width), dtype=np.uint8)
+    labels[:20] = labels[:1]  # repeated rows: matches across the cuts
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[channels]
+
+    pillow = _io.encode_export(palette, labels, mode, "png")
+    monkeypatch.setattr(_io, "_THREADED_PNG_MIN_PIXELS", 0)
+    monkeypatch.setattr(_io.os, "cpu_count", lambda: 3)
+    threaded = _io.encode_export(palette, labels, mode, "png")
+    assert threaded != pillow  # the threaded writer really ran
+
+    ours, theirs = _png_chunks(threaded), _png_chunks(pillow)
+    assert set(ours) == set(theirs)
+    assert ours[b"IHDR"] == theirs[b"IHDR"]
+    assert ours[b"PLTE"] == theirs[b"PLTE"]
+    assert ours.get(b"tRNS") == theirs.get(b"tRNS")
+    bits = ours[b"IHDR"][0][8]
+    rows = np.frombuffer(zlib.decompress(b"".join(ours[b"IDAT"])), dtype=np.uint8).reshape(height, -1)
+    assert (rows[:, 0] == 0).all()
+    assert rows[:, 1:].tobytes() == _container._pack(labels, bits)
+    a, b = Image.open(io.BytesIO(threaded)), Image.open(io.BytesIO(pillow))
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert a.getpalette() == b.getpalette() and a.info.get("transparency") == b.info.get("transparency")

@@ -395,6 +395,8 @@ def encode_export(palette: np.ndarray, labels: np.ndarray, mode: str, fmt: str) 
             # 12 MP K=256 image, +0.8 % for 0.49 s against 1.29 s. Level 4
             # would save another 0.28 s there for +2.9 % in size (+3.7 %
             # on the Kodak images).
+            if labels.size >= _THREADED_PNG_MIN_PIXELS and (os.cpu_count() or 1) > 1:
+                return _indexed_png_threaded(image, labels)
             image.save(buffer, "PNG", compress_level=6)
             return buffer.getvalue()
         options = {}
@@ -429,6 +431,73 @@ def encode_export(palette: np.ndarray, labels: np.ndarray, mode: str, fmt: str) 
     else:
         raise OutputError(f"unknown export format {fmt!r}")
     return buffer.getvalue()
+
+
+#: From this many pixels an indexed PNG is deflated on all cores (see
+#: _indexed_png_threaded); below it, Pillow's encoder takes < 0.1 s.
+_THREADED_PNG_MIN_PIXELS = 1 << 21
+#: The PNG bit depth Pillow picks for a palette of K entries (K <= 256).
+_PNG_BITS = ((2, 1), (4, 2), (16, 4), (256, 8))
+
+
+def _indexed_png_threaded(image: Image.Image, labels: np.ndarray) -> bytes:
+    """The indexed PNG Pillow writes for ``image`` (``compress_level=6``),
+    its IDAT deflated in parallel.
+
+    Pillow's encoder deflates on one core: 0.48 s of a 12-megapixel image's
+    2.4 s end to end. Here the filtered rows (filter type 0, as Pillow uses
+    for palette images) are cut into one run per core; each run is deflated
+    by its own zlib stream in a thread (zlib releases the GIL), primed with
+    the 32 KiB before it as a preset dictionary so that matches can reach
+    back across the cut, and ended on a byte boundary with a sync flush.
+    The runs are then one deflate stream, wrapped in a zlib header and the
+    Adler-32 of all rows: the technique of pigz. Same pixels, same PLTE and
+    tRNS as Pillow's file; its size is within 0.1 % of it.
+
+    image : mode "P" from :func:`_palette_image`; labels : (H, W) integer < K.
+    """
+    import struct
+    import zlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ._container import _pack
+
+    height, width = labels.shape
+    palette = image.getpalette(rawmode="RGB") or []
+    k = len(palette) // 3
+    bits = next(b for limit, b in _PNG_BITS if k <= limit)
+    packed = np.frombuffer(_pack(labels, bits), dtype=np.uint8).reshape(height, -1)
+    rows = np.zeros((height, packed.shape[1] + 1), dtype=np.uint8)  # column 0: filter type 0
+    rows[:, 1:] = packed
+    data = rows.reshape(-1)
+    n_runs = min(os.cpu_count() or 1, height)
+    cuts = [int(c) for c in np.linspace(0, height, n_runs + 1)]
+    spans = [(cuts[r] * rows.shape[1], cuts[r + 1] * rows.shape[1]) for r in range(n_runs)]
+
+    def deflate(run):
+        start, stop = spans[run]
+        primer = data[max(0, start - 32768) : start].tobytes()
+        compressor = zlib.compressobj(6, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, *([primer] if primer else []))
+        body = compressor.compress(data[start:stop])
+        return body + compressor.flush(zlib.Z_FINISH if run == n_runs - 1 else zlib.Z_SYNC_FLUSH)
+
+    with ThreadPoolExecutor(max_workers=n_runs) as pool:
+        deflated = b"".join(pool.map(deflate, range(n_runs)))
+    # CMF 0x78 (deflate, 32 KiB window), FLG 0x9C (default level, no preset
+    # dictionary for the reader: the primers are data it has already seen).
+    stream = b"\x78\x9c" + deflated + struct.pack(">I", zlib.adler32(data))
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    parts = [b"\x89PNG\r\n\x1a\n", chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bits, 3, 0, 0, 0))]
+    parts.append(chunk(b"PLTE", bytes(palette[: 3 * k])))
+    transparency = image.info.get("transparency")
+    if isinstance(transparency, bytes):
+        parts.append(chunk(b"tRNS", transparency[:k]))
+    parts.append(chunk(b"IDAT", stream))
+    parts.append(chunk(b"IEND", b""))
+    return b"".join(parts)
 
 
 def _palette_image(palette: np.ndarray, labels: np.ndarray, mode: str) -> Image.Image:
