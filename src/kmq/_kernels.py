@@ -41,7 +41,6 @@ __all__ = [
     "kmeans_plusplus_seeds",
     "hamerly_init",
     "hamerly_pass",
-    "lloyd_serial",
     "moved_distance",
     "weighted_sse",
     "update_centers",
@@ -508,55 +507,6 @@ def moved_distance(previous, centers, drift_out):
         drift_out[j] = math.sqrt(d)
         shift += d
     return shift
-
-
-@njit(cache=True, nogil=True)
-def lloyd_serial(
-    X, w, centers_inout, guess, dist, order, half_sep, sorted_search, max_iter, tol, min_iter, slack,
-    labels_out, upper_out, lower_out,
-):
-    """A whole Lloyd run in one call, for point sets too small to share
-    between threads: :func:`hamerly_init`, then :func:`update_centers` and
-    :func:`hamerly_pass` until no label changes, the squared centre movement
-    is at most ``tol`` (after ``min_iter`` updates) or ``max_iter`` updates.
-    Same steps, same stopping rule as the threaded loop in ``_kmeans._lloyd``
-    (which see for the arguments); one call saves the per-iteration
-    dispatch, about 0.1 ms, which is most of an iteration on a coarse
-    histogram. Returns the number of centre updates.
-    """
-    n_points = X.shape[0]
-    n_centers, n_dims = centers_inout.shape
-    sums = np.zeros((n_centers, n_dims))
-    weights = np.zeros(n_centers)
-    if sorted_search:
-        center_geometry(centers_inout, dist, order, half_sep)
-    hamerly_init(X, w, centers_inout, dist, order, guess, 0, n_points, labels_out, upper_out, lower_out, sums, weights)
-    drift = np.empty(n_centers)
-    drift_total = np.zeros(n_centers)
-    lower_drift_total = 0.0
-    previous = np.empty_like(centers_inout)
-    n_iter = 0
-    while n_iter < max_iter:
-        previous[:] = centers_inout
-        shift, n_empty = update_centers(sums, weights, centers_inout, drift)
-        if n_empty > 0:
-            relocate_empty(X, w, labels_out, previous, weights, centers_inout)
-            shift = moved_distance(previous, centers_inout, drift)
-        n_iter += 1
-        if sorted_search:
-            center_geometry(centers_inout, dist, order, half_sep)
-        largest = 0.0
-        for j in range(n_centers):
-            drift_total[j] += drift[j]
-            largest = max(largest, drift[j])
-        lower_drift_total += largest
-        changed = hamerly_pass(
-            X, w, centers_inout, dist, order, half_sep, drift_total, lower_drift_total, slack, sorted_search,
-            0, n_points, labels_out, upper_out, lower_out, sums, weights,
-        )
-        if changed == 0 or (shift <= tol and n_iter >= min_iter):
-            break
-    return n_iter
 
 
 # -- mapping colours to a palette -----------------------------------------------

@@ -383,10 +383,7 @@ def _lloyd(X, w, centers, max_iter, tol, guess=None, min_iter=1):
     geometry = _Geometry(n_centers)
     chunks = _Chunks(n_points, [(n_centers, n_dims), (n_centers,)])
     if chunks.n_threads == 1:
-        n_iter = _kernels.lloyd_serial(
-            X, w, centers, guess, geometry.dist, geometry.order, geometry.half_sep, geometry.sorted_search,
-            max_iter, tol, min_iter, slack, labels, upper, lower,
-        )
+        n_iter = _lloyd_loop(X, w, centers, guess, geometry, chunks, max_iter, tol, min_iter, slack, labels, upper, lower)
     else:
         # Deal the points out like cards, so that each thread's range is a
         # sample of the whole colour space: in key order, one range would be
@@ -394,7 +391,7 @@ def _lloyd(X, w, centers, max_iter, tol, guess=None, min_iter=1):
         # boundaries (the ones that cost work) would not be shared evenly.
         dealt = np.concatenate([np.arange(t, n_points, chunks.n_threads) for t in range(chunks.n_threads)])
         dealt_labels = np.empty_like(labels)
-        n_iter = _lloyd_threaded(
+        n_iter = _lloyd_loop(
             X[dealt], w[dealt], centers, guess[dealt], geometry, chunks, max_iter, tol, min_iter, slack,
             dealt_labels, upper, lower,
         )
@@ -403,10 +400,14 @@ def _lloyd(X, w, centers, max_iter, tol, guess=None, min_iter=1):
     return centers, labels, _inertia(X_in, w, centers, labels), max(n_iter, 1)
 
 
-def _lloyd_threaded(X, w, centers, guess, geometry, chunks, max_iter, tol, min_iter, slack, labels, upper, lower):
-    """The Lloyd loop of ``_kernels.lloyd_serial`` with each assignment pass
-    split over ``chunks``; updates ``centers``, ``labels``, ``upper`` and
-    ``lower`` in place and returns the number of centre updates."""
+def _lloyd_loop(X, w, centers, guess, geometry, chunks, max_iter, tol, min_iter, slack, labels, upper, lower):
+    """The iterations of :func:`_lloyd`, each assignment pass split over
+    ``chunks``; updates ``centers``, ``labels``, ``upper`` and ``lower`` in
+    place and returns the number of centre updates.
+
+    The loop stays in Python: fused into one compiled function it saved
+    0.6 ms of 30 ms (Kodak, K=64, median) and cost 3.4 s more compiling on
+    the first run, LLVM optimising the inlined passes as one function."""
     from . import _kernels
 
     n_centers = centers.shape[0]
