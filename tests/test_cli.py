@@ -174,11 +174,104 @@ def test_missing_input(capsys, in_tmp):
     assert one_line_error(err) == "kmq: error: no such file: nope.png"
 
 
-def test_directory_input(capsys, in_tmp):
+def test_folder_without_images(capsys, in_tmp):
     (in_tmp / "folder").mkdir()
+    (in_tmp / "folder" / "notes.txt").write_text("no image here")
     code, _, err = run(capsys, "compress", "folder", "-k", "4")
     assert code == 3
-    assert "folder is a directory, not an image file" in one_line_error(err)
+    assert one_line_error(err).startswith("kmq: error: no images in folder folder (looked for .bmp, .gif, .jpeg")
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["folder"]
+
+
+# -- several inputs ------------------------------------------------------------
+
+
+@pytest.fixture
+def three_images(in_tmp, photo):
+    """a.png in the current folder and pics/ with b.png, c.jpg and things
+    that are not images to compress (a text file, a hidden PNG, a subfolder)."""
+    Image.fromarray(photo).save(in_tmp / "a.png")
+    pics = in_tmp / "pics"
+    (pics / "sub").mkdir(parents=True)
+    Image.fromarray(photo[::-1]).save(pics / "b.png")
+    Image.fromarray(photo[:, ::-1]).save(pics / "c.jpg", quality=95)
+    Image.fromarray(photo).save(pics / ".hidden.png")
+    Image.fromarray(photo).save(pics / "sub" / "d.png")
+    (pics / "notes.txt").write_text("not an image")
+    (in_tmp / "out").mkdir()
+    return in_tmp
+
+
+def test_several_inputs_and_a_folder_in_one_call(capsys, three_images):
+    code, out, err = run(capsys, "compress", "a.png", "pics", "-k", "8", "--seed", "0", "-o", "out")
+    assert code == 0, err
+    assert sorted(p.name for p in (three_images / "out").iterdir()) == ["a-k8.kmq", "b-k8.kmq", "c-k8.kmq"]
+    for source in ("a.png", "pics/b.png", "pics/c.jpg"):
+        stem = source.split("/")[-1].split(".")[0]
+        assert kmq.load(three_images / "out" / f"{stem}-k8.kmq") == kmq.compress(three_images / source, 8, seed=0)
+    # One report per image, in order, then the summary line.
+    assert [line.split(" -> ")[0] for line in out.splitlines() if " -> " in line] == [
+        "kmq: a.png", "kmq: pics/b.png", "kmq: pics/c.jpg"
+    ]
+    assert out.splitlines()[-1].startswith("kmq: 3 images: 3 written, 0 skipped, 0 failed in ")
+
+
+def test_a_bad_file_among_several_does_not_stop_the_others(capsys, three_images):
+    (three_images / "text.png").write_text("not really a png")
+    code, out, err = run(capsys, "compress", "text.png", "a.png", "nope.png", "pics/b.png", "-k", "4", "--seed", "0", "--json")
+    assert code == 4  # the first failure's code: text.png is not an image
+    assert err.splitlines() == [
+        "kmq: error: text.png is not an image kmq can read (PNG, JPEG, BMP, TIFF, WebP, GIF)",
+        "kmq: error: no such file: nope.png",
+    ]
+    report = json.loads(out)
+    assert [(r["input"], r["output"], r.get("exit_code")) for r in report] == [
+        ("text.png", None, 4), ("a.png", "a-k4.kmq", None), ("nope.png", None, 3), ("pics/b.png", "b-k4.kmq", None)
+    ]
+    assert sorted(p.name for p in three_images.iterdir() if p.suffix == ".kmq") == ["a-k4.kmq", "b-k4.kmq"]
+
+
+def test_several_inputs_skipped_and_written(capsys, in_tmp, photo):
+    # A BMP is 54 bytes of header plus the raw pixels: larger than a tiny
+    # flat PNG, smaller than an uncompressed TIFF of the same pixels.
+    for name in ("flat1.png", "flat2.png"):
+        Image.new("RGB", (4, 4), (9, 9, 9)).save(name, optimize=True)
+    Image.fromarray(photo).save("photo.tif")
+    code, out, err = run(capsys, "compress", "flat1.png", "flat2.png", "-k", "2", "--format", "bmp", "--skip-if-larger")
+    assert code == 98
+    assert err.count("kmq: skipped: the output would be") == 2
+    assert not any(p.suffix == ".bmp" for p in in_tmp.iterdir())
+    assert out.splitlines()[-1].startswith("kmq: 2 images: 0 written, 2 skipped, 0 failed in ")
+    # One written, one skipped: still 98, and the written one is there.
+    code, out, err = run(capsys, "compress", "photo.tif", "flat1.png", "-k", "2", "--format", "bmp", "--skip-if-larger", "-q")
+    assert code == 98 and out == "" and err == ""
+    assert sorted(p.name for p in in_tmp.iterdir() if p.suffix == ".bmp") == ["photo-k2.bmp"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["a.png", "pics/b.png", "-o", "x.png"], "with several inputs, -o must be an existing folder, got 'x.png'"),
+        (["a.png", "-", "-k", "4"], "- (standard input) cannot be one of several inputs"),
+        (["a.png", "pics/sub/d.png", "pics/sub", "-k", "4"], "pics/sub/d.png and pics/sub/d.png would both be written to d-k4.kmq"),
+        (["pics", "-k", "300", "--format", "png"], "PNG holds at most 256 colours, got -k 300"),
+    ],
+)
+def test_several_inputs_refused_before_any_work(capsys, three_images, args, message):
+    before = sorted(str(p) for p in three_images.rglob("*"))
+    code, _, err = run(capsys, "compress", *args)
+    assert code in (2, 5)
+    assert message in one_line_error(err)
+    assert sorted(str(p) for p in three_images.rglob("*")) == before
+
+
+def test_same_stem_in_two_folders_is_refused(capsys, three_images, photo):
+    (three_images / "other").mkdir()
+    Image.fromarray(photo).save(three_images / "other" / "b.png")
+    code, _, err = run(capsys, "compress", "pics", "other", "-k", "4")
+    assert code == 2
+    assert "pics/b.png and other/b.png would both be written to b-k4.kmq" in one_line_error(err)
+    assert not any(p.suffix == ".kmq" for p in three_images.rglob("*"))
 
 
 def test_not_an_image(capsys, in_tmp):

@@ -20,7 +20,10 @@ Why the kernels look like this:
   centres settle; the points whose bounds fail are searched in order of
   their centre's neighbours, nearest first (Celebi's sort-means, Celebi
   2009), and the search stops as soon as no unvisited centre can be nearer.
-  Both only skip work: the labels are exactly Lloyd's.
+  Both only skip work: the labels are exactly Lloyd's. The bounds are kept
+  relative to the centres' total movement and the cluster sums are updated
+  with the points that change cluster only, so a point whose bounds hold
+  is two reads and no write (see :func:`hamerly_pass`).
 * Nearest-palette searches run in exact integer arithmetic (uint8 colours,
   uint8 palette), so ties are resolved exactly (lowest index).
 """
