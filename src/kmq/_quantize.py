@@ -42,19 +42,19 @@ DEFAULT_K = 16
 #: (KMeans(n_init=1), float64 centres); single-threaded CPU time of fit
 #: plus mapping:
 #:
-#:   K=64   n_init=1 tol=1e-3: 1.0060, 37 ms | n_init=1 tol=1e-4: 1.0030, 49 ms
-#:          n_init=1 tol=1e-5: 1.0007, 83 ms | n_init=2 tol=1e-4: 0.9990, 50 ms
-#:          n_init=3 tol=1e-4: 0.9966, 59 ms | n_init=2 tol=1e-5: 0.9983, 88 ms
+#:   K=64   n_init=1 tol=1e-3: 1.0060, 29 ms | n_init=1 tol=1e-4: 1.0030, 38 ms
+#:          n_init=1 tol=1e-5: 1.0007, 61 ms | n_init=2 tol=1e-4: 0.9990, 43 ms
+#:          n_init=3 tol=1e-4: 0.9966, 48 ms | n_init=2 tol=1e-5: 0.9983, 65 ms
 #:   K=16   n_init=1 tol=1e-4: 0.9972 (worst image 1.0270) | n_init=2: 0.9970 (1.0147)
 #:
 #: n_init repeats only the seeding and the coarsest histogram level (see
 #: kmq._kmeans.fit_colors; below 8192 distinct colours there are no coarse
-#: levels and the whole, then small, fit repeats), so a second start is
-#: nearly free and buys 0.4 %
-#: at K=64 and a better worst case at K=16; a third costs ~20 % more time
-#: for 0.2 %. tol=1e-5 costs 75 % more time for < 0.1 %; tol=1e-3 loses
-#: 0.4 %. max_iter is a safety cap per histogram level: these fits took at
-#: most 99 iterations over all levels together at tol=1e-4.
+#: levels and the whole, then small, fit repeats), so a second start costs
+#: ~13 % more CPU time (less wall time: the starts run side by side) and
+#: buys 0.4 % at K=64 and a better worst case at K=16; a third costs as much
+#: again for 0.2 %. tol=1e-5 costs 50 % more time for < 0.1 %; tol=1e-3
+#: loses 0.4 %. max_iter is a safety cap per histogram level: these fits
+#: took at most 99 iterations over all levels together at tol=1e-4.
 DEFAULT_N_INIT = 2
 DEFAULT_TOL = 1e-4
 DEFAULT_MAX_ITER = 300
