@@ -389,3 +389,24 @@ def test_damaged_kmq_files_exit_4_with_a_specific_message(capsys, in_tmp, photo_
         assert code == 4
         assert message in one_line_error(err)
     assert not (in_tmp / "bad.png").exists()
+
+
+def test_output_folder_with_one_input(capsys, in_tmp, photo_png):
+    """-o FOLDER works with one input too: the default name, in the folder,
+    for compress and decompress (from stdin, the name is stdin.png)."""
+    (in_tmp / "out").mkdir()
+    code, _, err = run(capsys, "compress", str(photo_png), "-k", "4", "--seed", "0", "-o", "out", "-q")
+    assert code == 0, err
+    assert sorted(p.name for p in (in_tmp / "out").iterdir()) == ["photo-k4.kmq"]
+    code, _, err = run(capsys, "decompress", "out/photo-k4.kmq", "-o", "out", "-q")
+    assert code == 0, err
+    assert sorted(p.name for p in (in_tmp / "out").iterdir()) == ["photo-k4.kmq", "photo-k4.png"]
+    restored = np.asarray(Image.open(in_tmp / "out" / "photo-k4.png").convert("RGB"))
+    np.testing.assert_array_equal(restored, kmq.decompress(in_tmp / "out" / "photo-k4.kmq"))
+    # From standard input there is no file name: stdin.png.
+    data = (in_tmp / "out" / "photo-k4.kmq").read_bytes()
+    result = subprocess.run(
+        [sys.executable, "-m", "kmq", "decompress", "-", "-o", "out", "-q"], input=data, capture_output=True, cwd=in_tmp
+    )
+    assert result.returncode == 0, result.stderr
+    assert (in_tmp / "out" / "stdin.png").read_bytes() == (in_tmp / "out" / "photo-k4.png").read_bytes()

@@ -97,7 +97,10 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_output(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-o", "--output", metavar="OUTPUT", help="output file; its extension picks the format; - for stdout")
+    parser.add_argument(
+        "-o", "--output", metavar="OUTPUT",
+        help="output file (its extension picks the format), an existing folder (default names in it), or - for stdout",
+    )
     parser.add_argument(
         "--format",
         choices=["kmq", "png", "gif", "webp", "jpg", "bmp", "tif"],
@@ -326,6 +329,9 @@ def _run_compress(args) -> int:
         output = args.output
         if output is None:
             output = "-" if name == "-" else _default_output(name, k, args.format)
+        elif output != "-" and Path(output).is_dir():
+            # -o FOLDER, as with several inputs: the default name in it.
+            output = str(Path(output) / _default_output(name, k, args.format))
         fmt = _io.format_for_path(output, override=args.format or ("kmq" if output == "-" else None))
         _check_k_fits(fmt, k)
         warm_up_in_background()
@@ -548,12 +554,13 @@ def _run_decompress(args) -> int:
     input_path = None if args.input == "-" or args.input.startswith(("http://", "https://")) else Path(args.input)
     loaded = load(args.input, max_pixels=args.max_pixels)
     output = args.output
-    if output is None:
-        if args.input == "-":
+    if output is None or (output != "-" and Path(output).is_dir()):
+        if args.input == "-" and output is None:
             output = "-"
         else:
-            stem = Path(args.input.split("?")[0]).stem
-            output = f"{stem}.png" if loaded.k <= 256 else f"{stem}.tif"
+            stem = Path(args.input.split("?")[0]).stem if args.input != "-" else "stdin"
+            name = f"{stem}.png" if loaded.k <= 256 else f"{stem}.tif"
+            output = name if output is None else str(Path(output) / name)
     fmt = _io.format_for_path(output, override=args.format or ("png" if output == "-" else None))
     data = loaded.to_bytes(fmt)
     _io.write_atomic(output, data, force=args.force, inputs=(input_path,))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import warnings
 
 import numpy as np
@@ -259,12 +260,17 @@ def _n_threads(n_points: int) -> int:
     return max(1, min(cores, n_points // _MIN_POINTS_PER_THREAD))
 
 
-def _pool():
-    global _executor
-    if _executor is None:
-        from concurrent.futures import ThreadPoolExecutor
+_executor_lock = threading.Lock()
 
-        _executor = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="kmq")
+
+def _pool():
+    """The process's worker threads (one per core), made on first use."""
+    global _executor
+    with _executor_lock:  # a caller's threads may ask for it at once
+        if _executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _executor = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="kmq")
     return _executor
 
 
