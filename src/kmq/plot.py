@@ -35,6 +35,7 @@ import math
 import os
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -813,7 +814,10 @@ def render_figure(fig: Figure, format: str = "png", *, dpi: float | None = None)
     else:
         options["dpi"] = dpi or "figure"
         options["pil_kwargs"] = {"optimize": True}
-    fig.savefig(buffer, **options)
+    # A fixed salt for the SVG element ids (matplotlib draws a random one
+    # per file otherwise), so that the same figure gives the same bytes.
+    with matplotlib.rc_context({"svg.hashsalt": "kmq"}):
+        fig.savefig(buffer, **options)
     return buffer.getvalue()
 
 
