@@ -271,6 +271,31 @@ def test_warm_up_loads_the_kernels_for_read_only_images():
     assert out.stdout.split() == ["True", "False", "[True]"]
 
 
+def test_warm_up_can_skip_numbas_blas_probe_and_leaves_scipy_importable():
+    """The kmq command has Numba's BLAS probe fail at once (it would import
+    scipy.linalg): in a fresh process, scipy.linalg must not have been
+    imported by the warm-up, must import normally after it, and the kernels
+    must work."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from kmq._quantize import warm_up_in_background, compress\n"
+        "warm_up_in_background(skip_blas_probe=True).join(timeout=120)\n"
+        "print('scipy.linalg' in sys.modules, 'scipy.linalg.cython_blas' in sys.modules)\n"
+        "import scipy.linalg.cython_blas\n"
+        "from scipy.linalg import norm\n"
+        "print(norm(np.array([3.0, 4.0])))\n"
+        "pixels = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)\n"
+        "print(compress(pixels, 8, seed=0).k)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False", "5.0", "8"]
+
+
 def _png_chunks(data: bytes) -> dict:
     """{chunk type: [payloads]} of a PNG, checking each chunk's CRC."""
     import struct

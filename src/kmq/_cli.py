@@ -334,7 +334,7 @@ def _run_compress(args) -> int:
             output = str(Path(output) / _default_output(name, k, args.format))
         fmt = _io.format_for_path(output, override=args.format or ("kmq" if output == "-" else None))
         _check_k_fits(fmt, k)
-        warm_up_in_background()
+        warm_up_in_background(skip_blas_probe=True)
         return _compress_one(args, name, k, output, fmt, started)[0]
     return _run_compress_many(args, _expand_inputs(names))
 
@@ -430,7 +430,7 @@ def _run_compress_many(args, names: list[str]) -> int:
         plan.append((name, output))
     fmt = _io.format_for_path(plan[0][1], override=args.format)
     _check_k_fits(fmt, k)
-    warm_up_in_background()
+    warm_up_in_background(skip_blas_probe=True)
 
     started_all = time.perf_counter()
     first_failure, n_written, n_skipped, payloads = 0, 0, 0, []
