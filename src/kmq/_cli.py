@@ -29,7 +29,7 @@ import warnings
 from pathlib import Path
 
 from ._errors import EXIT_INTERNAL, EXIT_INTERRUPTED, InputError, KmqError, OutputError, UsageError
-from ._io import DEFAULT_MAX_PIXELS
+from ._io import DEFAULT_MAX_PIXELS, _is_url
 
 __all__ = ["main", "build_parser", "EXIT_SKIPPED"]
 
@@ -290,10 +290,6 @@ def _default_output(input_name: str | None, k: int, fmt: str | None) -> str:
 #: What a folder given as INPUT contributes: its files with these extensions
 #: (Pillow reads them all), in name order, not its subfolders.
 _IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".pnm", ".tga"})
-
-
-def _is_url(name: str) -> bool:
-    return name.startswith(("http://", "https://"))
 
 
 def _expand_inputs(names: list[str]) -> list[str]:

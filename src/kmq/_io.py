@@ -18,8 +18,6 @@ import io
 import os
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +112,9 @@ def read_source_bytes(source: str | os.PathLike) -> tuple[bytes, str, Path | Non
     if isinstance(source, str) and source == "-":
         return sys.stdin.buffer.read(), "<stdin>", None
     if isinstance(source, str) and _is_url(source):
+        import urllib.error  # here, not at the top: 20 ms of every start-up
+        import urllib.request
+
         try:
             request = urllib.request.Request(source, headers={"User-Agent": "kmq"})
             with urllib.request.urlopen(request, timeout=_URL_TIMEOUT_S) as response:
