@@ -60,6 +60,27 @@ def test_coarse_histogram_weighted_means():
     np.testing.assert_array_equal(bin_of_color, [0, 0, 1, 2])
 
 
+@pytest.mark.parametrize(("channels", "bits"), [(2, 5), (3, 5), (3, 6), (3, 7), (4, 4)])
+def test_coarse_histogram_equals_numpy_reference(channels, bits):
+    """Bins in key order, exact pixel counts and exactly the count-weighted
+    means numpy's bincount gives."""
+    rng = np.random.default_rng(bits * 10 + channels)
+    keys = np.unique(rng.integers(0, 1 << (8 * channels), 20000, dtype=np.int64))
+    colors = unpack_keys(keys.astype(np.uint32), channels)
+    counts = rng.integers(1, 1000, len(colors))
+    bin_keys = np.zeros(len(colors), dtype=np.int64)
+    for c in range(channels):
+        bin_keys = (bin_keys << bits) | (colors[:, c] >> (8 - bits)).astype(np.int64)
+    occupied, bin_of_color = np.unique(bin_keys, return_inverse=True)
+    weights = np.bincount(bin_of_color, weights=counts).astype(np.float64)
+    sums = np.stack([np.bincount(bin_of_color, weights=counts * colors[:, c].astype(np.float64)) for c in range(channels)], axis=1)
+    means, got_weights, got_bins = _kmeans.coarse_histogram(colors, counts, bits)
+    np.testing.assert_array_equal(got_bins, bin_of_color)
+    np.testing.assert_array_equal(got_weights, weights)
+    np.testing.assert_array_equal(means, sums / weights[:, None])
+    assert len(means) == len(occupied)
+
+
 def brute_nearest(colors, palette):
     d2 = ((colors.astype(np.int64)[:, None, :] - palette.astype(np.int64)[None]) ** 2).sum(axis=2)
     return d2.argmin(axis=1), d2.min(axis=1)
@@ -113,3 +134,5 @@ def test_dense_and_hashed_counts_agree_for_rgb(monkeypatch):
     expected_keys, expected_counts = np.unique(keys, return_counts=True)
     np.testing.assert_array_equal(dense.keys, expected_keys)
     np.testing.assert_array_equal(dense.counts, expected_counts)
+    np.testing.assert_array_equal(dense.colors, unpack_keys(expected_keys, 3))
+    assert (dense.keys.dtype, dense.counts.dtype, dense.colors.dtype) == (np.uint32, np.int64, np.uint8)

@@ -150,9 +150,8 @@ def color_histogram(keys: np.ndarray, channels: int) -> ColorHistogram:
         else:
             table = np.zeros(1 << (8 * channels), dtype=np.int32)
             _kernels.count_dense(keys, table)
-            unique_keys = np.flatnonzero(table).astype(np.uint32)
-            counts = table[unique_keys].astype(np.int64)
-            del table
+            unique_keys, counts, colors = _kernels.dense_entries(table, channels)
+            return ColorHistogram(colors, counts, unique_keys)
     else:
         unique_keys, counts = np.unique(keys, return_counts=True)
         unique_keys = unique_keys.astype(np.uint32)

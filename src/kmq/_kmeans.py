@@ -521,22 +521,17 @@ def coarse_histogram(colors: np.ndarray, counts: np.ndarray, bits: int):
     bin_of_color : (M,) int64
         Row of ``means`` holding each colour.
     """
+    from . import _kernels
+
     channels = colors.shape[1]
-    shift = 8 - bits
-    bin_keys = np.zeros(len(colors), dtype=np.int64)
-    for c in range(channels):
-        bin_keys = (bin_keys << bits) | (colors[:, c] >> shift).astype(np.int64)
+    colors = np.ascontiguousarray(colors, dtype=np.uint8)
     table = np.zeros(1 << (bits * channels), dtype=np.int32)
-    table[bin_keys] = 1
-    occupied = np.flatnonzero(table)
-    table[occupied] = np.arange(len(occupied))
-    bin_of_color = table[bin_keys]
-    weights = np.bincount(bin_of_color, weights=counts, minlength=len(occupied)).astype(np.float64)
-    means = np.empty((len(occupied), channels))
-    for c in range(channels):
-        means[:, c] = np.bincount(bin_of_color, weights=counts * colors[:, c].astype(np.float64), minlength=len(occupied))
-    means /= weights[:, None]
-    return means, weights, bin_of_color
+    n_bins = _kernels.number_bins(colors, bits, table)
+    bin_of_color = np.empty(len(colors), dtype=np.int64)
+    sums = np.zeros((n_bins, channels))
+    weights = np.zeros(n_bins)
+    _kernels.sum_bins(colors, np.ascontiguousarray(counts, dtype=np.int64), bits, table, bin_of_color, sums, weights)
+    return sums / weights[:, None], weights, bin_of_color
 
 
 def fit_colors(colors, counts, k, *, random_state, n_init, max_iter, tol, init="k-means++"):
