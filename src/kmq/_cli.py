@@ -398,7 +398,7 @@ def _compress_one(args, name: str | None, k: int, output: str, fmt: str, started
 
 def _run_compress_many(args, names: list[str]) -> int:
     """Several images in one process: Python, NumPy and the compiled kernels
-    load once (~0.7 s) instead of once per image. A file that fails is
+    load once (~0.55 s) instead of once per image. A file that fails is
     reported and the others go on; the exit code is the first failure's
     (98 if files were only skipped), 0 if every file was written."""
     from . import _io

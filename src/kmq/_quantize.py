@@ -404,7 +404,7 @@ class Compressed:
 def warm_up_in_background(*, skip_blas_probe: bool = False):
     """Start loading Numba and kmq's compiled kernels in a daemon thread.
 
-    The first kernel call of a process costs about 0.4 s (importing Numba,
+    The first kernel call of a process costs 0.4-0.5 s (importing Numba,
     its target set-up, reading the cached machine code; on the first run
     after installing, compiling it). Decoding a large PNG releases the GIL
     for much of its time, so a caller that is about to read an image can
