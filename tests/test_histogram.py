@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kmq import _histogram, _kmeans, _remap
-from kmq._histogram import color_histogram, pack_colors, unpack_keys
-from kmq._remap import map_pixels, nearest_palette_index
+from kmq._engine import histogram as _histogram, kmeans as _kmeans, remap as _remap
+from kmq._engine.histogram import color_histogram, pack_colors, unpack_keys
+from kmq._engine.remap import map_pixels, nearest_palette_index
 
 
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from kmq import KMeans, kmeans_plusplus
-from kmq import _kernels, _kmeans
+from kmq._engine import _kernels, _parallel, kmeans as _kmeans
 from kmq._errors import UsageError
 
 
@@ -67,8 +67,8 @@ def test_threaded_and_brute_force_paths_equal_the_default(colors_and_counts, mon
     X = colors.astype(np.float64)
     base = KMeans(20, random_state=3, tol=0.0).fit(X, sample_weight=counts)
     # Two threads on disjoint ranges (sums of integers: exact in any order).
-    monkeypatch.setattr(_kmeans, "_MIN_POINTS_PER_THREAD", 16)
-    monkeypatch.setattr(_kmeans.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(_parallel, "_MIN_POINTS_PER_THREAD", 16)
+    monkeypatch.setattr(_parallel.os, "cpu_count", lambda: 2)
     threaded = KMeans(20, random_state=3, tol=0.0).fit(X, sample_weight=counts)
     # No sorted neighbour tables: failing points are searched over all centres.
     monkeypatch.setattr(_kmeans, "_MAX_SORTED_K", 0)

@@ -83,8 +83,8 @@ def test_a_sweep_is_drawn_without_running_k_means_again(photo_sweep, monkeypatch
     def no_kmeans(*args, **kwargs):
         raise AssertionError("k-means ran again")
 
-    monkeypatch.setattr("kmq._figures.compress", no_kmeans)
-    monkeypatch.setattr("kmq.plot.compress", no_kmeans)
+    monkeypatch.setattr("kmq.plot._sweep.compress", no_kmeans)
+    monkeypatch.setattr("kmq.plot._draw.compress", no_kmeans)
     assert len(image_axes(kmq.plot.compare(photo_sweep, ks=[2, 8]))) == 3
     kmq.plot.curve(photo_sweep)
     kmq.plot.segments(photo_sweep, k=4)

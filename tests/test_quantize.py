@@ -270,7 +270,7 @@ def test_warm_up_loads_the_kernels_for_read_only_images():
         "from kmq._quantize import warm_up_in_background\n"
         "thread = warm_up_in_background()\n"
         "thread.join(timeout=120)\n"
-        "from kmq import _kernels\n"
+        "from kmq._engine import _kernels\n"
         "read_only = types.Array(types.uint8, 2, 'C', readonly=True)\n"
         "print(thread.daemon, thread.is_alive(), [s[0] == read_only for s in _kernels.pack_rgb.signatures])\n"
     )

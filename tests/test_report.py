@@ -14,8 +14,8 @@ from PIL import Image
 import kmq
 import kmq.plot
 from kmq._cli import main
-from kmq._cli_figures import ProgressBar
-from kmq._report import build_report
+from kmq._cli._figures import ProgressBar
+from kmq.plot._report import build_report
 
 FIGURE_IDS = ["fig-compare", "fig-curve", "fig-palette", "fig-scatter", "fig-segments"]
 

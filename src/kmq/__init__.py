@@ -15,7 +15,7 @@ sit at the edges.
 from . import metrics
 from ._errors import DecodeError, InputError, KmqError, LimitError, OutputError, UsageError
 from ._io import DEFAULT_MAX_PIXELS, sample_image_path
-from ._kmeans import KMeans, kmeans_plusplus
+from ._engine.kmeans import KMeans, kmeans_plusplus
 from ._quantize import ColorQuantizer, Compressed, compress, decompress, load
 
 __version__ = "0.1.0"

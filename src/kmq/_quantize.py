@@ -17,7 +17,7 @@ from PIL import Image
 
 from . import _container
 from ._errors import UsageError
-from ._histogram import color_histogram, pack_colors
+from ._engine.histogram import color_histogram, pack_colors
 from ._io import (
     DEFAULT_MAX_PIXELS,
     MODES,
@@ -28,8 +28,8 @@ from ._io import (
     read_source_bytes,
     write_atomic,
 )
-from ._kmeans import _check_random_state, fit_colors
-from ._remap import map_pixels, nearest_palette_index
+from ._engine.kmeans import _check_random_state, fit_colors
+from ._engine.remap import map_pixels, nearest_palette_index
 
 __all__ = ["ColorQuantizer", "Compressed", "compress", "load", "decompress", "DEFAULT_K"]
 
@@ -386,13 +386,13 @@ class Compressed:
 
     def _repr_png_(self) -> bytes:
         """Jupyter: the rebuilt image as PNG (at most 1024 pixels a side)."""
-        from ._report import compressed_png
+        from ._display import compressed_png
 
         return compressed_png(self)
 
     def _repr_html_(self) -> str:
         """Jupyter: the rebuilt image with K, compression ratio and PSNR."""
-        from ._report import compressed_html
+        from ._display import compressed_html
 
         return compressed_html(self)
 

@@ -1,4 +1,4 @@
-"""The HTML report (``kmq report``) and the notebook display of Compressed.
+"""The HTML report (``kmq report``).
 
 The report is one self-contained HTML file: inline CSS, every figure a PNG
 embedded as a ``data:`` URL, no script, no link to anything outside the
@@ -8,13 +8,13 @@ absolute path, so the same input, Ks and seed give the same file.
 
 from __future__ import annotations
 
-import base64
 import html
 import math
 
 import numpy as np
 
-from ._figures import (
+from .._display import png_data_url as _png_data_url
+from ._sweep import (
     DEFAULT_FIGURE_K,
     QUALITY_TARGETS_DB,
     Sweep,
@@ -23,7 +23,7 @@ from ._figures import (
     format_psnr,
 )
 
-__all__ = ["build_report", "featured_k", "compressed_html", "compressed_png"]
+__all__ = ["build_report", "featured_k"]
 
 #: Pixels per inch of the report's figures: sharp on a laptop screen while
 #: keeping the file a few MB.
@@ -59,10 +59,6 @@ def featured_k(sweep: Sweep) -> int:
     if DEFAULT_FIGURE_K in sweep:
         return DEFAULT_FIGURE_K
     return sweep.ks[(len(sweep.ks) - 1) // 2]
-
-
-def _png_data_url(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def _figure_html(figure_id: str, png: bytes, alt: str, caption: str) -> str:
@@ -149,8 +145,8 @@ def build_report(sweep: Sweep, *, dpi: float = REPORT_DPI, on_figure=None) -> st
     str
         The HTML text (UTF-8 when written).
     """
-    from . import __version__
-    from .plot import _draw_compare, _draw_curve, _draw_palette, _draw_scatter, _draw_segments, render_figure
+    from .. import __version__
+    from ._draw import _draw_compare, _draw_curve, _draw_palette, _draw_scatter, _draw_segments, render_figure
 
     source = sweep.source
     name = display_name(source)
@@ -251,67 +247,3 @@ k-means colour quantization for K = {ks_text}; {html.escape(seed)}{html.escape(s
 </body>
 </html>
 """
-
-
-# -- notebook display ---------------------------------------------------------
-
-#: Longest side of the image a notebook shows; larger images are shown
-#: downscaled so the notebook file stays small.
-NOTEBOOK_MAX_SIDE = 1024
-
-
-def _preview_labels(labels: np.ndarray) -> np.ndarray:
-    """Labels (H, W) downscaled by nearest neighbour so the longest side is
-    at most NOTEBOOK_MAX_SIDE (a preview keeps exactly the palette's
-    colours)."""
-    height, width = labels.shape
-    step = math.ceil(max(height, width) / NOTEBOOK_MAX_SIDE)
-    return labels if step <= 1 else labels[::step, ::step]
-
-
-def compressed_png(compressed) -> bytes:
-    """The rebuilt image of a Compressed as PNG bytes (indexed when K <=
-    256), downscaled to at most NOTEBOOK_MAX_SIDE pixels a side."""
-    import io
-
-    from PIL import Image
-
-    from ._io import encode_export
-
-    labels = _preview_labels(compressed.labels)
-    if compressed.k <= 256:
-        return encode_export(compressed.palette, labels, compressed.mode, "png")
-    # PNG palettes hold 256 colours: store larger palettes' pixels directly.
-    rebuilt = compressed.palette[labels]
-    buffer = io.BytesIO()
-    Image.fromarray(rebuilt[:, :, 0] if compressed.mode == "L" else rebuilt, compressed.mode).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def compressed_caption(compressed) -> str:
-    """"K = 16 · 6.0:1 · PSNR 26.6 dB" (PSNR only when the original is known)."""
-    from .metrics import compression_ratio, psnr
-
-    height, width = compressed.shape
-    channels = compressed.palette.shape[1]
-    parts = [f"K = {compressed.k}", f"{1 / compression_ratio(height * width, compressed.k, channels):.1f}:1"]
-    if compressed.source is not None:
-        original = compressed.source.pixels
-        rebuilt = compressed.reconstruct().reshape(original.shape)
-        parts.append(f"PSNR {format_psnr(psnr(original, rebuilt))}")
-    parts.append(f"{width} × {height} {compressed.mode}")
-    return " · ".join(parts)
-
-
-def compressed_html(compressed) -> str:
-    """A Compressed for Jupyter: its rebuilt image with a caption."""
-    png = compressed_png(compressed)
-    preview = _preview_labels(compressed.labels)
-    note = "" if preview.shape == compressed.shape else f" (shown at {preview.shape[1]} × {preview.shape[0]})"
-    data_url = _png_data_url(png)
-    caption = html.escape(compressed_caption(compressed) + note)
-    return (
-        '<figure style="margin: 0; display: inline-block">'
-        f'<img src="{data_url}" alt="{caption}" style="max-width: 100%">'
-        f'<figcaption style="font-size: 0.9em; color: #555">kmq.Compressed: {caption}</figcaption></figure>'
-    )

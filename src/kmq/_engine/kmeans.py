@@ -11,13 +11,12 @@ objective. The loops live in ``_kernels.py``.
 from __future__ import annotations
 
 import math
-import os
-import threading
 import warnings
 
 import numpy as np
 
-from ._errors import UsageError
+from .._errors import UsageError
+from ._parallel import Chunks, n_threads as _n_threads, pool as _pool
 
 __all__ = ["KMeans", "kmeans_plusplus", "fit_colors", "coarse_histogram"]
 
@@ -249,78 +248,6 @@ class KMeans:
 #: more memory and set-up than they save; the bounds still apply, failing
 #: points are then searched over all centres.
 _MAX_SORTED_K = 1024
-#: Below this many points per thread a second thread costs more than it saves.
-_MIN_POINTS_PER_THREAD = 8192
-
-_executor = None
-
-
-def _n_threads(n_points: int) -> int:
-    cores = os.cpu_count() or 1
-    return max(1, min(cores, n_points // _MIN_POINTS_PER_THREAD))
-
-
-_executor_lock = threading.Lock()
-
-
-def _pool():
-    """The process's worker threads (one per core), made on first use."""
-    global _executor
-    with _executor_lock:  # a caller's threads may ask for it at once
-        if _executor is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            _executor = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="kmq")
-    return _executor
-
-
-class _Chunks:
-    """Contiguous ranges of ``range(n_points)``, one per thread, with
-    per-range accumulator arrays that are reused from call to call."""
-
-    def __init__(self, n_points, accumulators=()):
-        self.n_threads = _n_threads(n_points)
-        self.bounds = [int(b) for b in np.linspace(0, n_points, self.n_threads + 1)]
-        self.parts = [[np.zeros(shape) for shape in accumulators] for _ in range(self.n_threads)]
-
-    def run(self, kernel, args_before, args_after):
-        """``kernel(*args_before, start, stop, *args_after, *accumulators)``
-        on each range (in parallel when there are several); the accumulators
-        are zeroed first and summed in range order afterwards, so the result
-        does not depend on timing.
-
-        Returns
-        -------
-        (results, accumulated) : the kernel's return values (list), the
-        summed accumulators (list of arrays; owned by this object).
-        """
-        for part in self.parts:
-            for array in part:
-                array.fill(0.0)
-        bounds = self.bounds
-        if self.n_threads == 1:
-            results = [kernel(*args_before, 0, bounds[1], *args_after, *self.parts[0])]
-            return results, self.parts[0]
-
-        def call(t):
-            return kernel(*args_before, bounds[t], bounds[t + 1], *args_after, *self.parts[t])
-
-        # This thread takes the first range itself: one hand-off fewer per
-        # call, which matters at ~0.1 ms a pass.
-        futures = [_pool().submit(call, t) for t in range(1, self.n_threads)]
-        results = [call(0)] + [future.result() for future in futures]
-        summed = [array.copy() for array in self.parts[0]]
-        for part in self.parts[1:]:
-            for total, array in zip(summed, part):
-                total += array
-        return results, summed
-
-
-def run_chunked(kernel, n_points, args_before, args_after, *, accumulators=()):
-    """One :meth:`_Chunks.run` of ``kernel`` over ``range(n_points)``."""
-    return _Chunks(n_points, accumulators).run(kernel, args_before, args_after)
-
-
 class _Geometry:
     """Centre-to-centre distances, sorted neighbours and half separations of
     the current centres (see ``_kernels.center_geometry``)."""
@@ -387,7 +314,7 @@ def _lloyd(X, w, centers, max_iter, tol, guess=None, min_iter=1):
     # need an error larger than it.
     slack = 1e-9 * (1.0 + float(np.abs(X).max()))
     geometry = _Geometry(n_centers)
-    chunks = _Chunks(n_points, [(n_centers, n_dims), (n_centers,)])
+    chunks = Chunks(n_points, [(n_centers, n_dims), (n_centers,)])
     if chunks.n_threads == 1:
         n_iter = _lloyd_loop(X, w, centers, guess, geometry, chunks, max_iter, tol, min_iter, slack, labels, upper, lower)
     else:

@@ -1,4 +1,4 @@
-"""The ``kmq`` command: compress, decompress, info.
+"""The ``kmq`` command: its parser, its error handling, and compress, decompress, info.
 
 Options follow pngquant where they overlap (``-o/--output``, ``-f/--force``,
 ``--skip-if-larger``, ``-q/-v``, ``-`` for stdin/stdout). The work is done by
@@ -28,8 +28,19 @@ import traceback
 import warnings
 from pathlib import Path
 
-from ._errors import EXIT_INTERNAL, EXIT_INTERRUPTED, InputError, KmqError, OutputError, UsageError
-from ._io import DEFAULT_MAX_PIXELS, _is_url
+from .._errors import EXIT_INTERNAL, EXIT_INTERRUPTED, InputError, KmqError, OutputError, UsageError
+from .._io import _is_url
+from ._args import (
+    _add_common,
+    _add_output,
+    _fraction,
+    _Help,
+    _k_value,
+    _non_negative_float,
+    _Parser,
+    _positive_int,
+)
+from ._figures import register_plot, register_report
 
 __all__ = ["main", "build_parser", "EXIT_SKIPPED"]
 
@@ -38,88 +49,13 @@ EXIT_SKIPPED = 98
 #: SIGTERM, as a shell reports it (128 + 15).
 EXIT_TERMINATED = 143
 
-_PROG = "kmq"
-
-
-class _Help(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows a default only when there is one worth showing."""
-
-    def _get_help_string(self, action):
-        if action.default in (None, False) or action.default is argparse.SUPPRESS or "%(default)" in (action.help or ""):
-            return action.help
-        return super()._get_help_string(action)
-
-
-class _Parser(argparse.ArgumentParser):
-    """ArgumentParser whose errors are one line and a UsageError (exit 2)."""
-
-    def error(self, message):  # noqa: D401 - argparse API
-        raise UsageError(f"{message} (see '{self.prog} --help')")
-
-
-def _checked(convert, valid, what: str, out_of_range: str | None = None):
-    """An argparse type: ``convert(text)``, then ``valid(value)``, else a
-    one-line error naming what was expected and what was given."""
-
-    def parse(text: str):
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{what}, got {text!r}") from None
-        if not valid(value):
-            raise argparse.ArgumentTypeError(f"{out_of_range or what}, got {value}")
-        return value
-
-    return parse
-
-
-_positive_int = _checked(int, lambda v: v >= 1, "expected a whole number", "expected a number >= 1")
-_k_value = _checked(
-    int,
-    lambda v: 1 <= v <= 65536,
-    "the number of colours must be a whole number from 1 to 65536",
-    "the number of colours must be from 1 to 65536",
-)
-_fraction = _checked(float, lambda v: 0 < v <= 1, "expected a fraction in (0, 1]")
-_non_negative_float = _checked(float, lambda v: v >= 0, "expected a number >= 0")
-_pixel_count = _checked(int, lambda v: v >= 0, "expected a whole number of pixels (0 = no limit)")
-
-
-def _max_pixels(text: str) -> int | None:
-    value = _pixel_count(text)
-    return None if value == 0 else value
-
-
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    noise = parser.add_mutually_exclusive_group()
-    noise.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-    noise.add_argument("-v", "--verbose", action="store_true", help="print more (and tracebacks of internal errors)")
-
-
-def _add_output(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-o", "--output", metavar="OUTPUT",
-        help="output file (its extension picks the format), an existing folder (default names in it), or - for stdout",
-    )
-    parser.add_argument(
-        "--format",
-        choices=["kmq", "png", "gif", "webp", "jpg", "bmp", "tif"],
-        help="output format when the extension does not say (e.g. with -o -)",
-    )
-    parser.add_argument("-f", "--force", action="store_true", help="overwrite an existing output file")
-    parser.add_argument(
-        "--max-pixels",
-        type=_max_pixels,
-        default=DEFAULT_MAX_PIXELS,
-        metavar="N",
-        help="refuse images with more pixels (twice Pillow's decompression-bomb limit; 0 = no limit)",
-    )
+from ._args import _PROG
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``kmq`` argument parser (subcommands compress, decompress, info)."""
-    from . import __version__
-    from ._quantize import DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_TOL
+    from .. import __version__
+    from .._quantize import DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_TOL
 
     parser = _Parser(
         prog=_PROG,
@@ -179,14 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print as JSON")
     info.set_defaults(run=_run_info)
 
-    for register in _EXTRA_COMMANDS:
-        register(commands)
+    register_plot(commands)
+    register_report(commands)
     return parser
-
-
-#: Functions that add further subcommands (plot, report) to the parser.
-_EXTRA_COMMANDS: list = []
-from . import _cli_figures  # noqa: E402,F401  (appends the plot and report commands)
 
 
 class _Terminated(Exception):
@@ -262,7 +193,7 @@ def _silence_stdout() -> None:
 
 
 def _ask_k() -> int:
-    from ._quantize import DEFAULT_K
+    from .._quantize import DEFAULT_K
 
     try:
         answer = input(f"Number of colours [{DEFAULT_K}]: ").strip()
@@ -311,8 +242,8 @@ def _expand_inputs(names: list[str]) -> list[str]:
 
 
 def _run_compress(args) -> int:
-    from . import _io
-    from ._quantize import DEFAULT_K, warm_up_in_background
+    from .. import _io
+    from .._quantize import DEFAULT_K, warm_up_in_background
 
     names = args.input
     several = len(names) > 1 or any(n != "-" and not _is_url(n) and Path(n).is_dir() for n in names)
@@ -336,7 +267,7 @@ def _run_compress(args) -> int:
 
 
 def _check_k_fits(fmt: str, k: int) -> None:
-    from . import _io
+    from .. import _io
 
     if fmt in _io.PALETTE_FORMATS and k > 256:
         raise OutputError(f"{fmt.upper()} holds at most 256 colours, got -k {k}; use a .kmq output for K > 256")
@@ -352,8 +283,8 @@ def _compress_one(args, name: str | None, k: int, output: str, fmt: str, started
     -------
     (exit code, JSON payload or None, input file bytes or None, bytes written)
     """
-    from . import _io
-    from ._quantize import compress
+    from .. import _io
+    from .._quantize import compress
 
     source_arg = name if name is not None else str(_io.sample_image_path())
     source = _io.read_image(source_arg, max_pixels=args.max_pixels)
@@ -401,8 +332,8 @@ def _run_compress_many(args, names: list[str]) -> int:
     load once (~0.55 s) instead of once per image. A file that fails is
     reported and the others go on; the exit code is the first failure's
     (98 if files were only skipped), 0 if every file was written."""
-    from . import _io
-    from ._quantize import DEFAULT_K, warm_up_in_background
+    from .. import _io
+    from .._quantize import DEFAULT_K, warm_up_in_background
 
     if "-" in names:
         raise UsageError("- (standard input) cannot be one of several inputs")
@@ -544,8 +475,8 @@ def _print_compress_report(result, source, output, fmt, output_bytes, total, ski
 
 
 def _run_decompress(args) -> int:
-    from . import _io
-    from ._quantize import load
+    from .. import _io
+    from .._quantize import load
 
     input_path = None if args.input == "-" or args.input.startswith(("http://", "https://")) else Path(args.input)
     loaded = load(args.input, max_pixels=args.max_pixels)
@@ -567,8 +498,8 @@ def _run_decompress(args) -> int:
 
 
 def _run_info(args) -> int:
-    from ._container import read_header
-    from ._quantize import _read_kmq_bytes
+    from .._container import read_header
+    from .._quantize import _read_kmq_bytes
 
     data = _read_kmq_bytes(args.input)
     # The CRC too, so that `kmq info` also tells whether the file is intact.

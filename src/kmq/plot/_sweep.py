@@ -20,10 +20,10 @@ from typing import Callable
 
 import numpy as np
 
-from ._errors import UsageError
-from ._io import SourceImage, read_image
-from ._quantize import Compressed, _check_k, compress
-from .metrics import Metrics, measure
+from .._errors import UsageError
+from .._io import SourceImage, read_image
+from .._quantize import Compressed, _check_k, compress
+from ..metrics import Metrics, measure
 
 __all__ = [
     "KResult",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._histogram import ColorHistogram
+from .histogram import ColorHistogram
 
 __all__ = ["nearest_palette_index", "map_pixels", "label_dtype"]
 
@@ -72,7 +72,7 @@ def nearest_palette_index(colors: np.ndarray, palette: np.ndarray, *, guess: np.
         ``return_dist2``.
     """
     from . import _kernels
-    from ._kmeans import run_chunked
+    from ._parallel import run_chunked
 
     colors = np.ascontiguousarray(colors, dtype=np.uint8)
     palette = np.ascontiguousarray(palette, dtype=np.uint8)

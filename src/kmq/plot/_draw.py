@@ -1,32 +1,4 @@
-"""Figures of k-means colour quantization, as the tutorials draw them.
-
-Five figures, each a function that returns a :class:`matplotlib.figure.Figure`:
-
-* :func:`compare` -- the original beside the image rebuilt for several K,
-  each titled with K, the compression ratio and PSNR.
-* :func:`scatter` -- pixels as points in RGB space with the palette's
-  centroids, before and after quantization.
-* :func:`segments` -- the cluster labels as a segmentation, beside the image.
-* :func:`palette` -- the palette as swatches ordered by luminance, sized by
-  pixel share.
-* :func:`curve` -- distortion (MSE, PSNR) and size (bits per pixel, bytes)
-  against K: the elbow to read when choosing K.
-
-Every function takes an image (anything :func:`kmq.compress` accepts), a
-:class:`kmq.Compressed` or a :class:`Sweep` (see :func:`sweep`: one
-compression per K, shared by several figures). Figures are built with
-:class:`matplotlib.figure.Figure`, not pyplot, so they need no display and
-leave pyplot's global state alone; write them with :func:`save_figure`
-(PNG or SVG) or ``fig.savefig``. In Jupyter a returned figure shows itself.
-
-The default seed is 0, so the same call draws the same figure.
-
-Examples
---------
->>> import kmq.plot
->>> fig = kmq.plot.compare(kmq.sample_image_path(), ks=[2, 4, 16, 64])  # doctest: +SKIP
->>> kmq.plot.save_figure(fig, "compare.png")                           # doctest: +SKIP
-"""
+"""The drawing behind :mod:`kmq.plot` (matplotlib); see that module."""
 
 from __future__ import annotations
 
@@ -41,8 +13,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
-from ._errors import OutputError, UsageError
-from ._figures import (
+from .._errors import OutputError, UsageError
+from ._sweep import (
     DEFAULT_COMPARE_KS,
     DEFAULT_FIGURE_K,
     DEFAULT_FIGURE_SEED,
@@ -61,10 +33,10 @@ from ._figures import (
     resolve_image,
     run_sweep,
 )
-from ._histogram import pack_colors
-from ._io import write_atomic
-from ._quantize import Compressed, compress
-from .metrics import compression_ratio
+from .._engine.histogram import pack_colors
+from .._io import write_atomic
+from .._quantize import Compressed, compress
+from ..metrics import compression_ratio
 
 __all__ = [
     "compare",

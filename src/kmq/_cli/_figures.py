@@ -1,7 +1,7 @@
 """The ``kmq plot`` and ``kmq report`` subcommands.
 
-Registered into :mod:`kmq._cli` through its ``_EXTRA_COMMANDS`` list, so they
-share its parser class, quiet/verbose options and error handling (one line
+Added to the parser by :func:`kmq._cli._main.build_parser`; they share its
+parser class, quiet/verbose options and error handling (one line
 on stderr, exit code by error type). matplotlib is imported only when a
 figure is drawn, never to build the parser.
 """
@@ -13,9 +13,9 @@ import struct
 import sys
 from pathlib import Path
 
-from ._cli import _EXTRA_COMMANDS, _add_common, _fraction, _k_value, _max_pixels, _Parser, _positive_int
-from ._errors import OutputError
-from ._io import DEFAULT_MAX_PIXELS
+from .._errors import OutputError
+from .._io import DEFAULT_MAX_PIXELS
+from ._args import _add_common, _fraction, _k_value, _max_pixels, _Parser, _positive_int
 
 __all__ = ["register_plot", "register_report", "ProgressBar"]
 
@@ -112,7 +112,6 @@ def register_report(commands) -> None:
     report.set_defaults(run=_run_report)
 
 
-_EXTRA_COMMANDS.extend([register_plot, register_report])
 
 
 # -- progress -------------------------------------------------------------------
@@ -173,8 +172,8 @@ def _source_and_output(args, default_suffix: str):
     """(input argument, output path): INPUT defaults to the shipped photo,
     OUTPUT to ``<stem>-<suffix>`` in the current folder; an existing output
     without --force is refused before any work."""
-    from . import _io
-    from ._figures import default_output_stem
+    from .. import _io
+    from ..plot._sweep import default_output_stem
 
     source_arg = args.input if args.input is not None else str(_io.sample_image_path())
     output = args.output or f"{default_output_stem(args.input)}-{default_suffix}"
@@ -185,9 +184,9 @@ def _source_and_output(args, default_suffix: str):
 
 
 def _run_plot(args) -> int:
-    from . import _io
-    from ._figures import display_name
-    from .plot import compare, curve, figure_format, palette, render_figure, scatter, segments, sweep
+    from .. import _io
+    from ..plot._sweep import display_name
+    from ..plot._draw import compare, curve, figure_format, palette, render_figure, scatter, segments, sweep
 
     figure = args.figure
     source_arg, output = _source_and_output(args, f"{figure}.png")
@@ -198,7 +197,7 @@ def _run_plot(args) -> int:
     bar = _progress_bar(args)
     try:
         if figure in ("compare", "curve"):
-            from ._figures import DEFAULT_COMPARE_KS, DEFAULT_SWEEP_KS
+            from ..plot._sweep import DEFAULT_COMPARE_KS, DEFAULT_SWEEP_KS
 
             ks = args.ks or (DEFAULT_COMPARE_KS if figure == "compare" else DEFAULT_SWEEP_KS)
             data = sweep(source, ks, progress=bar, **options)
@@ -226,10 +225,10 @@ def _run_plot(args) -> int:
 
 
 def _run_report(args) -> int:
-    from . import _io
-    from ._figures import DEFAULT_SWEEP_KS, QUALITY_TARGETS_DB, display_name, format_bytes
-    from ._report import build_report
-    from .plot import sweep
+    from .. import _io
+    from ..plot._sweep import DEFAULT_SWEEP_KS, QUALITY_TARGETS_DB, display_name, format_bytes
+    from ..plot._report import build_report
+    from ..plot import sweep
 
     source_arg, output = _source_and_output(args, "report.html")
     if Path(output).suffix.lower() not in (".html", ".htm"):

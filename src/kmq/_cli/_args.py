@@ -1,0 +1,87 @@
+"""What every ``kmq`` subcommand's parser shares: the parser class whose
+errors are one line (exit 2), checked argument types, and the common
+options."""
+
+from __future__ import annotations
+
+import argparse
+
+from .._errors import UsageError
+from .._io import DEFAULT_MAX_PIXELS
+
+_PROG = "kmq"
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only when there is one worth showing."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or action.default is argparse.SUPPRESS or "%(default)" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are one line and a UsageError (exit 2)."""
+
+    def error(self, message):  # noqa: D401 - argparse API
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _checked(convert, valid, what: str, out_of_range: str | None = None):
+    """An argparse type: ``convert(text)``, then ``valid(value)``, else a
+    one-line error naming what was expected and what was given."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what}, got {text!r}") from None
+        if not valid(value):
+            raise argparse.ArgumentTypeError(f"{out_of_range or what}, got {value}")
+        return value
+
+    return parse
+
+
+_positive_int = _checked(int, lambda v: v >= 1, "expected a whole number", "expected a number >= 1")
+_k_value = _checked(
+    int,
+    lambda v: 1 <= v <= 65536,
+    "the number of colours must be a whole number from 1 to 65536",
+    "the number of colours must be from 1 to 65536",
+)
+_fraction = _checked(float, lambda v: 0 < v <= 1, "expected a fraction in (0, 1]")
+_non_negative_float = _checked(float, lambda v: v >= 0, "expected a number >= 0")
+_pixel_count = _checked(int, lambda v: v >= 0, "expected a whole number of pixels (0 = no limit)")
+
+
+def _max_pixels(text: str) -> int | None:
+    value = _pixel_count(text)
+    return None if value == 0 else value
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    noise = parser.add_mutually_exclusive_group()
+    noise.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    noise.add_argument("-v", "--verbose", action="store_true", help="print more (and tracebacks of internal errors)")
+
+
+def _add_output(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-o", "--output", metavar="OUTPUT",
+        help="output file (its extension picks the format), an existing folder (default names in it), or - for stdout",
+    )
+    parser.add_argument(
+        "--format",
+        choices=["kmq", "png", "gif", "webp", "jpg", "bmp", "tif"],
+        help="output format when the extension does not say (e.g. with -o -)",
+    )
+    parser.add_argument("-f", "--force", action="store_true", help="overwrite an existing output file")
+    parser.add_argument(
+        "--max-pixels",
+        type=_max_pixels,
+        default=DEFAULT_MAX_PIXELS,
+        metavar="N",
+        help="refuse images with more pixels (twice Pillow's decompression-bomb limit; 0 = no limit)",
+    )
