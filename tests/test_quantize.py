@@ -249,54 +249,6 @@ def test_save_load_round_trip_is_exact(photo, tmp_path, channels, k):
         np.testing.assert_array_equal(png, c.reconstruct())
 
 
-def _fresh_python(code: str) -> list[str]:
-    """Run ``code`` in a new interpreter (nothing of kmq or Numba loaded
-    yet); return the words it printed."""
-    import subprocess
-    import sys
-
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.split()
-
-
-def test_warm_up_loads_the_kernels_for_read_only_images():
-    """The CLI warms the kernels up while it reads the image: in a fresh
-    process, the thread must end on its own and leave the read-only uint8
-    signature of the first kernel loaded (the arrays Pillow hands over are
-    read-only), with no kernel called by anything else."""
-    printed = _fresh_python(
-        "from numba import types\n"
-        "from kmq._quantize import warm_up_in_background\n"
-        "thread = warm_up_in_background()\n"
-        "thread.join(timeout=120)\n"
-        "from kmq._engine import _kernels\n"
-        "read_only = types.Array(types.uint8, 2, 'C', readonly=True)\n"
-        "print(thread.daemon, thread.is_alive(), [s[0] == read_only for s in _kernels.pack_rgb.signatures])\n"
-    )
-    assert printed == ["True", "False", "[True]"]
-
-
-def test_warm_up_can_skip_numbas_blas_probe_and_leaves_scipy_importable():
-    """The kmq command has Numba's BLAS probe fail at once (it would import
-    scipy.linalg): in a fresh process, scipy.linalg must not have been
-    imported by the warm-up, must import normally after it, and the kernels
-    must work."""
-    printed = _fresh_python(
-        "import sys\n"
-        "import numpy as np\n"
-        "from kmq._quantize import warm_up_in_background, compress\n"
-        "warm_up_in_background(skip_blas_probe=True).join(timeout=120)\n"
-        "print('scipy.linalg' in sys.modules, 'scipy.linalg.cython_blas' in sys.modules)\n"
-        "import scipy.linalg.cython_blas\n"
-        "from scipy.linalg import norm\n"
-        "print(norm(np.array([3.0, 4.0])))\n"
-        "pixels = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)\n"
-        "print(compress(pixels, 8, seed=0).k)\n"
-    )
-    assert printed == ["False", "False", "5.0", "8"]
-
-
 def _png_chunks(data: bytes) -> dict:
     """{chunk type: [payloads]} of a PNG, checking each chunk's CRC."""
     import struct

@@ -18,7 +18,7 @@ from ._io import DEFAULT_MAX_PIXELS, sample_image_path
 from ._engine.kmeans import KMeans, kmeans_plusplus
 from ._quantize import ColorQuantizer, Compressed, compress, decompress, load
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "compress",

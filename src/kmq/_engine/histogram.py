@@ -9,9 +9,9 @@ pixel (:meth:`ColorHistogram.lookup`).
 Colours are packed into one unsigned integer key per pixel (channel 0 in the
 most significant byte). For up to 3 channels the key space is at most 2**24,
 small enough for a dense table indexed by key: counting many pixels is one
-pass over them (``_kernels.count_dense``), the distinct colours come out of
+pass over them (``_histogram.count_dense``), the distinct colours come out of
 the table in key order, and mapping is one gather. Few pixels are counted
-in a small hash table instead (``_kernels.count_keys_hashed``), which stays
+in a small hash table instead (``_histogram.count_keys_hashed``), which stays
 in cache. 4-channel keys fall back to a sort (``np.unique``).
 """
 
@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from . import _histogram as _kernels
 
 __all__ = ["ColorHistogram", "pack_colors", "unpack_keys", "color_histogram"]
 
@@ -52,7 +54,6 @@ def pack_colors(pixels: np.ndarray) -> np.ndarray:
     if channels == 4:
         return np.ascontiguousarray(pixels).view(">u4").reshape(n).astype(np.uint32)
     if channels == 3:
-        from . import _kernels
 
         keys = np.empty(n, dtype=np.uint32)
         _kernels.pack_rgb(np.ascontiguousarray(pixels), keys)
@@ -106,7 +107,6 @@ class ColorHistogram:
         """
         top = int(self.keys[-1]) + 1
         if top <= _DENSE_MAX_KEYS:
-            from . import _kernels
 
             # A dense table (at most 16 Mi entries) maps in one gather.
             table = np.zeros(top, dtype=values.dtype)
@@ -132,7 +132,6 @@ def color_histogram(keys: np.ndarray, channels: int) -> ColorHistogram:
     ColorHistogram
     """
     if channels <= 3:
-        from . import _kernels
 
         keys = np.ascontiguousarray(keys, dtype=np.uint32)
         slot_bits = max(4, int(2 * len(keys) - 1).bit_length())

@@ -448,16 +448,16 @@ def coarse_histogram(colors: np.ndarray, counts: np.ndarray, bits: int):
     bin_of_color : (M,) int64
         Row of ``means`` holding each colour.
     """
-    from . import _kernels
+    from . import _histogram
 
     channels = colors.shape[1]
     colors = np.ascontiguousarray(colors, dtype=np.uint8)
     table = np.zeros(1 << (bits * channels), dtype=np.int32)
-    n_bins = _kernels.number_bins(colors, bits, table)
+    n_bins = _histogram.number_bins(colors, bits, table)
     bin_of_color = np.empty(len(colors), dtype=np.int64)
     sums = np.zeros((n_bins, channels))
     weights = np.zeros(n_bins)
-    _kernels.sum_bins(colors, np.ascontiguousarray(counts, dtype=np.int64), bits, table, bin_of_color, sums, weights)
+    _histogram.sum_bins(colors, np.ascontiguousarray(counts, dtype=np.int64), bits, table, bin_of_color, sums, weights)
     return sums / weights[:, None], weights, bin_of_color
 
 

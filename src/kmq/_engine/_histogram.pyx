@@ -1,0 +1,186 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Compiled loops of the colour histogram (driven by ``histogram.py``) and of
+its coarse bins (driven by ``kmeans.coarse_histogram``).
+
+Output arrays are passed in and named ``*_out`` (``*_inout`` when read too);
+every loop runs without the GIL, so callers may split work over threads.
+"""
+
+import numpy as np
+
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+
+ctypedef fused gathered_t:
+    uint8_t
+    uint16_t
+    int32_t
+    int64_t
+
+
+def pack_rgb(const uint8_t[:, ::1] pixels, uint32_t[::1] keys_out):
+    """keys_out[i] = pixels[i, 0] << 16 | pixels[i, 1] << 8 | pixels[i, 2];
+    pixels (N, 3) uint8, keys_out (N,) uint32. One pass, no temporaries."""
+    cdef Py_ssize_t i, n = pixels.shape[0]
+    with nogil:
+        for i in range(n):
+            keys_out[i] = (<uint32_t>pixels[i, 0] << 16) | (<uint32_t>pixels[i, 1] << 8) | <uint32_t>pixels[i, 2]
+
+
+def count_dense(const uint32_t[::1] keys, int32_t[::1] counts_inout):
+    """counts_inout[key] += 1 for every key; counts_inout (T,) int32 zeroed,
+    T > max(keys). For many pixels: the distinct keys are then the nonzero
+    entries, already in order."""
+    cdef Py_ssize_t i, n = keys.shape[0]
+    with nogil:
+        for i in range(n):
+            counts_inout[keys[i]] += 1
+
+
+def dense_entries(const int32_t[::1] table, int channels):
+    """The distinct keys counted by :func:`count_dense`, in key order.
+
+    table (T,) int32 of counts; channels: C, the bytes of a key.
+    Returns keys (M,) uint32, counts (M,) int64 and colours (M, C) uint8
+    (the keys unpacked, channel 0 in the most significant byte).
+    """
+    cdef Py_ssize_t t, j, n = 0, size = table.shape[0]
+    cdef int c
+    with nogil:
+        for t in range(size):
+            if table[t] != 0:
+                n += 1
+    keys_array = np.empty(n, dtype=np.uint32)
+    counts_array = np.empty(n, dtype=np.int64)
+    colors_array = np.empty((n, channels), dtype=np.uint8)
+    cdef uint32_t[::1] keys = keys_array
+    cdef int64_t[::1] counts = counts_array
+    cdef uint8_t[:, ::1] colors = colors_array
+    cdef int32_t v
+    with nogil:
+        j = 0
+        for t in range(size):
+            v = table[t]
+            if v != 0:
+                keys[j] = <uint32_t>t
+                counts[j] = v
+                for c in range(channels):
+                    colors[j, c] = (t >> (8 * (channels - 1 - c))) & 0xFF
+                j += 1
+    return keys_array, counts_array, colors_array
+
+
+def count_keys_hashed(
+    const uint32_t[::1] keys,
+    uint32_t[::1] slot_keys,
+    int32_t[::1] slot_index,
+    int shift,
+    uint32_t[::1] distinct_out,
+    int64_t[::1] counts_out,
+):
+    """Distinct values of ``keys`` and how often each occurs, in one pass
+    through an open-addressing hash table: for images with few pixels a
+    table of ~2N slots stays in cache, where a 2**24-entry one would fault
+    in thousands of pages (see :func:`count_dense` for many pixels).
+
+    Parameters
+    ----------
+    keys : (N,) uint32, all < 0xFFFFFFFF
+    slot_keys : (S,) uint32 filled with 0xFFFFFFFF; slot_index : (S,) int32
+        S = 2**(32 - shift) >= 2 N. Multiplicative hashing (Knuth), linear
+        probing.
+    distinct_out : (N,) uint32, OUT — distinct keys in order of first
+        occurrence, in ``distinct_out[:m]``.
+    counts_out : (N,) int64, zero on entry, OUT — ``counts_out[:m]``.
+
+    Returns
+    -------
+    m : int — number of distinct keys.
+    """
+    cdef Py_ssize_t mask = slot_keys.shape[0] - 1
+    cdef Py_ssize_t i, s, m = 0, n = keys.shape[0]
+    cdef uint32_t key, k
+    with nogil:
+        for i in range(n):
+            key = keys[i]
+            s = <Py_ssize_t>((((<uint64_t>key) * 2654435761ULL) & 0xFFFFFFFFULL) >> shift)
+            while True:
+                k = slot_keys[s]
+                if k == key:
+                    counts_out[slot_index[s]] += 1
+                    break
+                if k == 0xFFFFFFFFU:
+                    slot_keys[s] = key
+                    slot_index[s] = <int32_t>m
+                    distinct_out[m] = key
+                    counts_out[m] += 1
+                    m += 1
+                    break
+                s = (s + 1) & mask
+    return m
+
+
+def gather(const gathered_t[::1] table, const uint32_t[::1] keys, gathered_t[::1] out):
+    """``out[i] = table[keys[i]]`` (a NumPy fancy index without its intp
+    temporary of N indices)."""
+    cdef Py_ssize_t i, n = keys.shape[0]
+    with nogil:
+        for i in range(n):
+            out[i] = table[keys[i]]
+
+
+def number_bins(const uint8_t[:, ::1] colors, int bits, int32_t[::1] table_inout):
+    """Mark the bins of ``bits`` bits per channel that hold a colour and
+    number them in key order.
+
+    colors (M, C) uint8; table_inout (2**(bits * C),) int32, zeroed: on
+    return, the entry of each occupied bin holds its row. Returns the number
+    of occupied bins.
+    """
+    cdef int shift = 8 - bits
+    cdef Py_ssize_t i, t, key, n = colors.shape[0], channels = colors.shape[1]
+    cdef Py_ssize_t c
+    cdef int32_t n_bins = 0
+    with nogil:
+        for i in range(n):
+            key = 0
+            for c in range(channels):
+                key = (key << bits) | (colors[i, c] >> shift)
+            table_inout[key] = 1
+        for t in range(table_inout.shape[0]):
+            if table_inout[t] != 0:
+                table_inout[t] = n_bins
+                n_bins += 1
+    return n_bins
+
+
+def sum_bins(
+    const uint8_t[:, ::1] colors,
+    const int64_t[::1] counts,
+    int bits,
+    const int32_t[::1] table,
+    int64_t[::1] bin_of_color_out,
+    double[:, ::1] sums_out,
+    double[::1] weights_out,
+):
+    """Row of each colour's bin (from :func:`number_bins`) and, per bin, the
+    pixel count and the count-weighted sum of its colours.
+
+    colors (M, C) uint8; counts (M,) int64; table as left by
+    :func:`number_bins` -> bin_of_color_out (M,) int64; sums_out (B, C)
+    float64 and weights_out (B,) float64, zeroed. Sums of integers: exact.
+    """
+    cdef int shift = 8 - bits
+    cdef Py_ssize_t i, key, b, n = colors.shape[0], channels = colors.shape[1]
+    cdef Py_ssize_t c
+    cdef double w
+    with nogil:
+        for i in range(n):
+            key = 0
+            for c in range(channels):
+                key = (key << bits) | (colors[i, c] >> shift)
+            b = table[key]
+            bin_of_color_out[i] = b
+            w = <double>counts[i]
+            weights_out[b] += w
+            for c in range(channels):
+                sums_out[b, c] += w * colors[i, c]
