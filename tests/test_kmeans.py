@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from kmq import KMeans, kmeans_plusplus
-from kmq._engine import _kernels, _parallel, kmeans as _kmeans
+from kmq._engine import _kmeans as kernels, _parallel, kmeans as _kmeans
 from kmq._errors import UsageError
 
 
@@ -124,7 +124,7 @@ def test_relocate_empty_kernel_order():
     previous = np.zeros((3, 4))
     weights = np.array([4.0, 0.0, 0.0])
     centers = previous.copy()
-    _kernels.relocate_empty(X, w, labels, previous, weights, centers)
+    kernels.relocate_empty(X, w, labels, previous, weights, centers)
     # Costs: 0, 100, 36, 0 -> the empty centres 1 and 2 take points 1 then 2.
     np.testing.assert_array_equal(centers[1], X[1])
     np.testing.assert_array_equal(centers[2], X[2])

@@ -1,10 +1,10 @@
 """kmq: image compression by k-means colour quantization.
 
-The pipeline, one module per stage:
-read (``_io``) -> histogram (``_histogram``) -> k-means (``_kmeans``,
-``_kernels``) -> map (``_remap``) -> encode/write (``_container``, ``_io``),
-orchestrated by ``_quantize``; ``metrics``, ``plot`` and the CLI (``_cli``)
-sit at the edges.
+The pipeline: read (``_io``) -> histogram -> k-means -> map (the engine,
+``_engine/``: ``histogram``, ``kmeans``, ``remap``, each driving its
+compiled kernels) -> encode/write (``_container``, ``_io``), orchestrated by
+``_quantize``; ``metrics``, ``plot`` (figures and the report) and the CLI
+(``_cli``) sit at the edges and are never imported by the pipeline.
 
 >>> import kmq
 >>> c = kmq.compress(kmq.sample_image_path(), 16, seed=0)   # doctest: +SKIP

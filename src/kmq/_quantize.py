@@ -401,54 +401,6 @@ class Compressed:
         return f"<kmq.Compressed {w}x{h} {self.mode} K={self.k}{' lossless' if self.lossless else ''}>"
 
 
-def warm_up_in_background(*, skip_blas_probe: bool = False):
-    """Start loading Numba and kmq's compiled kernels in a daemon thread.
-
-    The first kernel call of a process costs 0.4-0.5 s (importing Numba,
-    its target set-up, reading the cached machine code; on the first run
-    after installing, compiling it). Decoding a large PNG releases the GIL
-    for much of its time, so a caller that is about to read an image can
-    overlap the two: measured on a 12-megapixel PNG, 2.2 s -> 1.5 s for read
-    plus compress. Any error is left for the real call to raise.
-
-    skip_blas_probe : bool
-        For a process that runs no Numba code but kmq's (the ``kmq``
-        command): Numba's set-up probes for BLAS by importing
-        ``scipy.linalg`` (0.1 s), which only its own ``np.correlate`` and
-        ``np.convolve`` would use and kmq's kernels never do. The probe is
-        made to fail at once (a ``None`` entry in ``sys.modules``, removed as
-        soon as the set-up is done, so that SciPy imports normally after).
-
-    Returns
-    -------
-    threading.Thread
-    """
-    import sys
-    import threading
-
-    blocked = "scipy.linalg.cython_blas"
-    block = skip_blas_probe and "numba" not in sys.modules and blocked not in sys.modules
-
-    def warm():
-        if block:
-            sys.modules[blocked] = None
-        try:
-            # A read-only uint8 image, like the arrays Pillow hands over, so
-            # that the signatures loaded are the ones the real call uses.
-            pixels = (np.arange(48, dtype=np.uint8) * 5).reshape(4, 4, 3)
-            pixels.flags.writeable = False
-            ColorQuantizer(4, seed=0).fit_transform(pixels)
-        except Exception:  # noqa: BLE001 - the real call reports it
-            pass
-        finally:
-            if block and sys.modules.get(blocked, 0) is None:
-                del sys.modules[blocked]
-
-    thread = threading.Thread(target=warm, name="kmq-warm-up", daemon=True)
-    thread.start()
-    return thread
-
-
 def compress(
     image,
     k: int = DEFAULT_K,

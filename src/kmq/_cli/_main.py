@@ -243,7 +243,7 @@ def _expand_inputs(names: list[str]) -> list[str]:
 
 def _run_compress(args) -> int:
     from .. import _io
-    from .._quantize import DEFAULT_K, warm_up_in_background
+    from .._quantize import DEFAULT_K
 
     names = args.input
     several = len(names) > 1 or any(n != "-" and not _is_url(n) and Path(n).is_dir() for n in names)
@@ -261,7 +261,6 @@ def _run_compress(args) -> int:
             output = str(Path(output) / _default_output(name, k, args.format))
         fmt = _io.format_for_path(output, override=args.format or ("kmq" if output == "-" else None))
         _check_k_fits(fmt, k)
-        warm_up_in_background(skip_blas_probe=True)
         return _compress_one(args, name, k, output, fmt, started)[0]
     return _run_compress_many(args, _expand_inputs(names))
 
@@ -333,7 +332,7 @@ def _run_compress_many(args, names: list[str]) -> int:
     reported and the others go on; the exit code is the first failure's
     (98 if files were only skipped), 0 if every file was written."""
     from .. import _io
-    from .._quantize import DEFAULT_K, warm_up_in_background
+    from .._quantize import DEFAULT_K
 
     if "-" in names:
         raise UsageError("- (standard input) cannot be one of several inputs")
@@ -357,7 +356,6 @@ def _run_compress_many(args, names: list[str]) -> int:
         plan.append((name, output))
     fmt = _io.format_for_path(plan[0][1], override=args.format)
     _check_k_fits(fmt, k)
-    warm_up_in_background(skip_blas_probe=True)
 
     started_all = time.perf_counter()
     first_failure, n_written, n_skipped, payloads = 0, 0, 0, []

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _histogram as _kernels
+from . import _histogram
 
 __all__ = ["ColorHistogram", "pack_colors", "unpack_keys", "color_histogram"]
 
@@ -56,7 +56,7 @@ def pack_colors(pixels: np.ndarray) -> np.ndarray:
     if channels == 3:
 
         keys = np.empty(n, dtype=np.uint32)
-        _kernels.pack_rgb(np.ascontiguousarray(pixels), keys)
+        _histogram.pack_rgb(np.ascontiguousarray(pixels), keys)
         return keys
     if channels == 2:
         return np.ascontiguousarray(pixels).view(">u2").reshape(n).astype(np.uint32)
@@ -112,7 +112,7 @@ class ColorHistogram:
             table = np.zeros(top, dtype=values.dtype)
             table[self.keys] = values
             out = np.empty(len(pixel_keys), dtype=values.dtype)
-            _kernels.gather(table, np.ascontiguousarray(pixel_keys), out)
+            _histogram.gather(table, np.ascontiguousarray(pixel_keys), out)
             return out
         return values[np.searchsorted(self.keys, pixel_keys)]
 
@@ -140,7 +140,7 @@ def color_histogram(keys: np.ndarray, channels: int) -> ColorHistogram:
             counts_all = np.zeros(len(keys), dtype=np.int64)
             slot_keys = np.full(1 << slot_bits, 0xFFFFFFFF, dtype=np.uint32)
             slot_index = np.empty(1 << slot_bits, dtype=np.int32)
-            n_distinct = _kernels.count_keys_hashed(keys, slot_keys, slot_index, 32 - slot_bits, distinct, counts_all)
+            n_distinct = _histogram.count_keys_hashed(keys, slot_keys, slot_index, 32 - slot_bits, distinct, counts_all)
             del slot_keys, slot_index
             # First-occurrence order -> key order; M is small next to N.
             order = np.argsort(distinct[:n_distinct], kind="stable")
@@ -148,8 +148,8 @@ def color_histogram(keys: np.ndarray, channels: int) -> ColorHistogram:
             counts = counts_all[:n_distinct][order]
         else:
             table = np.zeros(1 << (8 * channels), dtype=np.int32)
-            _kernels.count_dense(keys, table)
-            unique_keys, counts, colors = _kernels.dense_entries(table, channels)
+            _histogram.count_dense(keys, table)
+            unique_keys, counts, colors = _histogram.dense_entries(table, channels)
             return ColorHistogram(colors, counts, unique_keys)
     else:
         unique_keys, counts = np.unique(keys, return_counts=True)

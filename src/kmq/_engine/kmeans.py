@@ -5,7 +5,7 @@ only stores parameters, ``fit`` returns ``self``, learned state ends in
 ``_`` — but the algorithm is kmq's own, written for colour data: few
 dimensions, many points, and weights (the pixel count of each distinct
 colour), so that fitting on the histogram minimises exactly the pixel
-objective. The loops live in ``_kernels.py``.
+objective. The loops live in ``_kmeans.py``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 
 from .._errors import UsageError
+from . import _histogram, _kmeans
 from ._parallel import Chunks, n_threads as _n_threads, pool as _pool
 
 __all__ = ["KMeans", "kmeans_plusplus", "fit_colors", "coarse_histogram"]
@@ -63,7 +64,6 @@ def _plusplus_plan(X, w, n_clusters, rng, n_local_trials=None):
     """Draw the random numbers of a k-means++ seeding now; return a function
     that computes the seeding, ``() -> (centers, indices)``, and may run in
     any thread: the draws, and so the result, do not depend on when."""
-    from . import _kernels
 
     n_points = X.shape[0]
     if n_local_trials is None:
@@ -75,7 +75,7 @@ def _plusplus_plan(X, w, n_clusters, rng, n_local_trials=None):
 
     def compute():
         indices = np.empty(n_clusters, dtype=np.int64)
-        _kernels.kmeans_plusplus_seeds(_pad(X), w, first, uniforms, indices)
+        _kmeans.kmeans_plusplus_seeds(_pad(X), w, first, uniforms, indices)
         indices = indices.astype(np.intp)
         return X[indices].copy(), indices
 
@@ -230,10 +230,9 @@ class KMeans:
         X = self._check_X(X)
         if X.shape[1] != self.cluster_centers_.shape[1]:
             raise UsageError(f"X has {X.shape[1]} features, the model was fitted with {self.cluster_centers_.shape[1]}")
-        from . import _kernels
 
         labels = np.empty(X.shape[0], dtype=np.int32)
-        _kernels.assign_labels(X, self.cluster_centers_, labels, np.empty(X.shape[0]))
+        _kmeans.assign_labels(X, self.cluster_centers_, labels, np.empty(X.shape[0]))
         return labels
 
     def fit_predict(self, X, y=None, sample_weight=None):
@@ -250,7 +249,7 @@ class KMeans:
 _MAX_SORTED_K = 1024
 class _Geometry:
     """Centre-to-centre distances, sorted neighbours and half separations of
-    the current centres (see ``_kernels.center_geometry``)."""
+    the current centres (see ``_kmeans.center_geometry``)."""
 
     def __init__(self, n_centers: int):
         self.sorted_search = n_centers <= _MAX_SORTED_K
@@ -261,16 +260,15 @@ class _Geometry:
 
     def update(self, centers):
         if self.sorted_search:
-            from . import _kernels
 
-            _kernels.center_geometry(centers, self.dist, self.order, self.half_sep)
+            _kmeans.center_geometry(centers, self.dist, self.order, self.half_sep)
 
 
 def _lloyd(X, w, centers, max_iter, tol, guess=None, min_iter=1):
     """One weighted Lloyd run from ``centers`` (K, D).
 
     Assignments use Hamerly's bounds and sort-means searches (see
-    ``_kernels``), which give exactly Lloyd's labels. The run stops when no
+    ``_kmeans.pyx``), which give exactly Lloyd's labels. The run stops when no
     label changes, when the squared centre movement summed over centres is at
     most ``tol`` (absolute), or after ``max_iter`` centre updates.
 
@@ -296,7 +294,6 @@ def _lloyd(X, w, centers, max_iter, tol, guess=None, min_iter=1):
     n_iter : int
         Centre updates done (at least 1).
     """
-    from . import _kernels
 
     X_in, n_features = X, X.shape[1]
     X = _pad(X)
@@ -341,12 +338,11 @@ def _lloyd_loop(X, w, centers, guess, geometry, chunks, max_iter, tol, min_iter,
     The loop stays in Python: fused into one compiled function it saved
     0.6 ms of 30 ms (Kodak, K=64, median) and cost 3.4 s more compiling on
     the first run, LLVM optimising the inlined passes as one function."""
-    from . import _kernels
 
     n_centers = centers.shape[0]
     geometry.update(centers)
     _, (sums, weights) = chunks.run(
-        _kernels.hamerly_init,
+        _kmeans.hamerly_init,
         (X, w, centers, geometry.dist, geometry.order, guess),
         (labels, upper, lower),
     )
@@ -360,16 +356,16 @@ def _lloyd_loop(X, w, centers, guess, geometry, chunks, max_iter, tol, min_iter,
     previous = np.empty_like(centers)
     while n_iter < max_iter:
         previous[:] = centers
-        shift, n_empty = _kernels.update_centers(sums, weights, centers, drift)
+        shift, n_empty = _kmeans.update_centers(sums, weights, centers, drift)
         if n_empty:
-            _kernels.relocate_empty(X, w, labels, previous, weights, centers)
-            shift = _kernels.moved_distance(previous, centers, drift)
+            _kmeans.relocate_empty(X, w, labels, previous, weights, centers)
+            shift = _kmeans.moved_distance(previous, centers, drift)
         n_iter += 1
         geometry.update(centers)
         drift_total += drift
         lower_drift_total += float(drift.max())
         changed, (sums_moved, weights_moved) = chunks.run(
-            _kernels.hamerly_pass,
+            _kmeans.hamerly_pass,
             (X, w, centers, geometry.dist, geometry.order, geometry.half_sep, drift_total, lower_drift_total, slack, geometry.sorted_search),
             (labels, upper, lower),
         )
@@ -392,10 +388,9 @@ def _pad(X):
 
 
 def _inertia(X, w, centers, labels):
-    from . import _kernels
 
     X = np.ascontiguousarray(X, dtype=np.float64)
-    return float(_kernels.weighted_sse(X, w, np.ascontiguousarray(centers, dtype=np.float64), labels))
+    return float(_kmeans.weighted_sse(X, w, np.ascontiguousarray(centers, dtype=np.float64), labels))
 
 
 # -- fitting a palette to a colour histogram -----------------------------------
@@ -448,7 +443,6 @@ def coarse_histogram(colors: np.ndarray, counts: np.ndarray, bits: int):
     bin_of_color : (M,) int64
         Row of ``means`` holding each colour.
     """
-    from . import _histogram
 
     channels = colors.shape[1]
     colors = np.ascontiguousarray(colors, dtype=np.uint8)

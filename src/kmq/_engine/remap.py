@@ -8,13 +8,15 @@ The search is exact and cheap: integer arithmetic on uint8 values, starting
 from a good guess (the nearest entry to the centre of the colour's coarse
 grid cell, or the k-means label when the caller has it) and visiting that
 entry's neighbours nearest first, stopping as soon as no further entry can be
-nearer (sort-means; see ``_kernels.nearest_palette_sorted``).
+nearer (sort-means; see ``_remap.nearest_palette_sorted``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from . import _kmeans, _remap
+from ._parallel import run_chunked
 from .histogram import ColorHistogram
 
 __all__ = ["nearest_palette_index", "map_pixels", "label_dtype"]
@@ -36,14 +38,13 @@ def _grid_guess(colors: np.ndarray, palette: np.ndarray) -> np.ndarray:
 
     colors (M, C) uint8, palette (K, C) uint8 -> (M,) int32.
     """
-    from . import _kernels
 
     channels = colors.shape[1]
     shift = 8 - _GUESS_BITS
     levels = (np.arange(1 << _GUESS_BITS) << shift) + (1 << (shift - 1))
     grid = np.stack(np.meshgrid(*([levels] * channels), indexing="ij"), axis=-1).reshape(-1, channels)
     cell_labels = np.empty(len(grid), dtype=np.int32)
-    _kernels.assign_labels(grid.astype(np.float64), palette.astype(np.float64), cell_labels, np.empty(len(grid)))
+    _kmeans.assign_labels(grid.astype(np.float64), palette.astype(np.float64), cell_labels, np.empty(len(grid)))
     cells = np.zeros(len(colors), dtype=np.int64)
     for c in range(channels):
         cells = (cells << _GUESS_BITS) | (colors[:, c] >> shift)
@@ -71,8 +72,6 @@ def nearest_palette_index(colors: np.ndarray, palette: np.ndarray, *, guess: np.
         Squared Euclidean distance (8-bit units) to that entry; only with
         ``return_dist2``.
     """
-    from . import _kernels
-    from ._parallel import run_chunked
 
     colors = np.ascontiguousarray(colors, dtype=np.uint8)
     palette = np.ascontiguousarray(palette, dtype=np.uint8)
@@ -81,7 +80,7 @@ def nearest_palette_index(colors: np.ndarray, palette: np.ndarray, *, guess: np.
     dist2 = np.empty(n_colors, dtype=np.int64)
     if k > _MAX_SORTED_K:
         squared = np.empty(n_colors)
-        _kernels.assign_labels(colors.astype(np.float64), palette.astype(np.float64), labels, squared)
+        _kmeans.assign_labels(colors.astype(np.float64), palette.astype(np.float64), labels, squared)
         dist2[:] = squared
     else:
         if guess is None:
@@ -90,9 +89,9 @@ def nearest_palette_index(colors: np.ndarray, palette: np.ndarray, *, guess: np.
         entries = palette.astype(np.int64)
         pal_dist2 = ((entries[:, None, :] - entries[None, :, :]) ** 2).sum(axis=2)
         order = np.empty((k, k), dtype=np.int32)
-        _kernels.center_geometry(entries.astype(np.float64), np.empty((k, k)), order, np.empty(k))
+        _kmeans.center_geometry(entries.astype(np.float64), np.empty((k, k)), order, np.empty(k))
         run_chunked(
-            _kernels.nearest_palette_sorted,
+            _remap.nearest_palette_sorted,
             n_colors,
             (colors, palette, guess, pal_dist2, order),
             (labels, dist2),
