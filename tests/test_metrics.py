@@ -54,3 +54,47 @@ def test_compression_ratio_is_the_tutorials_formula():
 def test_shape_mismatch():
     with pytest.raises(ValueError, match=r"images differ in shape"):
         metrics.mse(A, B[:, :1])
+
+
+# -- kmq's own SSIM and PSNR against scikit-image's (the reference) -------------
+
+
+def _reference_pairs(sample_pixels):
+    """(original, quantized) pairs of several shapes and channel counts."""
+    rebuilt = kmq_compress_reconstruct(sample_pixels, 16)
+    yield sample_pixels, rebuilt                                   # RGB, 512 x 768
+    yield sample_pixels[:, :, 0], rebuilt[:, :, 0]                 # grey
+    yield sample_pixels[100:201, 300:337], rebuilt[100:201, 300:337]  # odd sizes
+    yield sample_pixels[:5, :9], rebuilt[:5, :9]                   # window 5
+    rgba_a = np.dstack([sample_pixels[:64, :80], np.full((64, 80), 255, np.uint8)])
+    rgba_b = np.dstack([rebuilt[:64, :80], np.arange(64 * 80, dtype=np.uint8).reshape(64, 80)])
+    yield rgba_a, rgba_b                                           # four channels
+
+
+def kmq_compress_reconstruct(pixels, k):
+    import kmq
+
+    return kmq.compress(pixels, k, seed=0).reconstruct()
+
+
+def test_ssim_and_psnr_equal_scikit_images(sample_pixels):
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    for original, rebuilt in _reference_pairs(sample_pixels):
+        side = min(original.shape[:2])
+        win = min(7, side if side % 2 else side - 1)
+        channel_axis = 2 if original.ndim == 3 else None
+        expected = structural_similarity(original, rebuilt, data_range=255, channel_axis=channel_axis, win_size=win)
+        assert metrics.ssim(original, rebuilt) == pytest.approx(expected, abs=1e-9), original.shape
+        assert metrics.psnr(original, rebuilt) == pytest.approx(peak_signal_noise_ratio(original, rebuilt, data_range=255), abs=1e-9)
+
+
+def test_ssim_is_the_same_on_one_thread_and_several(sample_pixels, monkeypatch):
+    from kmq._engine import _parallel
+
+    rebuilt = kmq_compress_reconstruct(sample_pixels, 8)
+    monkeypatch.setattr(_parallel.os, "cpu_count", lambda: 1)
+    one = metrics.ssim(sample_pixels, rebuilt)
+    monkeypatch.setattr(_parallel.os, "cpu_count", lambda: 4)
+    several = metrics.ssim(sample_pixels, rebuilt)
+    assert several == pytest.approx(one, abs=1e-12)

@@ -304,3 +304,17 @@ def test_threaded_png_is_the_same_image_as_pillows(monkeypatch, channels, k, wid
     a, b = Image.open(io.BytesIO(threaded)), Image.open(io.BytesIO(pillow))
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert a.getpalette() == b.getpalette() and a.info.get("transparency") == b.info.get("transparency")
+
+
+def test_same_bytes_whatever_the_thread_count(sample_pixels, monkeypatch):
+    """The engine splits its passes over threads; the result must not
+    depend on how many: a photograph with coarse histogram levels (72k
+    colours) on one thread and on several, each a tiny share of points."""
+    from kmq._engine import _parallel
+
+    outputs = []
+    for cores in (1, 2, 3):
+        monkeypatch.setattr(_parallel.os, "cpu_count", lambda cores=cores: cores)
+        monkeypatch.setattr(_parallel, "_MIN_POINTS_PER_THREAD", 64)
+        outputs.append(kmq.compress(sample_pixels, 64, seed=3).to_bytes("png"))
+    assert outputs[0] == outputs[1] == outputs[2]

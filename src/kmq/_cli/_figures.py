@@ -13,7 +13,7 @@ import struct
 import sys
 from pathlib import Path
 
-from .._errors import OutputError
+from .._errors import OutputError, UsageError
 from .._io import DEFAULT_MAX_PIXELS
 from ._args import _add_common, _fraction, _k_value, _max_pixels, _Parser, _positive_int
 
@@ -183,7 +183,16 @@ def _source_and_output(args, default_suffix: str):
     return source_arg, output
 
 
+def _require_plot_extra(command: str) -> None:
+    """Exit 2 with the install line when matplotlib is missing."""
+    try:
+        import kmq.plot  # noqa: F401
+    except ImportError:
+        raise UsageError(f"kmq {command} draws with matplotlib, which comes with the plot extra: pip install 'kmq[plot]'") from None
+
+
 def _run_plot(args) -> int:
+    _require_plot_extra("plot")
     from .. import _io
     from ..plot._sweep import display_name
     from ..plot._draw import compare, curve, figure_format, palette, render_figure, scatter, segments, sweep
@@ -225,6 +234,7 @@ def _run_plot(args) -> int:
 
 
 def _run_report(args) -> int:
+    _require_plot_extra("report")
     from .. import _io
     from ..plot._sweep import DEFAULT_SWEEP_KS, QUALITY_TARGETS_DB, display_name, format_bytes
     from ..plot._report import build_report

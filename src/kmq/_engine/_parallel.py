@@ -16,9 +16,11 @@ __all__ = ["Chunks", "n_threads", "pool", "run_chunked"]
 _MIN_POINTS_PER_THREAD = 8192
 
 
-def n_threads(n_points: int) -> int:
+def n_threads(n_points: int, min_per_thread: int | None = None) -> int:
+    """Threads worth using for ``n_points`` items of work: one per core, at
+    most one per ``min_per_thread`` items (default _MIN_POINTS_PER_THREAD)."""
     cores = os.cpu_count() or 1
-    return max(1, min(cores, n_points // _MIN_POINTS_PER_THREAD))
+    return max(1, min(cores, n_points // (min_per_thread or _MIN_POINTS_PER_THREAD)))
 
 
 _executor = None
@@ -40,8 +42,8 @@ class Chunks:
     """Contiguous ranges of ``range(n_points)``, one per thread, with
     per-range accumulator arrays that are reused from call to call."""
 
-    def __init__(self, n_points, accumulators=()):
-        self.n_threads = n_threads(n_points)
+    def __init__(self, n_points, accumulators=(), min_per_thread=None):
+        self.n_threads = n_threads(n_points, min_per_thread)
         self.bounds = [int(b) for b in np.linspace(0, n_points, self.n_threads + 1)]
         self.parts = [[np.zeros(shape) for shape in accumulators] for _ in range(self.n_threads)]
 
@@ -78,8 +80,8 @@ class Chunks:
         return results, summed
 
 
-def run_chunked(kernel, n_points, args_before, args_after, *, accumulators=()):
+def run_chunked(kernel, n_points, args_before, args_after, *, accumulators=(), min_per_thread=None):
     """One :meth:`Chunks.run` of ``kernel`` over ``range(n_points)``."""
-    return Chunks(n_points, accumulators).run(kernel, args_before, args_after)
+    return Chunks(n_points, accumulators, min_per_thread).run(kernel, args_before, args_after)
 
 

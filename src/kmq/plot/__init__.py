@@ -28,6 +28,11 @@ Examples
 >>> kmq.plot.save_figure(fig, "compare.png")                           # doctest: +SKIP
 """
 
+try:
+    import matplotlib  # noqa: F401
+except ImportError as exc:  # the light install: figures are an extra
+    raise ImportError("kmq.plot needs matplotlib, which comes with the plot extra: pip install 'kmq[plot]'") from exc
+
 from ._draw import FIGURES, compare, curve, palette, render_figure, save_figure, scatter, segments, sweep
 from ._sweep import KResult, Sweep
 
