@@ -29,7 +29,7 @@ from ._io import (
     write_atomic,
 )
 from ._engine.kmeans import _check_random_state, fit_colors
-from ._engine.remap import map_pixels, nearest_palette_index
+from ._engine.remap import map_pixels, nearest_palette_index, rebuild
 
 __all__ = ["ColorQuantizer", "Compressed", "compress", "load", "decompress", "DEFAULT_K"]
 
@@ -278,7 +278,7 @@ def _normalise_transparent(flat: np.ndarray) -> np.ndarray:
 def _rebuild(palette: np.ndarray, labels: np.ndarray) -> np.ndarray:
     if labels.size and int(labels.max()) >= len(palette):
         raise UsageError(f"labels hold index {int(labels.max())}, but the palette has {len(palette)} entries")
-    image = palette[labels]
+    image = rebuild(palette, labels)
     return image[:, :, 0] if palette.shape[1] == 1 else image
 
 

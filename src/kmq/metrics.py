@@ -77,7 +77,11 @@ def psnr(original, reconstructed) -> float:
     """Peak signal-to-noise ratio in dB for 8-bit data (peak 255):
     ``10 log10(255^2 / MSE)`` over all samples; ``inf`` for identical
     images."""
-    error = mse(original, reconstructed)
+    return _psnr_of(mse(original, reconstructed))
+
+
+def _psnr_of(error: float) -> float:
+    """PSNR in dB of a mean squared error in 8-bit units."""
     if error == 0:
         return math.inf
     return float(10.0 * math.log10(255.0**2 / error))
@@ -204,7 +208,7 @@ def measure(original, compressed, *, input_bytes=None, output_bytes=None, with_s
         mse_per_channel=[float(v) for v in per_channel],
         mse=float(np.mean(per_channel)),
         distortion=float(np.sum(per_channel)),
-        psnr=psnr(original, reconstructed),
+        psnr=_psnr_of(float(np.mean(per_channel))),
         ssim=ssim(original, reconstructed) if with_ssim else None,
         ratio=ratio,
         ratio_to_1=1.0 / ratio,
