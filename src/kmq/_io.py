@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import stat
 import sys
 import tempfile
 import warnings
@@ -42,6 +43,8 @@ __all__ = [
     "PALETTE_FORMATS",
     "MODES",
     "DEFAULT_MAX_PIXELS",
+    "DEFAULT_MAX_INPUT_BYTES",
+    "file_identity",
     "sample_image_path",
 ]
 
@@ -63,7 +66,16 @@ EXPORT_FORMATS = {
 PALETTE_FORMATS = frozenset({"png", "gif"})
 
 _URL_TIMEOUT_S = 30
-_MAX_URL_BYTES = 256 << 20
+#: Most bytes read from a source whose size is not known in advance: a URL,
+#: stdin, a named pipe, a device (``/dev/zero`` never ends). Regular files
+#: are bounded by their size (and every image by ``max_pixels``).
+DEFAULT_MAX_INPUT_BYTES = 256 << 20
+_MAX_URL_BYTES = DEFAULT_MAX_INPUT_BYTES
+#: A named pipe given by path must deliver data within this many seconds
+#: (waiting for its writer, then between reads), as a URL must answer within
+#: _URL_TIMEOUT_S: a pipe nobody writes to would otherwise block for ever.
+_PIPE_TIMEOUT_S = 30
+_READ_CHUNK = 1 << 20
 
 
 def sample_image_path() -> Path:
@@ -103,14 +115,20 @@ def _is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
 
 
-def read_source_bytes(source: str | os.PathLike) -> tuple[bytes, str, Path | None]:
+def read_source_bytes(
+    source: str | os.PathLike, *, max_bytes: int | None = DEFAULT_MAX_INPUT_BYTES
+) -> tuple[bytes, str, Path | None]:
     """Read the raw bytes of a path, URL or ``-`` (stdin).
 
+    ``max_bytes`` caps what is read from a source of unknown size (URL,
+    stdin, a named pipe, a device); more is an InputError and nothing of it
+    is kept. None: no cap. Regular files are read whole.
+
     Returns ``(data, name, path)``; path is None for a URL or stdin.
-    Raises InputError when the source cannot be reached.
+    Raises InputError when the source cannot be reached or is over the cap.
     """
     if isinstance(source, str) and source == "-":
-        return sys.stdin.buffer.read(), "<stdin>", None
+        return _read_capped(sys.stdin.buffer.read, "<stdin>", max_bytes), "<stdin>", None
     if isinstance(source, str) and _is_url(source):
         import urllib.error  # here, not at the top: 20 ms of every start-up
         import urllib.request
@@ -118,20 +136,26 @@ def read_source_bytes(source: str | os.PathLike) -> tuple[bytes, str, Path | Non
         try:
             request = urllib.request.Request(source, headers={"User-Agent": "kmq"})
             with urllib.request.urlopen(request, timeout=_URL_TIMEOUT_S) as response:
-                data = response.read(_MAX_URL_BYTES + 1)
+                data = response.read(_MAX_URL_BYTES + 1 if max_bytes is None else max_bytes + 1)
         except urllib.error.HTTPError as exc:
             raise InputError(f"cannot download {source}: HTTP {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
             raise InputError(f"cannot download {source}: {reason}") from None
-        if len(data) > _MAX_URL_BYTES:
-            raise InputError(f"cannot download {source}: larger than {_MAX_URL_BYTES >> 20} MiB")
+        limit = _MAX_URL_BYTES if max_bytes is None else max_bytes
+        if len(data) > limit:
+            raise InputError(f"cannot download {source}: larger than {_describe_bytes(limit)} (--max-input-bytes)")
         return data, source, None
     path = Path(source)
     try:
         if path.is_dir():
             raise InputError(f"{path} is a directory, not an image file")
-        return path.read_bytes(), str(path), path
+        kind = os.stat(path).st_mode
+        if stat.S_ISREG(kind):
+            return path.read_bytes(), str(path), path
+        return _read_special(path, kind, max_bytes), str(path), path
+    except InputError:
+        raise
     except FileNotFoundError:
         raise InputError(f"no such file: {path}") from None
     except PermissionError:
@@ -142,7 +166,68 @@ def read_source_bytes(source: str | os.PathLike) -> tuple[bytes, str, Path | Non
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def read_image(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> SourceImage:
+def _describe_bytes(n: int) -> str:
+    return f"{n >> 20} MiB" if n and n % (1 << 20) == 0 else f"{n:,} bytes"
+
+
+def _over_cap(name: str, max_bytes: int) -> InputError:
+    return InputError(
+        f"{name} holds more than {_describe_bytes(max_bytes)}; nothing was written "
+        "(raise the cap with --max-input-bytes if the input is meant to be this large)"
+    )
+
+
+def _read_capped(read, name: str, max_bytes: int | None) -> bytes:
+    """``read(n)`` in chunks until end of data, at most ``max_bytes``."""
+    parts, total = [], 0
+    while True:
+        chunk = read(_READ_CHUNK)
+        if not chunk:
+            return b"".join(parts)
+        parts.append(chunk)
+        total += len(chunk)
+        if max_bytes is not None and total > max_bytes:
+            raise _over_cap(name, max_bytes)
+
+
+def _read_special(path: Path, kind: int, max_bytes: int | None) -> bytes:
+    """A named pipe, a character device, a socket...: read with the cap. A
+    named pipe is opened without blocking and polled, so that one with no
+    writer fails after _PIPE_TIMEOUT_S instead of blocking for ever."""
+    if not stat.S_ISFIFO(kind):
+        with open(path, "rb", buffering=0) as handle:
+            return _read_capped(handle.read, str(path), max_bytes)
+    import select
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP)
+        parts, total = [], 0
+        while True:
+            # With no writer yet, poll reports nothing (and read() gives b""):
+            # only a read after a poll event can mean end of data.
+            if not poller.poll(int(_PIPE_TIMEOUT_S * 1000)):
+                raise InputError(
+                    f"nothing to read from the named pipe {path} for {_PIPE_TIMEOUT_S} s (no writer?)"
+                )
+            try:
+                chunk = os.read(fd, _READ_CHUNK)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                return b"".join(parts)
+            parts.append(chunk)
+            total += len(chunk)
+            if max_bytes is not None and total > max_bytes:
+                raise _over_cap(str(path), max_bytes)
+    finally:
+        os.close(fd)
+
+
+def read_image(
+    source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, max_input_bytes: int | None = DEFAULT_MAX_INPUT_BYTES
+) -> SourceImage:
     """Read and normalise an image.
 
     Parameters
@@ -154,6 +239,9 @@ def read_image(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Source
         in 0..255 and uint16 are accepted; uint16 is reduced to 8 bits).
     max_pixels : int or None
         Refuse images with more pixels than this (LimitError); None: no limit.
+    max_input_bytes : int or None
+        Most bytes read from a URL, stdin, a pipe or a device (InputError
+        beyond); None: no cap.
 
     Returns
     -------
@@ -166,7 +254,9 @@ def read_image(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Source
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, name, path = bytes(source), "<bytes>", None
     elif isinstance(source, (str, os.PathLike)):
-        data, name, path = read_source_bytes(os.fspath(source) if not isinstance(source, str) else source)
+        data, name, path = read_source_bytes(
+            os.fspath(source) if not isinstance(source, str) else source, max_bytes=max_input_bytes
+        )
     else:
         raise UsageError(
             f"cannot read an image from {type(source).__name__}: give a path, URL, bytes, PIL.Image or ndarray"
@@ -587,3 +677,27 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.exists() and b.exists() and os.path.samefile(a, b)
     except OSError:
         return False
+
+
+def file_identity(path: str | os.PathLike) -> tuple:
+    """What makes two paths the same file on disk, links included.
+
+    An existing file: ``("inode", st_dev, st_ino)`` of what it points to
+    (hard links and symbolic links to one file compare equal). A path that
+    does not exist yet: ``("name", st_dev, st_ino of its folder, name)``, so
+    that two spellings of one future file (``a/x.png``, ``./a/../a/x.png``,
+    or through a linked folder) compare equal too; a folder that does not
+    exist yet is taken by its absolute, normalised path.
+    """
+    target = Path(path)
+    try:
+        info = os.stat(target)
+        return ("inode", info.st_dev, info.st_ino)
+    except OSError:
+        pass
+    folder = target.parent
+    try:
+        info = os.stat(folder)
+        return ("name", info.st_dev, info.st_ino, target.name)
+    except OSError:
+        return ("path", os.path.normpath(os.path.abspath(target)))

@@ -19,6 +19,7 @@ from . import _container
 from ._errors import UsageError
 from ._engine.histogram import color_histogram, pack_colors
 from ._io import (
+    DEFAULT_MAX_INPUT_BYTES,
     DEFAULT_MAX_PIXELS,
     MODES,
     SourceImage,
@@ -475,16 +476,18 @@ def compress(
     )
 
 
-def _read_kmq_bytes(source) -> bytes:
+def _read_kmq_bytes(source, max_input_bytes: int | None = DEFAULT_MAX_INPUT_BYTES) -> bytes:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source)
     if isinstance(source, (str, os.PathLike)):
-        data, _, _ = read_source_bytes(source if isinstance(source, str) else os.fspath(source))
+        data, _, _ = read_source_bytes(source if isinstance(source, str) else os.fspath(source), max_bytes=max_input_bytes)
         return data
     raise UsageError(f"give a path, URL or the bytes of a .kmq file, got {type(source).__name__}")
 
 
-def load(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Compressed:
+def load(
+    source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, max_input_bytes: int | None = DEFAULT_MAX_INPUT_BYTES
+) -> Compressed:
     """Read a ``.kmq`` file.
 
     Parameters
@@ -493,6 +496,8 @@ def load(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Compressed:
         Path, URL, ``"-"`` (stdin) or the file's bytes.
     max_pixels : int or None
         Refuse files that declare more pixels (LimitError).
+    max_input_bytes : int or None
+        Most bytes read from a URL, stdin, a pipe or a device (InputError).
 
     Returns
     -------
@@ -503,7 +508,7 @@ def load(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Compressed:
     ------
     InputError, DecodeError, LimitError
     """
-    data = _read_kmq_bytes(source)
+    data = _read_kmq_bytes(source, max_input_bytes)
     container = _container.decode(data, max_pixels=max_pixels)
     return Compressed(palette=container.palette, labels=container.labels, mode=container.mode, k_requested=len(container.palette))
 

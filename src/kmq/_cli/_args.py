@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from .._errors import UsageError
-from .._io import DEFAULT_MAX_PIXELS
+from .._io import DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_PIXELS
 
 _PROG = "kmq"
 
@@ -61,6 +61,14 @@ def _max_pixels(text: str) -> int | None:
     return None if value == 0 else value
 
 
+_byte_count = _checked(int, lambda v: v >= 0, "expected a whole number of bytes (0 = no cap)")
+
+
+def _max_input_bytes(text: str) -> int | None:
+    value = _byte_count(text)
+    return None if value == 0 else value
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     noise = parser.add_mutually_exclusive_group()
     noise.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
@@ -84,4 +92,11 @@ def _add_output(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_MAX_PIXELS,
         metavar="N",
         help="refuse images with more pixels (twice Pillow's decompression-bomb limit; 0 = no limit)",
+    )
+    parser.add_argument(
+        "--max-input-bytes",
+        type=_max_input_bytes,
+        default=DEFAULT_MAX_INPUT_BYTES,
+        metavar="N",
+        help="most bytes read from stdin, a pipe, a device or a URL (exit 3 beyond; 0 = no cap)",
     )

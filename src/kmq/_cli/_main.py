@@ -302,7 +302,7 @@ def _compress_one(args, name: str | None, k: int, output: str, fmt: str, started
     from .._quantize import compress
 
     source_arg = name if name is not None else str(_io.sample_image_path())
-    source = _io.read_image(source_arg, max_pixels=args.max_pixels)
+    source = _io.read_image(source_arg, max_pixels=args.max_pixels, max_input_bytes=args.max_input_bytes)
     if name is None:
         source.name = f"{Path(source_arg).name} (the sample photograph shipped with kmq)"
     if output != "-":  # fail before the k-means, not after
@@ -490,7 +490,7 @@ def _run_decompress(args) -> int:
     from .._quantize import load
 
     input_path = None if args.input == "-" or args.input.startswith(("http://", "https://")) else Path(args.input)
-    loaded = load(args.input, max_pixels=args.max_pixels)
+    loaded = load(args.input, max_pixels=args.max_pixels, max_input_bytes=args.max_input_bytes)
     output = args.output
     if output is None or (output != "-" and Path(output).is_dir()):
         if args.input == "-" and output is None:
