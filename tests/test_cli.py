@@ -225,9 +225,12 @@ def test_a_bad_file_among_several_does_not_stop_the_others(capsys, three_images)
         "kmq: error: no such file: nope.png",
     ]
     report = json.loads(out)
-    assert [(r["input"], r["output"], r.get("exit_code")) for r in report] == [
-        ("text.png", None, 4), ("a.png", "a-k4.kmq", None), ("nope.png", None, 3), ("pics/b.png", "b-k4.kmq", None)
+    assert [(r["input"], r["output"], r["status"], r["exit_code"]) for r in report] == [
+        ("text.png", None, "failed", 4), ("a.png", "a-k4.kmq", "ok", 0),
+        ("nope.png", None, "failed", 3), ("pics/b.png", "b-k4.kmq", "ok", 0),
     ]
+    assert sorted(report[1]) == ["bytes_in", "bytes_out", "error", "exit_code", "input", "k", "output", "psnr", "seconds", "status"]
+    assert report[1]["bytes_out"] == (three_images / "a-k4.kmq").stat().st_size
     assert sorted(p.name for p in three_images.iterdir() if p.suffix == ".kmq") == ["a-k4.kmq", "b-k4.kmq"]
 
 
@@ -251,7 +254,7 @@ def test_several_inputs_skipped_and_written(capsys, in_tmp, photo):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["a.png", "pics/b.png", "-o", "x.png"], "with several inputs, -o must be an existing folder, got 'x.png'"),
+        (["a.png", "pics/b.png", "-o", "x.png"], "with several inputs, -o must be a folder, got 'x.png'"),
         (["a.png", "-", "-k", "4"], "- (standard input) cannot be one of several inputs"),
         (["a.png", "pics/sub/d.png", "pics/sub", "-k", "4"], "pics/sub/d.png and pics/sub/d.png would both be written to d-k4.kmq"),
         (["pics", "-k", "300", "--format", "png"], "PNG holds at most 256 colours, got -k 300"),

@@ -40,6 +40,7 @@ from ._args import (
     _Parser,
     _positive_int,
 )
+from ._batch import add_batch_options, is_batch, run_batch
 from ._figures import register_plot, register_report
 
 __all__ = ["main", "build_parser", "EXIT_SKIPPED"]
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     compress.add_argument("--init", choices=["k-means++", "random"], default="k-means++", help="k-means seeding")
     compress.add_argument("--skip-if-larger", action="store_true", help="write nothing (exit 98) if the output is larger than the input file")
     compress.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_batch_options(compress)
     _add_common(compress)
     compress.set_defaults(run=_run_compress)
 
@@ -218,36 +220,12 @@ def _default_output(input_name: str | None, k: int, fmt: str | None) -> str:
     return f"{stem}-k{k}.{extension}"
 
 
-#: What a folder given as INPUT contributes: its files with these extensions
-#: (Pillow reads them all), in name order, not its subfolders.
-_IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".pnm", ".tga"})
-
-
-def _expand_inputs(names: list[str]) -> list[str]:
-    """INPUT arguments -> the images to compress (folders opened up)."""
-    images = []
-    for name in names:
-        folder = Path(name)
-        if name != "-" and not _is_url(name) and folder.is_dir():
-            found = sorted(
-                str(path) for path in folder.iterdir()
-                if path.suffix.lower() in _IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file()
-            )
-            if not found:
-                raise InputError(f"no images in folder {name} (looked for {', '.join(sorted(_IMAGE_SUFFIXES))})")
-            images += found
-        else:
-            images.append(name)
-    return images
-
-
 def _run_compress(args) -> int:
     from .. import _io
     from .._quantize import DEFAULT_K
 
     names = args.input
-    several = len(names) > 1 or any(n != "-" and not _is_url(n) and Path(n).is_dir() for n in names)
-    if not several:
+    if not is_batch(args, names):
         started = _process_start()
         name = names[0] if names else None
         k = args.k
@@ -262,7 +240,7 @@ def _run_compress(args) -> int:
         fmt = _io.format_for_path(output, override=args.format or ("kmq" if output == "-" else None))
         _check_k_fits(fmt, k)
         return _compress_one(args, name, k, output, fmt, started)[0]
-    return _run_compress_many(args, _expand_inputs(names))
+    return run_batch(args, names)
 
 
 def _process_start() -> float:
@@ -342,71 +320,6 @@ def _compress_one(args, name: str | None, k: int, output: str, fmt: str, started
             )
         return EXIT_SKIPPED, payload, source.input_bytes, 0
     return 0, payload, source.input_bytes, len(data)
-
-
-def _run_compress_many(args, names: list[str]) -> int:
-    """Several images in one process: Python, NumPy and the compiled kernels
-    load once (~0.55 s) instead of once per image. A file that fails is
-    reported and the others go on; the exit code is the first failure's
-    (98 if files were only skipped), 0 if every file was written."""
-    from .. import _io
-    from .._quantize import DEFAULT_K
-
-    if "-" in names:
-        raise UsageError("- (standard input) cannot be one of several inputs")
-    folder = None
-    if args.output is not None:
-        if args.output == "-" or not Path(args.output).is_dir():
-            raise UsageError(f"with several inputs, -o must be an existing folder, got {args.output!r}")
-        folder = Path(args.output)
-    k = args.k
-    if k is None:
-        k = _ask_k() if sys.stdin.isatty() else DEFAULT_K
-    plan, written_by = [], {}
-    for name in names:
-        output = _default_output(name, k, args.format)
-        output = str(folder / output) if folder is not None else output
-        if output in written_by:
-            raise UsageError(
-                f"{written_by[output]} and {name} would both be written to {output}; compress them in separate runs"
-            )
-        written_by[output] = name
-        plan.append((name, output))
-    fmt = _io.format_for_path(plan[0][1], override=args.format)
-    _check_k_fits(fmt, k)
-
-    started_all = time.perf_counter()
-    first_failure, n_written, n_skipped, payloads = 0, 0, 0, []
-    bytes_in = bytes_out = 0
-    for index, (name, output) in enumerate(plan):
-        try:
-            code, payload, size_in, size_out = _compress_one(
-                args, name, k, output, fmt, time.perf_counter(), print_json=False
-            )
-        except KmqError as exc:
-            message = str(exc) if name in str(exc) else f"{name}: {exc}"
-            print(f"kmq: error: {message}", file=sys.stderr)
-            payloads.append({"input": name, "output": None, "error": str(exc), "exit_code": exc.exit_code})
-            first_failure = first_failure or exc.exit_code
-            continue
-        if payload is not None:
-            payloads.append(payload)
-        if code == EXIT_SKIPPED:
-            n_skipped += 1
-        else:
-            n_written += 1
-            bytes_in += size_in or 0
-            bytes_out += size_out
-    if args.json:
-        print(json.dumps(payloads, indent=2))
-    elif not args.quiet:
-        n_failed = len(plan) - n_written - n_skipped
-        print(
-            f"kmq: {len(plan)} images: {n_written} written, {n_skipped} skipped, {n_failed} failed "
-            f"in {time.perf_counter() - started_all:.2f} s"
-            + (f"; {bytes_in:,} B in, {bytes_out:,} B out" if n_written else "")
-        )
-    return first_failure or (EXIT_SKIPPED if n_skipped else 0)
 
 
 def _compress_json(result, metrics, input_name, output, fmt, total, skipped) -> dict:

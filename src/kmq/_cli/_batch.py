@@ -1,0 +1,142 @@
+"""``kmq compress`` for many images: the batch options and their report.
+
+The work is :func:`kmq.batch.compress_many`; this module adds its options to
+the compress parser, decides when a run is a batch, and prints one line per
+file (in input order), a progress bar on a terminal and the summary.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+from .._errors import KmqError, UsageError
+from .._io import _is_url
+from ._args import _positive_int
+
+__all__ = ["add_batch_options", "is_batch", "run_batch"]
+
+
+def add_batch_options(parser) -> None:
+    group = parser.add_argument_group("many images")
+    group.add_argument("-j", "--jobs", type=_positive_int, metavar="N",
+                       help="worker processes for several images (default: one per core)")
+    group.add_argument("-r", "--recursive", action="store_true",
+                       help="compress the images in sub-folders of folder inputs too, mirroring the tree under -o")
+    group.add_argument("--ext", metavar="EXT",
+                       help="output name <stem>EXT instead of <stem>-k<K>.<format>; '--ext .png --force' on PNG "
+                       "inputs replaces each input in place, atomically")
+    group.add_argument("--manifest", metavar="FILE",
+                       help="append one row per input (.csv or .jsonl) as each file finishes")
+    group.add_argument("--resume", action="store_true",
+                       help="skip inputs the --manifest records as done whose output is there, complete")
+    group.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run on this dask.distributed scheduler (tcp://host:8786; pip install 'kmq[dask]')")
+
+
+def is_batch(args, names) -> bool:
+    """Several inputs, a folder, or an option only batches have."""
+    if len(names) > 1:
+        return True
+    if any(n != "-" and not _is_url(n) and Path(n).is_dir() for n in names):
+        return True
+    return bool(args.ext or args.recursive or args.manifest or args.resume or args.scheduler or args.jobs)
+
+
+def _connect(address: str):
+    try:
+        from distributed import Client
+    except ImportError:
+        raise UsageError("--scheduler needs dask.distributed: pip install 'kmq[dask]'") from None
+    try:
+        return Client(address, timeout="10s")
+    except (OSError, TimeoutError) as exc:
+        from .._errors import InputError
+
+        raise InputError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+
+
+def run_batch(args, names) -> int:
+    from .. import batch
+    from .._quantize import DEFAULT_K
+
+    if not names:
+        raise UsageError("give the images to compress (files, folders or URLs)")
+    if args.output == "-":
+        raise UsageError("with several inputs, -o must be a folder, got '-'")
+    if args.output is not None and Path(args.output).suffix.lower() in (".kmq", *batch.IMAGE_SUFFIXES) \
+            and not Path(args.output).is_dir():
+        raise UsageError(f"with several inputs, -o must be a folder, got {args.output!r}")
+    k = args.k
+    if k is None:
+        from ._main import _ask_k
+
+        k = _ask_k() if sys.stdin.isatty() else DEFAULT_K
+    from tqdm import tqdm
+
+    def show(record):
+        status = record["status"]
+        if status == "failed":
+            tqdm.write(f"kmq: error: {record['error']}", file=sys.stderr)
+        elif status == "skipped" and not args.quiet and not args.json:
+            tqdm.write(
+                f"kmq: skipped: the output would be {record['bytes_out']:,} bytes, larger than the input's "
+                f"{record['bytes_in']:,} ({record['input']})", file=sys.stderr,
+            )
+        elif status == "ok" and not args.quiet and not args.json:
+            psnr = "inf" if math.isinf(record["psnr"]) else f"{record['psnr']:.2f} dB"
+            tqdm.write(
+                f"kmq: {record['input']} -> {record['output']} (K={record['k']}, {record['bytes_out']:,} B, "
+                f"PSNR {psnr}, {record['seconds']:.2f} s)", file=sys.stdout,
+            )
+
+    client = _connect(args.scheduler) if args.scheduler else None
+    try:
+        result = batch.compress_many(
+            names, k=k, output_dir=args.output, format=args.format, ext=args.ext, recursive=args.recursive,
+            force=args.force, skip_if_larger=args.skip_if_larger, seed=args.seed, sample=args.sample,
+            n_init=args.n_init, max_iter=args.max_iter, tol=args.tol, init=args.init, max_pixels=args.max_pixels,
+            max_input_bytes=args.max_input_bytes, palette=getattr(args, "palette", None), jobs=args.jobs,
+            client=client, manifest=args.manifest, resume=args.resume,
+            progress=False if args.quiet else None, on_result=show,
+        )
+    finally:
+        if client is not None:
+            client.close()
+    if args.json:
+        print(json.dumps([_json_record(r) for r in result.records], indent=2))
+    elif not args.quiet:
+        print(_summary(result))
+    return result.exit_code
+
+
+def _json_record(record) -> dict:
+    shown = {key: value for key, value in record.items() if key != "index"}
+    if shown["psnr"] is not None and math.isinf(shown["psnr"]):
+        shown["psnr"] = "inf"
+    shown["output"] = shown["output"] or None
+    return shown
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _summary(result) -> str:
+    """"kmq: 3 images: 2 written, 1 skipped, 0 failed in 1.20 s; ..." """
+    written, skipped, failed, done = (result.count(s) for s in ("ok", "skipped", "failed", "done"))
+    line = f"kmq: {_plural(len(result.records), 'image')}: {written} written, {skipped} skipped, {failed} failed"
+    if done:
+        line += f", {done} already done (--resume)"
+    line += f" in {result.seconds:.2f} s"
+    if written:
+        bytes_in = sum(r["bytes_in"] or 0 for r in result.records if r["status"] == "ok")
+        bytes_out = sum(r["bytes_out"] for r in result.records if r["status"] == "ok")
+        line += f"; {bytes_in:,} B in, {bytes_out:,} B out"
+    if result.not_images:
+        line += f"; {_plural(result.not_images, 'file')} that {'is' if result.not_images == 1 else 'are'} not an image skipped"
+    if result.subfolders_skipped:
+        line += f"; {_plural(result.subfolders_skipped, 'sub-folder')} not entered (-r enters them)"
+    return line
