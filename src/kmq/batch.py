@@ -592,24 +592,49 @@ def _run_local(tasks, settings, jobs, finished):
     executor.shutdown(wait=True)
 
 
+#: Times a task the cluster lost is submitted again (the scheduler itself
+#: already reruns a task whose worker died while running it).
+_DASK_ATTEMPTS = 3
+
+
 def _run_dask(tasks, settings, client, finished):
     from distributed import as_completed
 
     # One key per task and settings: a task lost with its worker is rerun
     # on another (the scheduler retries it), and its output is the same.
+    # Workers run in other folders (other machines sharing the files): they
+    # get absolute paths, and the records get the names as given back.
     token = f"{os.getpid()}-{time.time_ns()}"
-    futures = {
-        client.submit(run_task, task, settings, key=f"kmq-compress-{token}-{task.index}", pure=False, retries=2): task
-        for task in tasks
-    }
+    futures = {}
+    for task in tasks:
+        absolute = Task(
+            task.index, task.input if _io._is_url(task.input) else os.path.abspath(task.input),
+            os.path.abspath(task.output), task.in_place,
+        )
+        future = client.submit(run_task, absolute, settings, key=f"kmq-compress-{token}-{task.index}-0", pure=False)
+        futures[future] = (task, absolute, 0)
+    pending = as_completed(list(futures))
     try:
-        for future in as_completed(futures):
-            task = futures[future]
+        for future in pending:
+            task, absolute, attempt = futures.pop(future)
             try:
                 record = future.result()
-            except Exception as exc:  # noqa: BLE001 - e.g. the task's workers all died
+            except Exception as exc:  # noqa: BLE001 - run_task never raises: the cluster lost it
+                # E.g. the result was held by a worker that died before it
+                # was fetched. The task is pure and writes atomically: run it again.
+                if attempt < _DASK_ATTEMPTS:
+                    again = client.submit(
+                        run_task, absolute, settings, key=f"kmq-compress-{token}-{task.index}-{attempt + 1}", pure=False
+                    )
+                    futures[again] = (task, absolute, attempt + 1)
+                    pending.add(again)
+                    continue
                 record = _record(task, settings.k, "failed", exit_code=EXIT_INTERNAL,
                                  error=f"{task.input}: the cluster could not run it: {type(exc).__name__}: {exc}")
+            record["input"] = task.input
+            if record["output"]:
+                record["output"] = task.output
+            record["error"] = record["error"].replace(absolute.input, task.input)
             finished(record)
     except BaseException:
         client.cancel(list(futures))
@@ -619,7 +644,7 @@ def _run_dask(tasks, settings, client, finished):
 def compress_many(
     inputs,
     *,
-    k: int = DEFAULT_K,
+    k: int | None = DEFAULT_K,
     output_dir=None,
     format: str | None = None,
     ext: str | None = None,
@@ -659,9 +684,9 @@ def compress_many(
         place: not smaller), status "skipped".
     max_input_bytes : int or None
         Cap on bytes read from a URL, pipe or device.
-    palette : ndarray (K, C) uint8, path of a palette file, or None
+    palette : ndarray (K, C) uint8 (C = 3 or 4), path of a .gpl file, or None
         Map every image to this palette instead of fitting one per image
-        (see :mod:`kmq.palette`).
+        (see :mod:`kmq.palette`); ``k`` is then the palette's size.
     jobs : int or None
         Worker processes (started once for the batch); None: one per core;
         1: in this process. Ignored with ``client``.
@@ -686,16 +711,17 @@ def compress_many(
     started = time.perf_counter()
     from ._quantize import _check_k
 
-    k = _check_k(k)
-    tasks, fmt, not_images, subfolders = plan(
-        inputs, k=k, output_dir=output_dir, format=format, ext=ext, recursive=recursive, force=force
-    )
     if palette is not None:
         from .palette import read_palette
 
         palette = read_palette(palette) if not isinstance(palette, np.ndarray) else np.asarray(palette, np.uint8)
-        if fmt in _io.PALETTE_FORMATS and len(palette) > 256:
-            raise OutputError(f"{fmt.upper()} holds at most 256 colours, the palette has {len(palette)}")
+        if palette.ndim != 2 or palette.shape[1] not in (3, 4) or not 1 <= len(palette) <= 65536:
+            raise UsageError(f"a palette must have shape (K, 3) or (K, 4), K in 1..65536, got {palette.shape}")
+        k = len(palette)  # names say the palette's K
+    k = _check_k(DEFAULT_K if k is None else k)
+    tasks, fmt, not_images, subfolders = plan(
+        inputs, k=k, output_dir=output_dir, format=format, ext=ext, recursive=recursive, force=force
+    )
     settings = Settings(
         k=k, format=fmt, seed=seed, sample=sample, n_init=n_init, max_iter=max_iter, tol=tol, init=init,
         max_pixels=max_pixels, max_input_bytes=max_input_bytes, force=force, skip_if_larger=skip_if_larger,

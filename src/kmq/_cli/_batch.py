@@ -12,11 +12,11 @@ import math
 import sys
 from pathlib import Path
 
-from .._errors import KmqError, UsageError
+from .._errors import UsageError
 from .._io import _is_url
 from ._args import _positive_int
 
-__all__ = ["add_batch_options", "is_batch", "run_batch"]
+__all__ = ["add_batch_options", "is_batch", "run_batch", "register_palette"]
 
 
 def add_batch_options(parser) -> None:
@@ -34,6 +34,65 @@ def add_batch_options(parser) -> None:
                        help="skip inputs the --manifest records as done whose output is there, complete")
     group.add_argument("--scheduler", metavar="ADDRESS",
                        help="run on this dask.distributed scheduler (tcp://host:8786; pip install 'kmq[dask]')")
+    group.add_argument("--palette", metavar="PALETTE",
+                       help="map every image to this palette (a GIMP .gpl file, e.g. from 'kmq palette') instead of fitting one each")
+
+
+def register_palette(commands) -> None:
+    """The ``kmq palette`` subcommand."""
+    from ._args import _Help, _add_common, _k_value, _max_input_bytes, _max_pixels
+    from .._io import DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_PIXELS
+
+    parser = commands.add_parser(
+        "palette",
+        help="fit one palette to many images (GIMP .gpl), for compress --palette",
+        description="Fit one K-colour palette to many images by k-means on their merged colour histograms "
+        "(exactly the palette of all their pixels pooled), and write it as a GIMP palette (.gpl).",
+        formatter_class=_Help,
+    )
+    parser.add_argument("input", nargs="+", metavar="INPUT", help="image files, folders or URLs")
+    parser.add_argument("-k", "--colors", dest="k", type=_k_value, default=16, metavar="K", help="number of colours")
+    parser.add_argument("-o", "--output", required=True, metavar="PALETTE", help="the palette file to write (.gpl)")
+    parser.add_argument("-f", "--force", action="store_true", help="overwrite an existing palette file")
+    parser.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same palette")
+    parser.add_argument("-r", "--recursive", action="store_true", help="look in sub-folders of folder inputs too")
+    parser.add_argument("-j", "--jobs", type=_positive_int, metavar="N", help="worker processes (default: one per core)")
+    parser.add_argument("--scheduler", metavar="ADDRESS", help="make the histograms on this dask.distributed scheduler")
+    parser.add_argument("--max-pixels", type=_max_pixels, default=DEFAULT_MAX_PIXELS, metavar="N",
+                        help="refuse images with more pixels (0 = no limit)")
+    parser.add_argument("--max-input-bytes", type=_max_input_bytes, default=DEFAULT_MAX_INPUT_BYTES, metavar="N",
+                        help="most bytes read from a pipe, a device or a URL (0 = no cap)")
+    _add_common(parser)
+    parser.set_defaults(run=_run_palette)
+
+
+def _run_palette(args) -> int:
+    import time
+
+    from .. import _io
+    from ..palette import fit_palette, write_palette
+
+    started = time.perf_counter()
+    if Path(args.output).suffix.lower() != ".gpl":
+        raise UsageError(f"the palette file must end in .gpl (GIMP palette), got {args.output!r}")
+    _io.check_output(args.output, force=args.force)
+    client = _connect(args.scheduler) if args.scheduler else None
+    try:
+        palette, n_images, n_colors = fit_palette(
+            args.input, args.k, seed=args.seed, recursive=args.recursive, max_pixels=args.max_pixels,
+            max_input_bytes=args.max_input_bytes, jobs=args.jobs, client=client,
+        )
+    finally:
+        if client is not None:
+            client.close()
+    write_palette(args.output, palette, force=args.force)
+    if not args.quiet:
+        kind = "RGBA" if palette.shape[1] == 4 else "RGB"
+        print(
+            f"kmq: {len(palette)} colours ({kind}) fitted to {_plural(n_images, 'image')} "
+            f"({n_colors:,} distinct colours) -> {args.output} in {time.perf_counter() - started:.2f} s"
+        )
+    return 0
 
 
 def is_batch(args, names) -> bool:
@@ -42,7 +101,7 @@ def is_batch(args, names) -> bool:
         return True
     if any(n != "-" and not _is_url(n) and Path(n).is_dir() for n in names):
         return True
-    return bool(args.ext or args.recursive or args.manifest or args.resume or args.scheduler or args.jobs)
+    return bool(args.ext or args.recursive or args.manifest or args.resume or args.scheduler or args.jobs or args.palette)
 
 
 def _connect(address: str):
@@ -70,7 +129,7 @@ def run_batch(args, names) -> int:
             and not Path(args.output).is_dir():
         raise UsageError(f"with several inputs, -o must be a folder, got {args.output!r}")
     k = args.k
-    if k is None:
+    if k is None and not args.palette:
         from ._main import _ask_k
 
         k = _ask_k() if sys.stdin.isatty() else DEFAULT_K
@@ -98,7 +157,7 @@ def run_batch(args, names) -> int:
             names, k=k, output_dir=args.output, format=args.format, ext=args.ext, recursive=args.recursive,
             force=args.force, skip_if_larger=args.skip_if_larger, seed=args.seed, sample=args.sample,
             n_init=args.n_init, max_iter=args.max_iter, tol=args.tol, init=args.init, max_pixels=args.max_pixels,
-            max_input_bytes=args.max_input_bytes, palette=getattr(args, "palette", None), jobs=args.jobs,
+            max_input_bytes=args.max_input_bytes, palette=args.palette, jobs=args.jobs,
             client=client, manifest=args.manifest, resume=args.resume,
             progress=False if args.quiet else None, on_result=show,
         )

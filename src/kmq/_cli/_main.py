@@ -40,7 +40,7 @@ from ._args import (
     _Parser,
     _positive_int,
 )
-from ._batch import add_batch_options, is_batch, run_batch
+from ._batch import add_batch_options, is_batch, register_palette, run_batch
 from ._figures import register_plot, register_report
 
 __all__ = ["main", "build_parser", "EXIT_SKIPPED"]
@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print as JSON")
     info.set_defaults(run=_run_info)
 
+    register_palette(commands)
     register_plot(commands)
     register_report(commands)
     return parser

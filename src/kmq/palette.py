@@ -1,0 +1,265 @@
+"""One palette for many images: fitted on their merged colour histograms.
+
+k-means on the distinct colours weighted by their pixel counts is k-means on
+the pixels (see :mod:`kmq._engine.histogram`), and histograms add up: the
+histogram of a set of images is the sum, colour by colour, of theirs. So
+:func:`fit_palette` reads one image at a time, adds its histogram to the
+running one, and fits K colours to the sum: exactly the palette k-means
+would fit to all the images' pixels pooled, with memory bounded by the
+number of distinct colours, not by the number of images. On a Dask cluster
+each worker makes the histograms of its images and they are summed in a
+tree of merges.
+
+Palette files are GIMP palettes (``.gpl``), one colour per line::
+
+    GIMP Palette
+    Name: kmq K=4
+    Columns: 4
+    #
+      0   0   0	#000000
+    255 255 255	#ffffff
+
+Alpha: when the images have transparency, the palette has four channels; the
+file then says ``Channels: RGBA`` after ``Name:`` (as GIMP 3 writes and reads
+it) and each line has a fourth number, the alpha. Images are fitted and
+mapped in RGB (grey images as R = G = B), or in RGBA when any has alpha
+(the others taken as opaque); fully transparent pixels all count as one
+colour, (0, 0, 0, 0), which gets a palette entry of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from . import _io
+from ._errors import DecodeError, InputError, UsageError
+
+__all__ = ["fit_palette", "image_histogram", "merge_histograms", "read_palette", "write_palette", "fit_image_to"]
+
+
+def _as_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
+    """(H, W, C) uint8 in L, LA, RGB or RGBA -> (H, W, channels), 3 or 4."""
+    c = pixels.shape[2]
+    colour = np.repeat(pixels[:, :, :1], 3, axis=2) if c in (1, 2) else pixels[:, :, :3]
+    if channels == 3:
+        if c in (2, 4):
+            raise UsageError("this image has transparency and the palette has no alpha (RGB); fit an RGBA palette")
+        return np.ascontiguousarray(colour)
+    alpha = pixels[:, :, -1:] if c in (2, 4) else np.full(pixels.shape[:2] + (1,), 255, np.uint8)
+    return np.ascontiguousarray(np.concatenate([colour, alpha], axis=2))
+
+
+def _keys(pixels: np.ndarray) -> np.ndarray:
+    from ._engine.histogram import pack_colors
+    from ._quantize import _normalise_transparent
+
+    return pack_colors(_normalise_transparent(pixels.reshape(-1, pixels.shape[2])))
+
+
+def image_histogram(source, *, max_pixels=_io.DEFAULT_MAX_PIXELS, max_input_bytes=_io.DEFAULT_MAX_INPUT_BYTES):
+    """One image's colour histogram, in RGB or (with alpha) RGBA.
+
+    Returns
+    -------
+    (keys (M,) uint32 increasing, counts (M,) int64, channels 3 or 4)
+    """
+    from ._engine.histogram import color_histogram
+
+    image = _io.read_image(source, max_pixels=max_pixels, max_input_bytes=max_input_bytes)
+    channels = 4 if image.pixels.shape[2] in (2, 4) else 3
+    histogram = color_histogram(_keys(_as_channels(image.pixels, channels)), channels)
+    return histogram.keys, histogram.counts, channels
+
+
+def _to_rgba_keys(keys: np.ndarray) -> np.ndarray:
+    # RGB key rgb -> RGBA key rgb·256 + 255 (opaque)
+    return (keys.astype(np.uint64) << 8 | 0xFF).astype(np.uint32)
+
+
+def merge_histograms(a, b):
+    """The histogram of the union of two sets of images: counts summed per
+    distinct colour (RGB and RGBA histograms merge as RGBA, RGB opaque).
+    Exact; memory ~ 12 bytes per distinct colour of either."""
+    keys_a, counts_a, ch_a = a
+    keys_b, counts_b, ch_b = b
+    channels = max(ch_a, ch_b)
+    if ch_a < channels:
+        keys_a = _to_rgba_keys(keys_a)
+    if ch_b < channels:
+        keys_b = _to_rgba_keys(keys_b)
+    keys, inverse = np.unique(np.concatenate([keys_a, keys_b]), return_inverse=True)
+    counts = np.zeros(len(keys), dtype=np.int64)
+    np.add.at(counts, inverse, np.concatenate([counts_a, counts_b]))
+    return keys.astype(np.uint32), counts, channels
+
+
+def _fit(histogram, k, *, seed, n_init, max_iter, tol, init) -> np.ndarray:
+    from ._engine.histogram import unpack_keys
+    from ._engine.kmeans import _check_random_state, fit_colors
+    from ._quantize import _check_k
+
+    k = _check_k(k)
+    keys, counts, channels = histogram
+    colors = unpack_keys(keys, channels)
+    if len(keys) <= k:
+        return colors
+    reserved = None
+    if channels == 4 and k >= 2 and keys[0] == 0:
+        reserved, colors, counts, k = colors[:1], colors[1:], counts[1:], k - 1
+    centers, _, _, _ = fit_colors(
+        colors, counts, k, random_state=_check_random_state(seed), n_init=n_init, max_iter=max_iter, tol=tol, init=init
+    )
+    palette = np.clip(np.rint(centers), 0, 255).astype(np.uint8)
+    return palette if reserved is None else np.concatenate([reserved, palette])
+
+
+def fit_palette(
+    inputs,
+    k: int,
+    *,
+    seed=None,
+    recursive: bool = False,
+    n_init: int | None = None,
+    max_iter: int | None = None,
+    tol: float | None = None,
+    init: str = "k-means++",
+    max_pixels=_io.DEFAULT_MAX_PIXELS,
+    max_input_bytes=_io.DEFAULT_MAX_INPUT_BYTES,
+    jobs: int | None = 1,
+    client=None,
+):
+    """Fit one K-colour palette to many images.
+
+    Parameters
+    ----------
+    inputs : iterable of paths, folders or URLs (folders as in
+        :func:`kmq.batch.plan`).
+    k : int
+    seed, n_init, max_iter, tol, init : as for :func:`kmq.compress`.
+    jobs : int or None
+        Worker processes making the histograms (None: one per core).
+    client : distributed.Client or None
+        Make the histograms on this Dask cluster and sum them there.
+
+    Returns
+    -------
+    (palette (K', C) uint8 with C = 3 or 4 and K' <= K, number of images,
+    number of distinct colours of them all)
+    """
+    from . import batch
+    from ._quantize import DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_TOL
+
+    found, _, _ = batch._expand(inputs, recursive)
+    names = [name for name, _ in found]
+    if not names:
+        raise UsageError("give the images to fit the palette to")
+    options = dict(max_pixels=max_pixels, max_input_bytes=max_input_bytes)
+    if client is not None:
+        absolute = [n if _io._is_url(n) else os.path.abspath(n) for n in names]
+        futures = client.map(_histogram_task, absolute, **options, pure=False)
+        while len(futures) > 1:  # a tree of merges on the cluster
+            pairs = [client.submit(merge_histograms, futures[i], futures[i + 1]) for i in range(0, len(futures) - 1, 2)]
+            futures = pairs + ([futures[-1]] if len(futures) % 2 else [])
+        total = futures[0].result()
+    else:
+        jobs = batch._default_jobs() if jobs is None else jobs
+        total = None
+        if jobs <= 1 or len(names) == 1:
+            parts = (_histogram_task(name, **options) for name in names)
+            for part in parts:
+                total = part if total is None else merge_histograms(total, part)
+        else:
+            executor = batch._pool(min(jobs, len(names)))
+            try:
+                futures = [executor.submit(_histogram_task, name, **options) for name in names]
+                from concurrent.futures import as_completed
+
+                for future in as_completed(futures):
+                    part = future.result()
+                    total = part if total is None else merge_histograms(total, part)
+            finally:
+                executor.shutdown(wait=True, cancel_futures=True)
+    palette = _fit(
+        total, k, seed=seed, n_init=n_init or DEFAULT_N_INIT, max_iter=max_iter or DEFAULT_MAX_ITER,
+        tol=DEFAULT_TOL if tol is None else tol, init=init,
+    )
+    return palette, len(names), len(total[0])
+
+
+def _histogram_task(name, **options):
+    """image_histogram with errors named after the file (runs on workers)."""
+    return image_histogram(name, **options)
+
+
+def fit_image_to(source, palette: np.ndarray):
+    """Map an image to a given palette (nearest entry per pixel).
+
+    Returns
+    -------
+    (palette, labels (H, W), mode "RGB" or "RGBA")
+    """
+    from ._engine.histogram import color_histogram
+    from ._engine.remap import map_pixels
+
+    palette = np.ascontiguousarray(palette, dtype=np.uint8)
+    channels = palette.shape[1]
+    pixels = _as_channels(source.pixels, channels)
+    keys = _keys(pixels)
+    labels = map_pixels(color_histogram(keys, channels), keys, palette).reshape(pixels.shape[:2])
+    source.pixels = pixels  # what the output is measured against
+    return palette, labels, "RGBA" if channels == 4 else "RGB"
+
+
+def write_palette(path, palette: np.ndarray, *, name: str | None = None, force: bool = False) -> None:
+    """Write a GIMP palette (``.gpl``), atomically (see the module's doc)."""
+    palette = np.asarray(palette, dtype=np.uint8)
+    channels = palette.shape[1]
+    lines = ["GIMP Palette", f"Name: {name or f'kmq K={len(palette)}'}"]
+    if channels == 4:
+        lines.append("Channels: RGBA")
+    lines += [f"Columns: {min(16, len(palette))}", "#"]
+    for colour in palette:
+        numbers = " ".join(f"{int(v):3d}" for v in colour)
+        lines.append(f"{numbers}\t#{''.join(f'{int(v):02x}' for v in colour)}")
+    _io.write_atomic(path, ("\n".join(lines) + "\n").encode(), force=force)
+
+
+_LINE = re.compile(r"^\s*(\d+)\s+(\d+)\s+(\d+)(?:\s+(\d+))?(?:\s+.*)?$")
+
+
+def read_palette(path) -> np.ndarray:
+    """Read a GIMP palette (``.gpl``): (K, 3) uint8, or (K, 4) with
+    ``Channels: RGBA``."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        raise InputError(f"no such palette file: {os.fspath(path)}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read the palette {os.fspath(path)}: {exc.strerror or exc}") from None
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "GIMP Palette":
+        raise DecodeError(f"{os.fspath(path)} is not a GIMP palette (.gpl): its first line must be 'GIMP Palette'")
+    channels, colours = 3, []
+    for number, line in enumerate(lines[1:], start=2):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#") or stripped.startswith(("Name:", "Columns:")):
+            continue
+        if stripped.startswith("Channels:"):
+            channels = {"RGB": 3, "RGBA": 4}.get(stripped.split(":", 1)[1].strip().upper(), 0)
+            if not channels:
+                raise DecodeError(f"{os.fspath(path)} line {number}: Channels must be RGB or RGBA")
+            continue
+        match = _LINE.match(line)
+        values = [int(v) for v in match.groups()[:channels]] if match and (channels == 3 or match.group(4)) else None
+        if values is None or any(v > 255 for v in values):
+            raise DecodeError(f"{os.fspath(path)} line {number}: expected {channels} numbers 0..255, got {stripped!r}")
+        colours.append(values)
+    if not colours:
+        raise DecodeError(f"{os.fspath(path)} has no colours")
+    if len(colours) > 65536:
+        raise DecodeError(f"{os.fspath(path)} has {len(colours)} colours, more than 65536")
+    return np.array(colours, dtype=np.uint8)
