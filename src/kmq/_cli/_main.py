@@ -10,9 +10,11 @@ Exit codes (README.md, "Exit codes"):
 image or .kmq · 5 output cannot be written · 6 image over the pixel limit ·
 98 output larger than input with --skip-if-larger · 130 interrupted (Ctrl-C) ·
 143 terminated (SIGTERM). Interrupted or terminated, kmq removes its
-temporary file: no partial output is left. With several inputs, a file that
-fails is reported and the others go on; the exit code is the first
-failure's (98 if files were only skipped).
+temporary file: no partial output is left. Several inputs, a folder or a
+batch option (-j, -r, --ext, --manifest, --resume, --scheduler, --palette)
+make a batch: kmq.batch runs it and _batch.py reports it; a file that fails
+is reported and the others go on; the exit code is the first failure's (98
+if files were only skipped).
 """
 
 from __future__ import annotations
