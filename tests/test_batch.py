@@ -342,3 +342,18 @@ def test_manifest_extension_is_checked(capsys, in_tmp, photo):
     assert code == 2
     assert only_line(err) == "kmq: error: --manifest must end in .csv or .jsonl, got 'run.txt'"
     assert not os.path.exists("run.txt")
+
+
+def test_rerun_without_force_accepts_only_identical_outputs(capsys, in_tmp, photo):
+    # A task run twice (its first result lost with a Dask worker) finds its
+    # own output: the same bytes, so nothing to do. Anything else needs -f.
+    for i, image in enumerate(crops(photo, 2)):
+        Image.fromarray(image).save(f"c{i}.png")
+    args = ["compress", "c0.png", "c1.png", "-k", "4", "--seed", "0", "-o", "out", "-j", "1", "-q"]
+    assert run(capsys, *args)[0] == 0
+    assert run(capsys, *args)[0] == 0
+    (in_tmp / "out" / "c1-k4.kmq").write_bytes(b"someone else's file")
+    code, _, err = run(capsys, *args)
+    assert code == 5
+    assert only_line(err) == "kmq: error: c1.png: out/c1-k4.kmq already exists; use --force (-f) to overwrite it"
+    assert (in_tmp / "out" / "c1-k4.kmq").read_bytes() == b"someone else's file"

@@ -382,6 +382,17 @@ def _replace_in_place(path: str, data: bytes, before: os.stat_result) -> None:
                 os.unlink(tmp_name)
 
 
+def _holds(path: str, data: bytes) -> bool:
+    """``path`` is a regular file holding exactly ``data``."""
+    try:
+        if not os.path.isfile(path) or os.path.getsize(path) != len(data):
+            return False
+        with open(path, "rb") as handle:
+            return handle.read() == data
+    except OSError:
+        return False
+
+
 class _suppress_os_error:
     def __enter__(self):
         return self
@@ -440,6 +451,10 @@ def run_task(task: Task, settings: Settings) -> dict:
                                seconds=time.perf_counter() - started, exit_code=EXIT_SKIPPED)
         if task.in_place:
             _replace_in_place(task.output, data, before)
+        elif not settings.force and _holds(task.output, data):
+            # This very output, written by an earlier run of this task (one
+            # whose result a lost Dask worker took with it): nothing to do.
+            pass
         else:
             folder = os.path.dirname(task.output)
             if folder:
