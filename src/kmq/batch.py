@@ -51,6 +51,7 @@ import numpy as np
 
 from . import _io
 from ._errors import EXIT_INTERNAL, InputError, KmqError, OutputError, UsageError
+from ._files import IMAGE_SUFFIXES, _default_jobs, _expand, _pool
 from ._quantize import DEFAULT_K, DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_TOL
 
 __all__ = [
@@ -65,11 +66,6 @@ __all__ = [
     "EXIT_SKIPPED",
 ]
 
-#: What a folder given as an input contributes: its files with these
-#: extensions (Pillow reads them all), in name order; hidden files never.
-IMAGE_SUFFIXES = frozenset(
-    {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".pnm", ".tga"}
-)
 #: The manifest's columns, in order (one row per input).
 MANIFEST_FIELDS = ("input", "output", "k", "bytes_in", "bytes_out", "psnr", "seconds", "status", "error")
 #: --skip-if-larger and the output would not be smaller (as pngquant).
@@ -150,48 +146,6 @@ class BatchResult:
 
 
 # -- plan ------------------------------------------------------------------------
-
-
-def _default_jobs() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def _expand(inputs, recursive: bool):
-    """Inputs -> [(path, mirrored sub-folder)], not-image count, skipped
-    sub-folder count."""
-    found, not_images, subfolders = [], 0, 0
-    for name in inputs:
-        name = os.fspath(name)
-        if name == "-":
-            raise UsageError("- (standard input) cannot be one of several inputs")
-        if _io._is_url(name) or not Path(name).is_dir():
-            found.append((name, Path()))
-            continue
-        root = Path(name)
-        images = []
-        for folder, dirs, files in os.walk(root):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            if not recursive:
-                subfolders += len(dirs)
-                dirs[:] = []
-            for file in sorted(files):
-                path = Path(folder) / file
-                if file.startswith(".") or not path.is_file():
-                    continue
-                if path.suffix.lower() in IMAGE_SUFFIXES:
-                    images.append((str(path), path.parent.relative_to(root)))
-                else:
-                    not_images += 1
-        if not images:
-            raise InputError(
-                f"no images in folder {name} (looked for {', '.join(sorted(IMAGE_SUFFIXES))}"
-                + (")" if recursive else "; -r looks in sub-folders too)")
-            )
-        found += sorted(images, key=lambda item: (str(item[1]), item[0]))
-    return found, not_images, subfolders
 
 
 def _stem_and_name(name: str) -> tuple[str, str]:
@@ -566,20 +520,6 @@ def _progress_bar(show, total):
     from tqdm import tqdm
 
     return tqdm(total=total, unit="image", file=sys.stderr, dynamic_ncols=True, leave=False)
-
-
-def _pool(jobs: int):
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    # forkserver (spawn where there is none): no copy of the parent's
-    # threads and locks; the server imports kmq once and each worker forks
-    # from it.
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    context = multiprocessing.get_context(method)
-    if method == "forkserver":
-        context.set_forkserver_preload(["kmq.batch"])
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=context)
 
 
 def _run_local(tasks, settings, jobs, finished):

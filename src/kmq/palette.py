@@ -137,7 +137,7 @@ def fit_palette(
     Parameters
     ----------
     inputs : iterable of paths, folders or URLs (folders as in
-        :func:`kmq.batch.plan`).
+        ``kmq compress``).
     k : int
     seed, n_init, max_iter, tol, init : as for :func:`kmq.compress`.
     jobs : int or None
@@ -150,10 +150,10 @@ def fit_palette(
     (palette (K', C) uint8 with C = 3 or 4 and K' <= K, number of images,
     number of distinct colours of them all)
     """
-    from . import batch
+    from ._files import _default_jobs, _expand, _pool
     from ._quantize import DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_TOL
 
-    found, _, _ = batch._expand(inputs, recursive)
+    found, _, _ = _expand(inputs, recursive)
     names = [name for name, _ in found]
     if not names:
         raise UsageError("give the images to fit the palette to")
@@ -166,14 +166,14 @@ def fit_palette(
             futures = pairs + ([futures[-1]] if len(futures) % 2 else [])
         total = futures[0].result()
     else:
-        jobs = batch._default_jobs() if jobs is None else jobs
+        jobs = _default_jobs() if jobs is None else jobs
         total = None
         if jobs <= 1 or len(names) == 1:
             parts = (_histogram_task(name, **options) for name in names)
             for part in parts:
                 total = part if total is None else merge_histograms(total, part)
         else:
-            executor = batch._pool(min(jobs, len(names)))
+            executor = _pool(min(jobs, len(names)))
             try:
                 futures = [executor.submit(_histogram_task, name, **options) for name in names]
                 from concurrent.futures import as_completed
