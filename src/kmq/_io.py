@@ -28,12 +28,15 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # The modes kmq works in (by channel count) and the pixel limit are the
 # container's: one definition for reading images and reading .kmq files.
 from ._container import DEFAULT_MAX_PIXELS, MODES
-from ._errors import DecodeError, InputError, LimitError, OutputError, UsageError
+from ._errors import DecodeError, InputError, KmqError, LimitError, OutputError, UsageError
 
 __all__ = [
     "SourceImage",
     "read_image",
     "read_source_bytes",
+    "download",
+    "check_max_pixels",
+    "DEFAULT_URL_TIMEOUT",
     "encode_export",
     "write_atomic",
     "check_output",
@@ -62,8 +65,122 @@ EXPORT_FORMATS = {
 #: Formats that store palette indices, hence need K <= 256.
 PALETTE_FORMATS = frozenset({"png", "gif"})
 
-_URL_TIMEOUT_S = 30
+#: Deadline of a whole download (connecting, headers and body), seconds.
+DEFAULT_URL_TIMEOUT = 60.0
 _MAX_URL_BYTES = 256 << 20
+_MAX_REDIRECTS = 10
+
+
+def download(url: str, *, timeout: float | None = None) -> bytes:
+    """The body of an ``http(s)://`` URL, within an overall deadline.
+
+    ``timeout`` (seconds, default :data:`DEFAULT_URL_TIMEOUT`) bounds the
+    whole download, not each read: a server that drips one byte a second
+    is cut off at the deadline. Redirects are followed to http(s) URLs
+    only, at most 10. A body shorter than its Content-Length, a malformed
+    status line or header, too many headers or a broken chunked body is an
+    InputError, as is a body over 256 MiB.
+    """
+    import threading
+
+    timeout = DEFAULT_URL_TIMEOUT if timeout is None else float(timeout)
+    if not timeout > 0:
+        raise UsageError(f"the download timeout must be a number of seconds > 0, got {timeout!r}")
+    # The download runs in a daemon thread so that the deadline holds
+    # whatever the server does (urllib's timeout applies to each socket
+    # operation, which a dripping server resets byte by byte); at the
+    # deadline the connection is closed under the reader.
+    box: dict = {}
+    state = {"response": None, "cancelled": False}
+
+    def work():
+        try:
+            box["data"] = _download_now(url, timeout, state)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            box["error"] = exc
+
+    thread = threading.Thread(target=work, name="kmq-download", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        state["cancelled"] = True
+        response = state["response"]
+        if response is not None:
+            with contextlib.suppress(Exception):
+                response.close()
+        raise InputError(f"cannot download {url}: no complete answer within {timeout:g} s (--timeout)")
+    if "error" in box:
+        raise box["error"]
+    return box["data"]
+
+
+def _download_now(url: str, timeout: float, state: dict) -> bytes:
+    import http.client  # here, not at the top: 20 ms of every start-up
+    import urllib.error
+    import urllib.request
+
+    class Redirects(urllib.request.HTTPRedirectHandler):
+        max_redirections = _MAX_REDIRECTS
+
+        def http_error_302(self, req, fp, code, msg, headers):
+            import urllib.parse
+
+            location = headers.get("location") or headers.get("uri")
+            if location:
+                target = urllib.parse.urljoin(req.full_url, location.strip())
+                scheme = urllib.parse.urlsplit(target).scheme.lower()
+                if scheme not in ("http", "https"):
+                    raise InputError(
+                        f"cannot download {url}: redirected to {scheme!r}, not http(s); "
+                        "kmq follows http(s) redirects only"
+                    )
+            return super().http_error_302(req, fp, code, msg, headers)
+
+        http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+    opener = urllib.request.build_opener(Redirects)
+    try:
+        request = urllib.request.Request(url, headers={"User-Agent": "kmq"})
+        with opener.open(request, timeout=timeout) as response:
+            state["response"] = response
+            expected = response.headers.get("Content-Length")
+            chunks, size = [], 0
+            while True:
+                chunk = response.read(1 << 16)
+                if not chunk or state["cancelled"]:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > _MAX_URL_BYTES:
+                    raise InputError(f"cannot download {url}: larger than {_MAX_URL_BYTES >> 20} MiB")
+            data = b"".join(chunks)
+    except KmqError:
+        raise
+    except urllib.error.HTTPError as exc:
+        if 300 <= exc.code < 400:
+            raise InputError(f"cannot download {url}: too many redirects or a redirect loop (HTTP {exc.code})") from None
+        raise InputError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from None
+    except http.client.IncompleteRead as exc:
+        raise InputError(f"cannot download {url}: incomplete download ({len(exc.partial):,} bytes, then the connection closed)") from None
+    except http.client.LineTooLong:
+        raise InputError(f"cannot download {url}: the server sent a header line too long") from None
+    except http.client.HTTPException as exc:
+        what = type(exc).__name__
+        detail = {
+            "BadStatusLine": "the server's answer is not HTTP",
+            "RemoteDisconnected": "the server closed the connection without an answer",
+        }.get(what, f"malformed HTTP answer ({what}: {exc})".replace(": )", ")"))
+        if "headers" in str(exc) and what == "HTTPException":
+            detail = f"malformed HTTP answer: {exc}"
+        raise InputError(f"cannot download {url}: {detail}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise InputError(f"cannot download {url}: {reason}") from None
+    if expected is not None and expected.strip().isdigit() and len(data) < int(expected):
+        raise InputError(
+            f"cannot download {url}: incomplete download ({len(data):,} of {int(expected):,} bytes, then the connection closed)"
+        )
+    return data
 
 
 def sample_image_path() -> Path:
@@ -103,30 +220,20 @@ def _is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
 
 
-def read_source_bytes(source: str | os.PathLike) -> tuple[bytes, str, Path | None]:
+def read_source_bytes(source: str | os.PathLike, *, timeout: float | None = None) -> tuple[bytes, str, Path | None]:
     """Read the raw bytes of a path, URL or ``-`` (stdin).
 
     Returns ``(data, name, path)``; path is None for a URL or stdin.
-    Raises InputError when the source cannot be reached.
+    ``timeout`` is the whole download's deadline in seconds for a URL
+    (default :data:`DEFAULT_URL_TIMEOUT`). Raises InputError when the source
+    cannot be reached.
     """
     if isinstance(source, str) and source == "-":
+        if sys.stdin is None:
+            raise InputError("cannot read standard input: it is closed")
         return sys.stdin.buffer.read(), "<stdin>", None
     if isinstance(source, str) and _is_url(source):
-        import urllib.error  # here, not at the top: 20 ms of every start-up
-        import urllib.request
-
-        try:
-            request = urllib.request.Request(source, headers={"User-Agent": "kmq"})
-            with urllib.request.urlopen(request, timeout=_URL_TIMEOUT_S) as response:
-                data = response.read(_MAX_URL_BYTES + 1)
-        except urllib.error.HTTPError as exc:
-            raise InputError(f"cannot download {source}: HTTP {exc.code} {exc.reason}") from None
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise InputError(f"cannot download {source}: {reason}") from None
-        if len(data) > _MAX_URL_BYTES:
-            raise InputError(f"cannot download {source}: larger than {_MAX_URL_BYTES >> 20} MiB")
-        return data, source, None
+        return download(source, timeout=timeout), source, None
     path = Path(source)
     try:
         if path.is_dir():
@@ -142,7 +249,20 @@ def read_source_bytes(source: str | os.PathLike) -> tuple[bytes, str, Path | Non
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def read_image(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> SourceImage:
+def check_max_pixels(max_pixels) -> int | None:
+    """``max_pixels`` as given to the API: None (no limit) or an int >= 1.
+
+    0 and negative numbers are refused (UsageError): in the API "no limit"
+    is None (``--max-pixels 0`` is the command line's spelling of it).
+    """
+    if max_pixels is None:
+        return None
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or max_pixels < 1:
+        raise UsageError(f"max_pixels must be a whole number >= 1, or None for no limit, got {max_pixels!r}")
+    return int(max_pixels)
+
+
+def read_image(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, timeout: float | None = None) -> SourceImage:
     """Read and normalise an image.
 
     Parameters
@@ -153,12 +273,16 @@ def read_image(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Source
         or (H, W, C) with C in 1..4 and dtype uint8 (other integer dtypes
         in 0..255 and uint16 are accepted; uint16 is reduced to 8 bits).
     max_pixels : int or None
-        Refuse images with more pixels than this (LimitError); None: no limit.
+        Refuse images with more pixels than this (LimitError); None: no
+        limit. 0 or less is a UsageError.
+    timeout : float, optional
+        Deadline of a URL's whole download, seconds (default 60).
 
     Returns
     -------
     SourceImage
     """
+    max_pixels = check_max_pixels(max_pixels)
     if isinstance(source, np.ndarray):
         return _from_array(source, max_pixels)
     if isinstance(source, Image.Image):
@@ -166,7 +290,7 @@ def read_image(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Source
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, name, path = bytes(source), "<bytes>", None
     elif isinstance(source, (str, os.PathLike)):
-        data, name, path = read_source_bytes(os.fspath(source) if not isinstance(source, str) else source)
+        data, name, path = read_source_bytes(os.fspath(source) if not isinstance(source, str) else source, timeout=timeout)
     else:
         raise UsageError(
             f"cannot read an image from {type(source).__name__}: give a path, URL, bytes, PIL.Image or ndarray"

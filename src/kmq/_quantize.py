@@ -475,16 +475,16 @@ def compress(
     )
 
 
-def _read_kmq_bytes(source) -> bytes:
+def _read_kmq_bytes(source, timeout: float | None = None) -> bytes:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source)
     if isinstance(source, (str, os.PathLike)):
-        data, _, _ = read_source_bytes(source if isinstance(source, str) else os.fspath(source))
+        data, _, _ = read_source_bytes(source if isinstance(source, str) else os.fspath(source), timeout=timeout)
         return data
     raise UsageError(f"give a path, URL or the bytes of a .kmq file, got {type(source).__name__}")
 
 
-def load(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Compressed:
+def load(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, timeout: float | None = None) -> Compressed:
     """Read a ``.kmq`` file.
 
     Parameters
@@ -493,6 +493,8 @@ def load(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Compressed:
         Path, URL, ``"-"`` (stdin) or the file's bytes.
     max_pixels : int or None
         Refuse files that declare more pixels (LimitError).
+    timeout : float, optional
+        Deadline of a URL's whole download, seconds (default 60).
 
     Returns
     -------
@@ -503,7 +505,7 @@ def load(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Compressed:
     ------
     InputError, DecodeError, LimitError
     """
-    data = _read_kmq_bytes(source)
+    data = _read_kmq_bytes(source, timeout)
     container = _container.decode(data, max_pixels=max_pixels)
     return Compressed(palette=container.palette, labels=container.labels, mode=container.mode, k_requested=len(container.palette))
 

@@ -53,6 +53,8 @@ _k_value = _checked(
 )
 _fraction = _checked(float, lambda v: 0 < v <= 1, "expected a fraction in (0, 1]")
 _non_negative_float = _checked(float, lambda v: v >= 0, "expected a number >= 0")
+_seconds = _checked(float, lambda v: v > 0 and v != float("inf"), "expected a number of seconds > 0")
+_seed_value = _checked(int, lambda v: 0 <= v < 2**128, "expected a whole number from 0 to 2**128 - 1", "the seed must be from 0 to 2**128 - 1")
 _pixel_count = _checked(int, lambda v: v >= 0, "expected a whole number of pixels (0 = no limit)")
 
 
@@ -84,4 +86,8 @@ def _add_output(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_MAX_PIXELS,
         metavar="N",
         help="refuse images with more pixels (twice Pillow's decompression-bomb limit; 0 = no limit)",
+    )
+    parser.add_argument(
+        "--timeout", type=_seconds, default=None, metavar="SECONDS",
+        help="deadline of a URL input's whole download (default 60)",
     )

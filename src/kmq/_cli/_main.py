@@ -39,6 +39,7 @@ from ._args import (
     _non_negative_float,
     _Parser,
     _positive_int,
+    _seed_value,
 )
 from ._figures import register_plot, register_report
 
@@ -84,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compress.add_argument("-k", "--colors", dest="k", type=_k_value, metavar="K", help="number of colours, 1..65536 (asked for on a terminal; 16 otherwise)")
     _add_output(compress)
-    compress.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same result")
+    compress.add_argument("--seed", type=_seed_value, default=None, help="random seed: the same seed gives the same result")
     compress.add_argument("--sample", type=_fraction, metavar="FRACTION", help="fit the palette on this fraction of the pixels")
     compress.add_argument("--n-init", type=_positive_int, default=DEFAULT_N_INIT, metavar="N", help="k-means runs, the best kept")
     compress.add_argument("--max-iter", type=_positive_int, default=DEFAULT_MAX_ITER, metavar="N", help="maximum k-means iterations")
@@ -302,7 +303,7 @@ def _compress_one(args, name: str | None, k: int, output: str, fmt: str, started
     from .._quantize import compress
 
     source_arg = name if name is not None else str(_io.sample_image_path())
-    source = _io.read_image(source_arg, max_pixels=args.max_pixels)
+    source = _io.read_image(source_arg, max_pixels=args.max_pixels, timeout=args.timeout)
     if name is None:
         source.name = f"{Path(source_arg).name} (the sample photograph shipped with kmq)"
     if output != "-":  # fail before the k-means, not after
@@ -490,7 +491,7 @@ def _run_decompress(args) -> int:
     from .._quantize import load
 
     input_path = None if args.input == "-" or args.input.startswith(("http://", "https://")) else Path(args.input)
-    loaded = load(args.input, max_pixels=args.max_pixels)
+    loaded = load(args.input, max_pixels=args.max_pixels, timeout=args.timeout)
     output = args.output
     if output is None or (output != "-" and Path(output).is_dir()):
         if args.input == "-" and output is None:

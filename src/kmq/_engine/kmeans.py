@@ -25,9 +25,13 @@ __all__ = ["KMeans", "kmeans_plusplus", "fit_colors", "coarse_histogram"]
 def _check_random_state(random_state) -> np.random.Generator:
     if isinstance(random_state, np.random.Generator):
         return random_state
-    if random_state is None or isinstance(random_state, (int, np.integer)):
-        return np.random.default_rng(random_state)
-    raise UsageError(f"random_state must be None, an int or a numpy Generator, got {random_state!r}")
+    if random_state is None:
+        return np.random.default_rng()
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise UsageError(f"the seed (random_state) must be a whole number >= 0, got {random_state}")
+        return np.random.default_rng(int(random_state))
+    raise UsageError(f"the seed (random_state) must be None, a whole number >= 0 or a numpy Generator, got {random_state!r}")
 
 
 def kmeans_plusplus(X, n_clusters, *, sample_weight=None, random_state=None, n_local_trials=None):
