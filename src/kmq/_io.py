@@ -39,6 +39,8 @@ __all__ = [
     "DEFAULT_URL_TIMEOUT",
     "encode_export",
     "write_atomic",
+    "write_stdout",
+    "remove_stale_temporaries",
     "check_output",
     "format_for_path",
     "EXPORT_FORMATS",
@@ -271,7 +273,9 @@ def read_image(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, timeout: 
         A file path, an ``http(s)://`` URL, ``"-"`` for stdin, the encoded
         bytes of an image file, a Pillow image, or an array of shape (H, W)
         or (H, W, C) with C in 1..4 and dtype uint8 (other integer dtypes
-        in 0..255 and uint16 are accepted; uint16 is reduced to 8 bits).
+        in 0..255 and uint16 are accepted; uint16 is reduced to 8 bits;
+        floats in [0, 1] are scaled, ``round(x * 255)``). An (N, 3) or
+        (N, 4) array is taken for points, not an image: UsageError.
     max_pixels : int or None
         Refuse images with more pixels than this (LimitError); None: no
         limit. 0 or less is a UsageError.
@@ -347,7 +351,8 @@ def _from_pil(pil: Image.Image, name: str, path: Path | None, max_pixels: int | 
         with _pillow_limit_lifted():
             pil.load()
         exif_orientation = pil.getexif().get(0x0112, 1) if hasattr(pil, "getexif") else 1
-        if exif_orientation not in (1, None):
+        # Values outside 1..8 mean nothing (EXIF defines 1..8): ignored.
+        if isinstance(exif_orientation, int) and 2 <= exif_orientation <= 8:
             pil = ImageOps.exif_transpose(pil)
             notes.append(f"EXIF orientation {exif_orientation} applied")
         pixels, mode, conversion = _to_uint8(pil)
@@ -361,7 +366,7 @@ def _from_pil(pil: Image.Image, name: str, path: Path | None, max_pixels: int | 
 
 
 def _is_16_bit(pil: Image.Image) -> bool:
-    if pil.mode.startswith("I;16") or pil.mode == "I":
+    if pil.mode.startswith("I;16"):
         return True
     if pil.format == "PNG":
         # Pillow silently reduces 16-bit RGB(A) PNGs to 8 bits on load.
@@ -416,7 +421,19 @@ def _to_uint8(pil: Image.Image) -> tuple[np.ndarray, str, str | None]:
         return _as_hwc(np.clip(values, 0, 255).astype(np.uint8)), "L", None
     if mode == "F":
         values = np.asarray(pil)
-        return _as_hwc(np.clip(np.rint(values), 0, 255).astype(np.uint8)), "L", "32-bit float image clipped to 0..255"
+        if not np.isfinite(values).all():
+            raise ValueError("the floating-point image holds NaN or infinity")
+        low, high = float(values.min(initial=0.0)), float(values.max(initial=0.0))
+        if 0.0 <= low and high <= 1.0:
+            # Float data in [0, 1], as scientific TIFFs store it.
+            return _as_hwc(np.rint(values * 255.0).astype(np.uint8)), "L", "floating-point image in [0, 1] scaled to 0..255"
+        if 0.0 <= low and high <= 255.0:
+            return _as_hwc(np.rint(values).astype(np.uint8)), "L", "floating-point image rounded to 0..255"
+        return (
+            _as_hwc(np.clip(np.rint(values), 0, 255).astype(np.uint8)),
+            "L",
+            f"floating-point image with values {low:g}..{high:g} clipped to 0..255",
+        )
     # CMYK, YCbCr, LAB, HSV: quantize in the RGB a viewer shows.
     return _as_hwc(np.asarray(pil.convert("RGB"))), "RGB", f"{mode} image converted to RGB"
 
@@ -430,6 +447,11 @@ def _as_hwc(array: np.ndarray) -> np.ndarray:
 def _from_array(array: np.ndarray, max_pixels: int | None) -> SourceImage:
     name = "<array>"
     notes: list[str] = []
+    if array.ndim == 2 and array.shape[1] in (3, 4) and array.shape[0] > 4:
+        raise UsageError(
+            f"got an array of shape {array.shape}: that is a list of {array.shape[1]}-D points, not an image; "
+            "cluster points with kmq.KMeans (a grey image 3 or 4 pixels wide: give it as shape (H, W, 1))"
+        )
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3 or not 1 <= array.shape[2] <= 4:
@@ -450,10 +472,17 @@ def _from_array(array: np.ndarray, max_pixels: int | None) -> SourceImage:
             )
         array = array.astype(np.uint8, copy=False)
     elif np.issubdtype(array.dtype, np.floating):
-        raise UsageError(
-            f"got a floating-point image array ({array.dtype}); kmq takes uint8 pixels: "
-            "use (image * 255).round().astype(np.uint8) for values in 0..1"
-        )
+        # What matplotlib's imread and skimage's img_as_float give: floats in
+        # [0, 1], scaled to uint8 with rounding (round(x * 255)).
+        if not np.isfinite(array).all():
+            raise UsageError("the floating-point image array holds NaN or infinity")
+        if array.size and (array.min() < 0 or array.max() > 1):
+            raise UsageError(
+                f"a floating-point image array must hold values in [0, 1], got {array.min():g}..{array.max():g}; "
+                "for values in 0..255 give array.round().astype(np.uint8)"
+            )
+        array = np.rint(array.astype(np.float64) * 255.0).astype(np.uint8)
+        notes.append("floating-point image in [0, 1] scaled to 0..255")
     else:
         raise UsageError(f"unsupported image array dtype {array.dtype}; give uint8")
     pixels = np.ascontiguousarray(array, dtype=np.uint8)
@@ -487,7 +516,14 @@ def _format_list() -> str:
     return ", ".join(sorted(EXPORT_FORMATS))
 
 
-def encode_export(palette: np.ndarray, labels: np.ndarray, mode: str, fmt: str) -> bytes:
+#: GIF's default cut between transparent and opaque (alpha below it:
+#: transparent).
+DEFAULT_ALPHA_THRESHOLD = 128
+
+
+def encode_export(
+    palette: np.ndarray, labels: np.ndarray, mode: str, fmt: str, *, alpha_threshold: int | None = None
+) -> bytes:
     """Encode a palette image in a common format.
 
     Parameters
@@ -498,7 +534,13 @@ def encode_export(palette: np.ndarray, labels: np.ndarray, mode: str, fmt: str) 
     fmt : {"png", "gif", "webp", "jpeg", "bmp", "tiff"}
         png and gif store the indices (K <= 256; PNG at the smallest bit
         depth that holds K, with a tRNS chunk when there is alpha); the
-        others store the rebuilt image ``palette[labels]``.
+        others store the rebuilt image ``palette[labels]``. JPEG of an
+        image with alpha is written when every palette alpha is 255 (the
+        alpha channel is dropped) and refused otherwise.
+    alpha_threshold : int in 0..255, optional
+        GIF only (on/off transparency): palette entries with alpha below it
+        become the one transparent colour, the others opaque. Default 128;
+        a palette whose alphas are all 0 or 255 is written as it is.
 
     Returns
     -------
@@ -526,12 +568,21 @@ def encode_export(palette: np.ndarray, labels: np.ndarray, mode: str, fmt: str) 
             return buffer.getvalue()
         options = {}
         if mode in ("LA", "RGBA"):
+            threshold = DEFAULT_ALPHA_THRESHOLD if alpha_threshold is None else _check_alpha_threshold(alpha_threshold)
             alpha = palette[:, -1]
-            if ((alpha != 0) & (alpha != 255)).any():
-                raise OutputError(
-                    "GIF has only on/off transparency and this palette has partly transparent "
-                    "colours; use .png, .webp or .kmq"
-                )
+            if ((alpha != 0) & (alpha != 255)).any() or alpha_threshold is not None:
+                # GIF has on/off transparency: all entries below the
+                # threshold share one transparent index.
+                clear = alpha < threshold
+                palette = palette.copy()
+                palette[:, -1] = np.where(clear, 0, 255)
+                if clear.any():
+                    first = int(np.flatnonzero(clear)[0])
+                    remap = np.arange(k, dtype=labels.dtype)
+                    remap[clear] = first
+                    labels = remap[labels]
+                image = _palette_image(palette, labels, mode)
+                alpha = palette[:, -1]
             image.info.pop("transparency", None)
             if (alpha == 0).any():
                 # GIF marks one palette index as transparent.
@@ -545,7 +596,10 @@ def encode_export(palette: np.ndarray, labels: np.ndarray, mode: str, fmt: str) 
         pil.save(buffer, "WEBP", lossless=True, quality=100, method=6 if rebuilt.size <= 4_000_000 else 4)
     elif fmt == "jpeg":
         if mode in ("LA", "RGBA"):
-            raise OutputError("JPEG cannot store transparency; use .png, .webp, .tif or .kmq")
+            if not (palette[:, -1] == 255).all():
+                raise OutputError("JPEG cannot store transparency; use .png, .webp, .tif or .kmq")
+            # Every colour is opaque: the alpha channel says nothing.
+            pil = pil.convert("L" if mode == "LA" else "RGB")
         pil.save(buffer, "JPEG", quality=95, subsampling=0, optimize=True)
     elif fmt == "bmp":
         if mode == "LA":
@@ -625,6 +679,12 @@ def _indexed_png_threaded(image: Image.Image, labels: np.ndarray) -> bytes:
     return b"".join(parts)
 
 
+def _check_alpha_threshold(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= 255:
+        raise UsageError(f"the alpha threshold must be a whole number from 0 to 255, got {value!r}")
+    return int(value)
+
+
 def _palette_image(palette: np.ndarray, labels: np.ndarray, mode: str) -> Image.Image:
     indexed = Image.fromarray(labels.astype(np.uint8, copy=False), "P")
     channels = palette.shape[1]
@@ -664,40 +724,137 @@ def check_output(path: str | os.PathLike, *, force: bool = False, inputs: tuple 
         raise OutputError(f"cannot write {target}: folder {target.parent} does not exist")
 
 
+#: When this process started (seconds since the epoch): temporary files of
+#: kmq's older than this, less a margin, are left over by a killed run.
+_RUN_STARTED = __import__("time").time()
+#: A leftover temporary file must be this much older than the run before it
+#: is removed, so that a slow run writing the same folder keeps its own.
+_STALE_MARGIN_S = 60.0
+#: The marker in kmq's temporary file names: ``.NAME.kmq-XXXXXXXX.tmp``.
+_TMP_MARK = ".kmq-"
+
+
+def write_stdout(data: bytes) -> None:
+    """Write ``data`` to standard output, or raise OutputError (exit 5)
+    with one line: stdout closed, full (``/dev/full``), or its reader gone
+    (a closed pipe)."""
+    stream = getattr(sys.stdout, "buffer", None) if sys.stdout is not None else None
+    try:
+        if stream is None:
+            raise OSError(9, "Bad file descriptor")
+        stream.write(data)
+        stream.flush()
+    except BrokenPipeError:
+        raise OutputError("cannot write to standard output: the reader closed the pipe") from None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        if getattr(exc, "errno", None) == 9 or isinstance(exc, ValueError):
+            reason = "it is closed"
+        raise OutputError(f"cannot write to standard output: {reason}") from None
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files a killed kmq run left in ``folder``.
+
+    Only kmq's own are touched: hidden regular files named
+    ``.NAME.kmq-XXXXXXXX.tmp`` (what :func:`write_atomic` creates), owned by
+    the current user, last modified more than a minute before this process
+    started. Returns the paths removed; errors are ignored (another run may
+    be removing the same file).
+    """
+    import re
+
+    pattern = re.compile(r"^\..+" + re.escape(_TMP_MARK) + r"[A-Za-z0-9_]{8}\.tmp$")
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    limit = _RUN_STARTED - _STALE_MARGIN_S
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    for entry in entries:
+        if not pattern.match(entry.name):
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if not entry.is_file(follow_symlinks=False) or info.st_mtime >= limit:
+                continue
+            if uid is not None and info.st_uid != uid:
+                continue
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+        except OSError:
+            continue
+    return removed
+
+
 def write_atomic(path: str | os.PathLike, data: bytes, *, force: bool = False, inputs: tuple = ()) -> None:
     """Write ``data`` to ``path`` all at once or not at all.
 
-    The bytes go to a temporary file in the same folder, are flushed to disk
-    and renamed over ``path``; on any failure the temporary file is removed
-    and ``path`` is untouched. ``path == "-"`` writes to stdout.
+    The bytes go to a temporary file in the same folder (``.NAME.kmq-*.tmp``),
+    are flushed to disk and moved to ``path``; on any failure the temporary
+    file is removed and ``path`` is untouched. ``path == "-"`` writes to
+    stdout (see :func:`write_stdout`).
+
+    Without ``force`` the move itself checks that ``path`` does not exist
+    (a hard link of the temporary file, which fails if the name is taken,
+    or an exclusive create where hard links are not supported): of several
+    runs writing the same new file at once, exactly one succeeds. The
+    temporary files of earlier killed runs are removed first
+    (:func:`remove_stale_temporaries`).
 
     Raises OutputError when ``path`` exists and ``force`` is false, when it
     is one of ``inputs`` (never overwritten, even with force), or when the
     write fails.
     """
     if os.fspath(path) == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        write_stdout(data)
         return
     check_output(path, force=force, inputs=inputs)
     target = Path(path)
     folder = target.parent
+    remove_stale_temporaries(folder)
     tmp_name = None
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
+        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{target.name}{_TMP_MARK}", suffix=".tmp")
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp_name, 0o666 & ~_umask())
-        os.replace(tmp_name, target)
+        if force:
+            os.replace(tmp_name, target)
+        else:
+            _move_exclusive(tmp_name, target)
         tmp_name = None
+    except FileExistsError:
+        raise OutputError(f"{target} already exists; use --force (-f) to overwrite it") from None
     except OSError as exc:
         raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
     finally:
         if tmp_name is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp_name)
+
+
+def _move_exclusive(tmp_name: str, target: Path) -> None:
+    """Move ``tmp_name`` to ``target``; FileExistsError if ``target`` exists,
+    decided at the move (not by an earlier check another run could race)."""
+    import errno
+
+    try:
+        os.link(tmp_name, target)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS):
+            raise
+        # No hard links here (some network and FAT file systems): claim the
+        # name with an exclusive create, then move the data over it.
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        os.replace(tmp_name, target)
+        return
+    os.unlink(tmp_name)
 
 
 def _umask() -> int:

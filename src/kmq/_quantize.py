@@ -276,6 +276,10 @@ def _normalise_transparent(flat: np.ndarray) -> np.ndarray:
 
 
 def _rebuild(palette: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    if labels.dtype.kind not in "iu":
+        raise UsageError(f"labels must be integers (palette indices), got {labels.dtype}")
+    if labels.size and int(labels.min()) < 0:
+        raise UsageError(f"labels hold index {int(labels.min())}: palette indices are 0..{len(palette) - 1}")
     if labels.size and int(labels.max()) >= len(palette):
         raise UsageError(f"labels hold index {int(labels.max())}, but the palette has {len(palette)} entries")
     image = rebuild(palette, labels)
@@ -337,39 +341,73 @@ class Compressed:
         return _rebuild(self.palette, self.labels)
 
     def to_pil(self) -> Image.Image:
-        """The rebuilt image as a Pillow image in ``self.mode``."""
-        return Image.fromarray(self.reconstruct(), self.mode)
+        """The image as a Pillow image.
 
-    def to_bytes(self, format: str = "kmq") -> bytes:
+        K <= 256: a ``P``-mode (palette) image holding ``labels`` and the
+        palette, as an indexed PNG stores it; for LA and RGBA the palette's
+        alpha is in ``info["transparency"]`` (one byte per entry), so
+        ``.convert("RGBA")`` gives ``reconstruct()`` back. K > 256: the
+        rebuilt image in ``self.mode``.
+        """
+        if self.k <= 256:
+            from ._io import _palette_image
+
+            return _palette_image(self.palette, self.labels, self.mode)
+        rebuilt = self.reconstruct()
+        return Image.fromarray(rebuilt, self.mode)
+
+    def to_bytes(self, format: str = "kmq", *, alpha_threshold: int | None = None) -> bytes:
         """Encode as ``.kmq`` or an export format ("png", "gif", "webp",
-        "jpeg", "bmp", "tiff")."""
+        "jpeg", "bmp", "tiff"). ``alpha_threshold``: see
+        :func:`kmq._io.encode_export` (GIF's on/off transparency)."""
         fmt = format_for_path("x", override=format)
         if fmt == "kmq":
             return _container.encode(self.palette, self.labels, mode=self.mode)
-        return encode_export(self.palette, self.labels, self.mode, fmt)
+        return encode_export(self.palette, self.labels, self.mode, fmt, alpha_threshold=alpha_threshold)
 
-    def save(self, path, *, format: str | None = None, force: bool = True) -> int:
-        """Write to ``path``; the format follows its extension.
+    def save(self, path, *, format: str | None = None, force: bool = True, alpha_threshold: int | None = None) -> int:
+        """Write to ``path``, a file name or a binary file object.
 
-        The write is atomic (temporary file, then rename). The input image
-        is never overwritten. With ``force=False`` an existing file is not
-        overwritten either.
+        The format follows the name's extension (a file object's ``name``,
+        if it has one), or ``format``; a file object without either gets
+        ``.kmq``. A file name is written atomically (temporary file, then
+        rename); the input image is never overwritten, and with
+        ``force=False`` no existing file is. ``metrics()`` then reports the
+        bytes written as the output size.
 
         Returns
         -------
         int
             Bytes written.
         """
+        if hasattr(path, "write"):
+            name = getattr(path, "name", None)
+            if format is None and isinstance(name, str) and os.path.splitext(name)[1]:
+                fmt = format_for_path(name)
+            else:
+                fmt = format_for_path("x", override=format or "kmq")
+            data = self.to_bytes(fmt, alpha_threshold=alpha_threshold)
+            try:
+                path.write(data)
+            except TypeError:
+                raise UsageError("save() needs a binary file object (opened with 'wb'), got a text one") from None
+            self._saved_bytes = len(data)
+            return len(data)
         fmt = format_for_path(path, override=format)
-        data = self.to_bytes(fmt)
+        data = self.to_bytes(fmt, alpha_threshold=alpha_threshold)
         inputs = (self.source.path,) if self.source is not None else ()
         write_atomic(path, data, force=force, inputs=inputs)
+        self._saved_bytes = len(data)
         return len(data)
 
     def metrics(self, *, with_ssim: bool = True, output_bytes: int | None = None):
-        """Quality and size figures against the original (see kmq.metrics)."""
+        """Quality and size figures against the original (see kmq.metrics).
+
+        ``output_bytes`` defaults to the size of the last :meth:`save`."""
         from .metrics import measure
 
+        if output_bytes is None:
+            output_bytes = getattr(self, "_saved_bytes", None)
         if self.source is None:
             raise UsageError("no original image to measure against (this Compressed was loaded from a file)")
         return measure(self.source.pixels, self, input_bytes=self.source.input_bytes, output_bytes=output_bytes, with_ssim=with_ssim)

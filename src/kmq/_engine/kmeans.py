@@ -59,9 +59,46 @@ def kmeans_plusplus(X, n_clusters, *, sample_weight=None, random_state=None, n_l
     indices : ndarray, shape (n_clusters,), intp
         Rows of ``X`` chosen as centres.
     """
-    X = np.ascontiguousarray(X, dtype=np.float64)
-    w = np.ones(X.shape[0]) if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=np.float64)
-    return _plusplus_plan(X, w, n_clusters, _check_random_state(random_state), n_local_trials)()
+    X = KMeans._check_X(X)
+    k = n_clusters
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise UsageError(f"n_clusters must be an integer >= 1, got {k!r}")
+    if k > X.shape[0]:
+        raise UsageError(f"n_clusters={k} is larger than the number of points, {X.shape[0]}")
+    if n_local_trials is not None and (
+        isinstance(n_local_trials, bool) or not isinstance(n_local_trials, (int, np.integer)) or n_local_trials < 1
+    ):
+        raise UsageError(f"n_local_trials must be an integer >= 1, got {n_local_trials!r}")
+    w = _check_weights(sample_weight, X.shape[0])
+    _check_scale(X, w)
+    return _plusplus_plan(X, w, int(k), _check_random_state(random_state), n_local_trials)()
+
+
+#: Coordinates are refused above this magnitude: squared distances summed
+#: over points must stay finite in float64 (1e308 squared is inf).
+_MAX_ABS_COORDINATE = 1e100
+
+
+def _check_weights(sample_weight, n_points: int) -> np.ndarray:
+    if sample_weight is None:
+        return np.ones(n_points)
+    w = np.asarray(sample_weight)
+    if w.dtype.kind not in "iuf" or w.shape != (n_points,):
+        raise UsageError(f"sample_weight must be {n_points} finite non-negative numbers with a positive sum")
+    w = np.ascontiguousarray(w, dtype=np.float64)
+    if not np.isfinite(w).all() or (w < 0).any() or not 0 < w.sum() < np.inf:
+        raise UsageError(f"sample_weight must be {n_points} finite non-negative numbers with a positive sum")
+    return w
+
+
+def _check_scale(X: np.ndarray, w: np.ndarray | None = None) -> None:
+    """Refuse points whose squared distances would overflow (UsageError)."""
+    biggest = float(np.abs(X).max(initial=0.0))
+    if biggest > _MAX_ABS_COORDINATE:
+        raise UsageError(
+            f"X holds values up to {biggest:.3g} in magnitude; squared distances would overflow: "
+            f"scale the data to within +-{_MAX_ABS_COORDINATE:g}"
+        )
 
 
 def _plusplus_plan(X, w, n_clusters, rng, n_local_trials=None):
@@ -152,20 +189,29 @@ class KMeans:
             if self.init not in ("k-means++", "random"):
                 raise UsageError(f"init must be 'k-means++', 'random' or an array of centres, got {self.init!r}")
         else:
-            init = np.asarray(self.init, dtype=np.float64)
+            try:
+                init = np.asarray(self.init, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise UsageError(f"init must be 'k-means++', 'random' or an array of centres, got {self.init!r}") from None
             if init.shape != (k, X.shape[1]):
                 raise UsageError(f"init array must have shape ({k}, {X.shape[1]}), got {init.shape}")
+            if not np.isfinite(init).all():
+                raise UsageError("the init array of centres contains NaN or infinity")
+            _check_scale(init)
             if self.n_init != 1:
                 raise UsageError("n_init must be 1 when init is an array of centres")
 
     @staticmethod
     def _check_X(X):
         X = np.asarray(X)
-        if X.ndim != 2 or X.shape[0] < 1:
+        if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
             raise UsageError(f"X must be a 2-D array of shape (n_samples, n_features), got shape {X.shape}")
+        if X.dtype.kind not in "biuf":
+            raise UsageError(f"X must hold numbers, got dtype {X.dtype}")
         X = np.ascontiguousarray(X, dtype=np.float64)
         if not np.isfinite(X).all():
             raise UsageError("X contains NaN or infinity")
+        _check_scale(X)
         return X
 
     # -- fitting ----------------------------------------------------------
@@ -187,14 +233,7 @@ class KMeans:
         X = self._check_X(X)
         self._check_params(X)
         n_points = X.shape[0]
-        if sample_weight is None:
-            w = np.ones(n_points)
-        else:
-            w = np.ascontiguousarray(sample_weight, dtype=np.float64)
-            if w.shape != (n_points,) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-                raise UsageError(
-                    f"sample_weight must be {n_points} finite non-negative numbers with a positive sum"
-                )
+        w = _check_weights(sample_weight, n_points)
         k = int(self.n_clusters)
         if k > n_points:
             raise UsageError(f"n_clusters={k} is larger than the number of samples, {n_points}")
