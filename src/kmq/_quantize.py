@@ -17,6 +17,7 @@ from PIL import Image
 
 from . import _container
 from ._errors import UsageError
+from ._estimator import ParamsMixin, check_fitted
 from ._engine.histogram import color_histogram, pack_colors
 from ._io import (
     DEFAULT_MAX_PIXELS,
@@ -78,7 +79,7 @@ def _check_sample(sample) -> float | None:
     return float(sample)
 
 
-class ColorQuantizer:
+class ColorQuantizer(ParamsMixin):
     """Learn a K-colour palette by k-means and map images to it.
 
     Parameters
@@ -121,6 +122,8 @@ class ColorQuantizer:
     >>> q.transform(image).tolist()
     [[0, 0, 0], [1, 1, 1]]
     """
+
+    _is_transformer = True
 
     def __init__(
         self,
@@ -209,8 +212,7 @@ class ColorQuantizer:
         return keys
 
     def _check_fitted(self):
-        if not hasattr(self, "palette_"):
-            raise UsageError("this ColorQuantizer is not fitted yet: call fit(image) first")
+        check_fitted(self, "palette_")
 
     def transform(self, image) -> np.ndarray:
         """Palette index of every pixel.
