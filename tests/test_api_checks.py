@@ -96,3 +96,35 @@ def test_to_pil_is_a_palette_image(photo):
     np.testing.assert_array_equal(np.asarray(pa.convert("RGBA")), ca.reconstruct())
     big = kmq.compress(photo, 300, seed=0)
     assert big.to_pil().mode == "RGB"
+
+
+def test_metrics_scale_float_images_in_0_1(photo):
+    c = kmq.compress(photo, 8, seed=0)
+    rebuilt = c.reconstruct()
+    truth = kmq.metrics.psnr(photo, rebuilt)
+    assert 20 < truth < 35
+    # matplotlib.pyplot.imread gives floats in [0, 1]: same figures.
+    assert kmq.metrics.psnr(photo / 255.0, rebuilt) == pytest.approx(truth, abs=1e-9)
+    assert kmq.metrics.psnr(photo / 255.0, rebuilt / 255.0) == pytest.approx(truth, abs=1e-9)
+    assert kmq.metrics.mse(photo.astype(np.float32) / 255, rebuilt) == pytest.approx(kmq.metrics.mse(photo, rebuilt), rel=1e-6)
+    assert kmq.metrics.ssim(photo / 255.0, rebuilt) == pytest.approx(kmq.metrics.ssim(photo, rebuilt), abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.full((4, 4, 3), np.nan), r"original image holds NaN or infinity"),
+        (np.full((4, 4, 3), 300.0), r"original image holds 300\.\.300; give floats in \[0, 1\] or values in 0\.\.255"),
+        (np.full((4, 4, 3), 1000, np.int32), r"original image holds 1000\.\.1000; kmq's metrics take 8-bit images"),
+    ],
+)
+def test_metrics_refuse_values_off_the_scale(bad, message):
+    with pytest.raises(UsageError, match=message):
+        kmq.metrics.mse(bad, np.zeros((4, 4, 3), np.uint8))
+
+
+def test_public_modules_define_all_and_the_package_is_typed():
+    import importlib.resources
+
+    assert "psnr" in kmq.metrics.__all__ and "measure" in kmq.metrics.__all__
+    assert importlib.resources.files("kmq").joinpath("py.typed").is_file()
