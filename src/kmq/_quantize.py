@@ -313,6 +313,12 @@ class Compressed:
     source : SourceImage or None
         The input (with its pixels), when this came from :func:`compress`;
         None after :func:`load`.
+    icc_profile : bytes or None
+        The input's ICC colour profile, embedded in the PNG, WebP, JPEG and
+        TIFF exports (``strip=True`` in :meth:`save` / :meth:`to_bytes`
+        leaves it out). ``.kmq`` files do not store it yet: the container's
+        next version has an optional field for it, and ``to_bytes("kmq")``
+        is where it will be passed on.
     """
 
     palette: np.ndarray
@@ -327,6 +333,7 @@ class Compressed:
     sample: float | None = None
     seconds: float | None = None
     source: SourceImage | None = field(default=None, repr=False)
+    icc_profile: bytes | None = field(default=None, repr=False)
 
     @property
     def k(self) -> int:
@@ -358,16 +365,21 @@ class Compressed:
         rebuilt = self.reconstruct()
         return Image.fromarray(rebuilt, self.mode)
 
-    def to_bytes(self, format: str = "kmq", *, alpha_threshold: int | None = None) -> bytes:
+    def to_bytes(self, format: str = "kmq", *, alpha_threshold: int | None = None, strip: bool = False) -> bytes:
         """Encode as ``.kmq`` or an export format ("png", "gif", "webp",
         "jpeg", "bmp", "tiff"). ``alpha_threshold``: see
-        :func:`kmq._io.encode_export` (GIF's on/off transparency)."""
+        :func:`kmq._io.encode_export` (GIF's on/off transparency);
+        ``strip``: leave the ICC profile out."""
         fmt = format_for_path("x", override=format)
+        icc = None if strip else self.icc_profile
         if fmt == "kmq":
+            # Hook for the container's optional ICC field: pass ``icc`` here.
             return _container.encode(self.palette, self.labels, mode=self.mode)
-        return encode_export(self.palette, self.labels, self.mode, fmt, alpha_threshold=alpha_threshold)
+        return encode_export(self.palette, self.labels, self.mode, fmt, alpha_threshold=alpha_threshold, icc_profile=icc)
 
-    def save(self, path, *, format: str | None = None, force: bool = True, alpha_threshold: int | None = None) -> int:
+    def save(
+        self, path, *, format: str | None = None, force: bool = True, alpha_threshold: int | None = None, strip: bool = False
+    ) -> int:
         """Write to ``path``, a file name or a binary file object.
 
         The format follows the name's extension (a file object's ``name``,
@@ -388,7 +400,7 @@ class Compressed:
                 fmt = format_for_path(name)
             else:
                 fmt = format_for_path("x", override=format or "kmq")
-            data = self.to_bytes(fmt, alpha_threshold=alpha_threshold)
+            data = self.to_bytes(fmt, alpha_threshold=alpha_threshold, strip=strip)
             try:
                 path.write(data)
             except TypeError:
@@ -396,7 +408,7 @@ class Compressed:
             self._saved_bytes = len(data)
             return len(data)
         fmt = format_for_path(path, override=format)
-        data = self.to_bytes(fmt, alpha_threshold=alpha_threshold)
+        data = self.to_bytes(fmt, alpha_threshold=alpha_threshold, strip=strip)
         inputs = (self.source.path,) if self.source is not None else ()
         write_atomic(path, data, force=force, inputs=inputs)
         self._saved_bytes = len(data)
@@ -512,6 +524,7 @@ def compress(
         sample=sample,
         seconds=seconds,
         source=source,
+        icc_profile=source.icc_profile,
     )
 
 

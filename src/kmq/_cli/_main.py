@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     compress.add_argument("--init", choices=["k-means++", "random"], default="k-means++", help="k-means seeding")
     compress.add_argument("--skip-if-larger", action="store_true", help="write nothing (exit 98) if the output is larger than the input file")
     compress.add_argument("--json", action="store_true", help="print the report as JSON")
+    compress.add_argument("--strip", action="store_true", help="leave the input's ICC colour profile out of the output")
     _add_common(compress)
     compress.set_defaults(run=_run_compress)
 
@@ -406,7 +407,7 @@ def _compress_one(args, name: str | None, k: int, output: str, fmt: str, started
         tol=args.tol,
         init=args.init,
     )
-    data = result.to_bytes(fmt, alpha_threshold=args.alpha_threshold)
+    data = result.to_bytes(fmt, alpha_threshold=args.alpha_threshold, strip=args.strip)
     skipped = args.skip_if_larger and source.input_bytes is not None and len(data) > source.input_bytes
     if not skipped:
         _io.write_atomic(output, data, force=force, inputs=(source.path,))
