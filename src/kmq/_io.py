@@ -756,6 +756,8 @@ _RUN_STARTED = __import__("time").time()
 _STALE_MARGIN_S = 60.0
 #: The marker in kmq's temporary file names: ``.NAME.kmq-XXXXXXXX.tmp``.
 _TMP_MARK = ".kmq-"
+#: Folders already rid of stale temporary files by this process.
+_CLEANED_FOLDERS: set[str] = set()
 
 
 def write_stdout(data: bytes) -> None:
@@ -837,7 +839,11 @@ def write_atomic(path: str | os.PathLike, data: bytes, *, force: bool = False, i
     check_output(path, force=force, inputs=inputs)
     target = Path(path)
     folder = target.parent
-    remove_stale_temporaries(folder)
+    key = os.path.realpath(folder)
+    if key not in _CLEANED_FOLDERS:
+        # Once per folder and process: a batch into one folder scans it once.
+        _CLEANED_FOLDERS.add(key)
+        remove_stale_temporaries(folder)
     tmp_name = None
     try:
         fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{target.name}{_TMP_MARK}", suffix=".tmp")
