@@ -268,7 +268,7 @@ def check_max_pixels(max_pixels) -> int | None:
     return int(max_pixels)
 
 
-def read_image(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, timeout: float | None = None) -> SourceImage:
+def read_image(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, timeout: float | None = None, name: str | None = None) -> SourceImage:
     """Read and normalise an image.
 
     Parameters
@@ -285,6 +285,9 @@ def read_image(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, timeout: 
         limit. 0 or less is a UsageError.
     timeout : float, optional
         Deadline of a URL's whole download, seconds (default 60).
+    name : str, optional
+        What to call encoded bytes in messages and ``SourceImage.name``
+        (e.g. the name of an uploaded file); default ``<bytes>``.
 
     Returns
     -------
@@ -296,7 +299,7 @@ def read_image(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, timeout: 
     if isinstance(source, Image.Image):
         return _from_pil(source, "<PIL.Image>", None, max_pixels)
     if isinstance(source, (bytes, bytearray, memoryview)):
-        data, name, path = bytes(source), "<bytes>", None
+        data, name, path = bytes(source), name or "<bytes>", None
     elif isinstance(source, (str, os.PathLike)):
         data, name, path = read_source_bytes(os.fspath(source) if not isinstance(source, str) else source, timeout=timeout)
     else:

@@ -42,6 +42,7 @@ from ._args import (
     _seed_value,
 )
 from ._figures import register_plot, register_report
+from ._serve import register_serve
 
 __all__ = ["main", "build_parser", "EXIT_SKIPPED"]
 
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_plot(commands)
     register_report(commands)
+    register_serve(commands)
     return parser
 
 
