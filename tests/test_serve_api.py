@@ -7,9 +7,14 @@ from __future__ import annotations
 import asyncio
 import http.server
 import io
+import json
+import signal
 import socket
 import struct
+import subprocess
+import sys
 import threading
+import urllib.request
 import warnings
 import zlib
 
@@ -357,3 +362,25 @@ def test_serve_port_in_use_and_warning(capsys):
         assert lines[0].startswith("kmq: warning: listening on 0.0.0.0, not on loopback")
         assert lines[1].startswith(f"kmq: error: cannot listen on 0.0.0.0:{port}")
     assert main(["serve", "--port", "70000"]) == 2
+
+
+@pytest.mark.parametrize("stop, code, last", [(signal.SIGINT, 130, "kmq: interrupted"), (signal.SIGTERM, 143, "kmq: terminated")])
+def test_serve_subprocess_answers_then_stops_cleanly(stop, code, last):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kmq", "serve", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("kmq: serving http://127.0.0.1:") and line.endswith("/ (Ctrl-C to stop)\n"), line
+        url = line.split()[2]
+        with urllib.request.urlopen(url + "api/options", timeout=30) as response:
+            assert json.load(response)["options"][0]["name"] == "k"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            assert b"<title>kmq" in response.read()
+        proc.send_signal(stop)
+        assert proc.wait(timeout=30) == code
+        assert proc.stderr.read().splitlines()[-1] == last
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
