@@ -347,8 +347,8 @@ function drawCurve() {
   const x = (k) => left + width * (Math.log2(k) - 1) / 7;
   const points = state.curve.points;
   const panels = [
-    { top: 10, height: 110, title: "size (kB)" },
-    { top: 160, height: 110, title: "quality" },
+    { top: 8, height: 90, title: "size (kB)" },
+    { top: 126, height: 90, title: "quality" },
   ];
   const original = state.image && state.image.bytes;
   const maxBytes = Math.max(1, ...points.map((p) => Math.max(p.png, p.kmq)));
@@ -363,7 +363,7 @@ function drawCurve() {
       el("text", { x: x(k), y: panel.top + panel.height + 12, "text-anchor": "middle" }, svg, k);
     }
   }
-  el("text", { x: left + width / 2, y: 296, "text-anchor": "middle" }, svg, "K (colours)");
+  el("text", { x: left + width / 2, y: 244, "text-anchor": "middle" }, svg, "K (colours)");
   const sizeY = (v) => panels[0].top + panels[0].height * (1 - v / maxBytes);
   const dbY = (v) => panels[1].top + panels[1].height * (1 - (v - lowDb) / Math.max(1, highDb - lowDb));
   const ssimY = (v) => panels[1].top + panels[1].height * (1 - v);
@@ -393,8 +393,8 @@ function drawCurve() {
     }
   }
   const k = state.values.k || 16;
-  el("line", { x1: x(k), x2: x(k), y1: 8, y2: 272, class: "now" }, svg);
-  const hit = el("rect", { x: left, y: 0, width, height: 285, class: "hit" }, svg);
+  el("line", { x1: x(k), x2: x(k), y1: 6, y2: 218, class: "now" }, svg);
+  const hit = el("rect", { x: left, y: 0, width, height: 232, class: "hit" }, svg);
   hit.addEventListener("click", (event) => {
     const box = svg.getBoundingClientRect();
     const sx = (event.clientX - box.left) * (W / box.width);
