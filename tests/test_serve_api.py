@@ -8,12 +8,14 @@ import asyncio
 import http.server
 import io
 import json
+import os
 import signal
 import socket
 import struct
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 import warnings
 import zlib
@@ -384,3 +386,25 @@ def test_serve_subprocess_answers_then_stops_cleanly(stop, code, last):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_serve_open_opens_the_page_in_the_browser(tmp_path):
+    # webbrowser runs $BROWSER: here a script that writes down the URL it is given.
+    opened = tmp_path / "opened.txt"
+    script = tmp_path / "browser.py"
+    script.write_text(f"import sys\nopen({str(opened)!r}, 'w').write(sys.argv[1])\n")
+    env = {**os.environ, "BROWSER": f"{sys.executable} {script} %s"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kmq", "serve", "--port", "0", "--open"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        url = proc.stdout.readline().split()[2]
+        for _ in range(600):
+            if opened.exists() and opened.read_text():
+                break
+            time.sleep(0.05)
+        assert opened.read_text() == url
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130

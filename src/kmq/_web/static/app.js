@@ -191,6 +191,7 @@ async function update() {
     if (previous.startsWith("blob:")) URL.revokeObjectURL(previous);
     if (stale()) return;
     const shown = performance.now() - started;
+    clearMessage();
     showNumbers(meta);
     const viewer = $("viewer");
     viewer.dataset.state = "shown";
