@@ -722,9 +722,11 @@ def _palette_image(palette: np.ndarray, labels: np.ndarray, mode: str) -> Image.
     if mode in ("LA", "RGBA"):
         alpha = palette[:, -1]
         if not (alpha == 255).all():
-            # tRNS for PNG; Pillow turns a single 0 entry into GIF's
-            # transparent index.
-            indexed.info["transparency"] = alpha.tobytes()
+            # tRNS for PNG, up to the last non-opaque entry (the rest are
+            # opaque by default; the palette order puts them last); Pillow
+            # turns a single 0 entry into GIF's transparent index.
+            last = int(np.flatnonzero(alpha != 255)[-1])
+            indexed.info["transparency"] = alpha[: last + 1].tobytes()
     return indexed
 
 

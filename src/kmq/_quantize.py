@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from . import _container
+from ._palette_order import reorder
 from ._errors import UsageError
 from ._estimator import ParamsMixin, check_fitted
 from ._engine.histogram import color_histogram, pack_colors
@@ -510,9 +511,11 @@ def compress(
     quantizer = ColorQuantizer(k, seed=seed, sample=sample, n_init=n_init, max_iter=max_iter, tol=tol, init=init)
     start = time.perf_counter()
     labels = quantizer.fit_transform(source)
+    # The one place the palette order is chosen, for every output format.
+    palette, labels = reorder(quantizer.palette_, labels)
     seconds = time.perf_counter() - start
     return Compressed(
-        palette=quantizer.palette_,
+        palette=palette,
         labels=labels,
         mode=quantizer.mode_,
         k_requested=int(k),
