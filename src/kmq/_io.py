@@ -535,6 +535,41 @@ DEFAULT_ALPHA_THRESHOLD = 128
 ICC_FORMATS = frozenset({"png", "webp", "jpeg", "tiff"})
 
 
+#: PNG effort levels (``effort=``, CLI ``-O/--effort``): the (zlib level,
+#: memLevel) settings tried for the IDAT stream, the smallest kept; the top
+#: level then runs oxipng on it (the ``png`` extra). Measured on kmq's K = 16 / 64 / 256 outputs of 8 Kodak images
+#: (bytes of the IDAT stream, filter 0, colour order of _palette_order):
+#: level 6 658,031 / 1,206,481 / 1,901,654; level 9 with memLevel 9
+#: 655,684 / 1,202,693 / 1,913,545 at 1.2-3x the time. Filters Sub, Up and
+#: Paeth were 3-13 % larger at every K (palette indices are labels, not
+#: magnitudes) and Z_FILTERED 2-10 % larger, Z_RLE 13-22 %, so every
+#: effort writes filter 0 with the default strategy. docs/benchmarks.md
+#: has the whole-file figures.
+PNG_EFFORTS = {0: ((1, 8),), 1: ((6, 8),), 2: ((9, 9), (6, 8)), 3: ((9, 9), (6, 8))}
+#: Default PNG effort: today's speed (level 6).
+DEFAULT_PNG_EFFORT = 1
+MAX_PNG_EFFORT = max(PNG_EFFORTS)
+
+
+def check_effort(effort) -> int:
+    """Validate a PNG effort level (an int 0..MAX_PNG_EFFORT)."""
+    if isinstance(effort, bool) or not isinstance(effort, (int, np.integer)) or effort not in PNG_EFFORTS:
+        raise UsageError(f"effort must be an integer 0..{MAX_PNG_EFFORT}, got {effort!r}")
+    return int(effort)
+
+
+def _oxipng_optimize(png: bytes) -> bytes:
+    """oxipng's strongest preset (``oxipng -o max``) on a PNG, or its input if smaller."""
+    try:
+        import oxipng
+    except ImportError:
+        raise UsageError(
+            f"PNG effort {MAX_PNG_EFFORT} needs pyoxipng: pip install 'kmq[png]'"
+        ) from None
+    out = oxipng.optimize_from_memory(png, level=6)
+    return out if len(out) < len(png) else png
+
+
 def encode_export(
     palette: np.ndarray,
     labels: np.ndarray,
@@ -543,6 +578,7 @@ def encode_export(
     *,
     alpha_threshold: int | None = None,
     icc_profile: bytes | None = None,
+    effort: int = DEFAULT_PNG_EFFORT,
 ) -> bytes:
     """Encode a palette image in a common format.
 
@@ -564,12 +600,16 @@ def encode_export(
     icc_profile : bytes, optional
         An ICC colour profile, embedded in PNG (iCCP), WebP, JPEG and TIFF
         (GIF and BMP have no place for it).
+    effort : int, 0..3
+        PNG only: deflate effort (see :data:`PNG_EFFORTS`); 3 runs oxipng
+        (needs the ``png`` extra). Other formats ignore it.
 
     Returns
     -------
     bytes
     """
     k = len(palette)
+    effort = check_effort(effort)
     buffer = io.BytesIO()
     if fmt in PALETTE_FORMATS:
         if k > 256:
@@ -579,16 +619,18 @@ def encode_export(
             )
         image = _palette_image(palette, labels, mode)
         if fmt == "png":
-            # zlib level 6, not optimize=True (level 9): measured on kmq's
-            # K=64 outputs of the 24 Kodak images, 1.0 % larger files for
-            # 3.2x less encoding time (0.58 s against 1.88 s in all); on a
-            # 12 MP K=256 image, +0.8 % for 0.49 s against 1.29 s. Level 4
-            # would save another 0.28 s there for +2.9 % in size (+3.7 %
-            # on the Kodak images).
-            if labels.size >= _THREADED_PNG_MIN_PIXELS and (os.cpu_count() or 1) > 1:
-                return _indexed_png_threaded(image, labels, icc_profile)
-            image.save(buffer, "PNG", compress_level=6, **({"icc_profile": icc_profile} if icc_profile else {}))
-            return buffer.getvalue()
+            # kmq's own IDAT writer rather than Pillow's: same chunks, but
+            # 0.7-5.7 % smaller at the same zlib level on Kodak (K = 256 /
+            # 16), and it deflates big images on all cores. Level 6 is the
+            # default: measured on kmq's K=64 outputs of the 24 Kodak
+            # images, level 9 was 1.0 % smaller for 3.2x the time.
+            threaded = labels.size >= _THREADED_PNG_MIN_PIXELS and (os.cpu_count() or 1) > 1
+            png = min(
+                (_indexed_png_threaded(image, labels, icc_profile, level=level, mem_level=mem, threads=threaded)
+                 for level, mem in PNG_EFFORTS[effort]),
+                key=len,
+            )
+            return _oxipng_optimize(png) if effort == MAX_PNG_EFFORT else png
         options = {}
         if mode in ("LA", "RGBA"):
             threshold = DEFAULT_ALPHA_THRESHOLD if alpha_threshold is None else _check_alpha_threshold(alpha_threshold)
@@ -639,11 +681,17 @@ def encode_export(
 #: From this many pixels an indexed PNG is deflated on all cores (see
 #: _indexed_png_threaded); below it, Pillow's encoder takes < 0.1 s.
 _THREADED_PNG_MIN_PIXELS = 1 << 21
+#: zlib header FLG byte per level (FLEVEL 0-3; FCHECK makes CMF*256+FLG a
+#: multiple of 31), as zlib itself writes them.
+_ZLIB_FLG = {1: 0x01, 2: 0x5E, 3: 0x5E, 4: 0x5E, 5: 0x5E, 6: 0x9C, 7: 0xDA, 8: 0xDA, 9: 0xDA}
 #: The PNG bit depth Pillow picks for a palette of K entries (K <= 256).
 _PNG_BITS = ((2, 1), (4, 2), (16, 4), (256, 8))
 
 
-def _indexed_png_threaded(image: Image.Image, labels: np.ndarray, icc_profile: bytes | None = None) -> bytes:
+def _indexed_png_threaded(
+    image: Image.Image, labels: np.ndarray, icc_profile: bytes | None = None, *,
+    level: int = 6, mem_level: int = 8, threads: bool = True,
+) -> bytes:
     """The indexed PNG Pillow writes for ``image`` (``compress_level=6``),
     its IDAT deflated in parallel.
 
@@ -657,7 +705,8 @@ def _indexed_png_threaded(image: Image.Image, labels: np.ndarray, icc_profile: b
     Adler-32 of all rows: the technique of pigz. Same pixels, same PLTE and
     tRNS as Pillow's file; its size is within 0.1 % of it.
 
-    image : mode "P" from :func:`_palette_image`; labels : (H, W) integer < K.
+    image : mode "P" from :func:`_palette_image`; labels : (H, W) integer < K;
+    level, mem_level : zlib's; threads : False for one run on one core.
     """
     import struct
     import zlib
@@ -673,14 +722,14 @@ def _indexed_png_threaded(image: Image.Image, labels: np.ndarray, icc_profile: b
     rows = np.zeros((height, packed.shape[1] + 1), dtype=np.uint8)  # column 0: filter type 0
     rows[:, 1:] = packed
     data = rows.reshape(-1)
-    n_runs = min(os.cpu_count() or 1, height)
+    n_runs = min(os.cpu_count() or 1, height) if threads else 1
     cuts = [int(c) for c in np.linspace(0, height, n_runs + 1)]
     spans = [(cuts[r] * rows.shape[1], cuts[r + 1] * rows.shape[1]) for r in range(n_runs)]
 
     def deflate(run):
         start, stop = spans[run]
         primer = data[max(0, start - 32768) : start].tobytes()
-        compressor = zlib.compressobj(6, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, *([primer] if primer else []))
+        compressor = zlib.compressobj(level, zlib.DEFLATED, -15, mem_level, zlib.Z_DEFAULT_STRATEGY, *([primer] if primer else []))
         body = compressor.compress(data[start:stop])
         return body + compressor.flush(zlib.Z_FINISH if run == n_runs - 1 else zlib.Z_SYNC_FLUSH)
 
@@ -688,7 +737,7 @@ def _indexed_png_threaded(image: Image.Image, labels: np.ndarray, icc_profile: b
         deflated = b"".join(pool.map(deflate, range(n_runs)))
     # CMF 0x78 (deflate, 32 KiB window), FLG 0x9C (default level, no preset
     # dictionary for the reader: the primers are data it has already seen).
-    stream = b"\x78\x9c" + deflated + struct.pack(">I", zlib.adler32(data))
+    stream = b"\x78" + bytes([_ZLIB_FLG[level]]) + deflated + struct.pack(">I", zlib.adler32(data))
 
     def chunk(kind: bytes, payload: bytes) -> bytes:
         return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
@@ -725,9 +774,11 @@ def _palette_image(palette: np.ndarray, labels: np.ndarray, mode: str) -> Image.
     if mode in ("LA", "RGBA"):
         alpha = palette[:, -1]
         if not (alpha == 255).all():
-            # tRNS for PNG; Pillow turns a single 0 entry into GIF's
-            # transparent index.
-            indexed.info["transparency"] = alpha.tobytes()
+            # tRNS for PNG, up to the last non-opaque entry (the rest are
+            # opaque by default; the palette order puts them last); Pillow
+            # turns a single 0 entry into GIF's transparent index.
+            last = int(np.flatnonzero(alpha != 255)[-1])
+            indexed.info["transparency"] = alpha[: last + 1].tobytes()
     return indexed
 
 

@@ -16,13 +16,16 @@ import numpy as np
 from PIL import Image
 
 from . import _container
+from ._palette_order import reorder
 from ._errors import UsageError
 from ._estimator import ParamsMixin, check_fitted
 from ._engine.histogram import color_histogram, pack_colors
 from ._io import (
     DEFAULT_MAX_PIXELS,
+    DEFAULT_PNG_EFFORT,
     MODES,
     SourceImage,
+    check_effort,
     encode_export,
     format_for_path,
     read_image,
@@ -365,20 +368,27 @@ class Compressed:
         rebuilt = self.reconstruct()
         return Image.fromarray(rebuilt, self.mode)
 
-    def to_bytes(self, format: str = "kmq", *, alpha_threshold: int | None = None, strip: bool = False) -> bytes:
+    def to_bytes(
+        self, format: str = "kmq", *, alpha_threshold: int | None = None, strip: bool = False,
+        effort: int = DEFAULT_PNG_EFFORT,
+    ) -> bytes:
         """Encode as ``.kmq`` or an export format ("png", "gif", "webp",
         "jpeg", "bmp", "tiff"). ``alpha_threshold``: see
         :func:`kmq._io.encode_export` (GIF's on/off transparency);
-        ``strip``: leave the ICC profile out."""
+        ``strip``: leave the ICC profile out. ``effort`` (0..3, default 1)
+        sets how hard PNG is compressed; 3 runs oxipng (the ``png``
+        extra); other formats ignore it."""
         fmt = format_for_path("x", override=format)
+        effort = check_effort(effort)
         icc = None if strip else self.icc_profile
         if fmt == "kmq":
             # Hook for the container's optional ICC field: pass ``icc`` here.
             return _container.encode(self.palette, self.labels, mode=self.mode)
-        return encode_export(self.palette, self.labels, self.mode, fmt, alpha_threshold=alpha_threshold, icc_profile=icc)
+        return encode_export(self.palette, self.labels, self.mode, fmt, alpha_threshold=alpha_threshold, icc_profile=icc, effort=effort)
 
     def save(
-        self, path, *, format: str | None = None, force: bool = True, alpha_threshold: int | None = None, strip: bool = False
+        self, path, *, format: str | None = None, force: bool = True, alpha_threshold: int | None = None, strip: bool = False,
+        effort: int = DEFAULT_PNG_EFFORT,
     ) -> int:
         """Write to ``path``, a file name or a binary file object.
 
@@ -387,7 +397,7 @@ class Compressed:
         ``.kmq``. A file name is written atomically (temporary file, then
         rename); the input image is never overwritten, and with
         ``force=False`` no existing file is. ``metrics()`` then reports the
-        bytes written as the output size.
+        bytes written as the output size. ``effort`` as for :meth:`to_bytes`.
 
         Returns
         -------
@@ -400,7 +410,7 @@ class Compressed:
                 fmt = format_for_path(name)
             else:
                 fmt = format_for_path("x", override=format or "kmq")
-            data = self.to_bytes(fmt, alpha_threshold=alpha_threshold, strip=strip)
+            data = self.to_bytes(fmt, alpha_threshold=alpha_threshold, strip=strip, effort=effort)
             try:
                 path.write(data)
             except TypeError:
@@ -408,7 +418,7 @@ class Compressed:
             self._saved_bytes = len(data)
             return len(data)
         fmt = format_for_path(path, override=format)
-        data = self.to_bytes(fmt, alpha_threshold=alpha_threshold, strip=strip)
+        data = self.to_bytes(fmt, alpha_threshold=alpha_threshold, strip=strip, effort=effort)
         inputs = (self.source.path,) if self.source is not None else ()
         write_atomic(path, data, force=force, inputs=inputs)
         self._saved_bytes = len(data)
@@ -510,9 +520,11 @@ def compress(
     quantizer = ColorQuantizer(k, seed=seed, sample=sample, n_init=n_init, max_iter=max_iter, tol=tol, init=init)
     start = time.perf_counter()
     labels = quantizer.fit_transform(source)
+    # The one place the palette order is chosen, for every output format.
+    palette, labels = reorder(quantizer.palette_, labels)
     seconds = time.perf_counter() - start
     return Compressed(
-        palette=quantizer.palette_,
+        palette=palette,
         labels=labels,
         mode=quantizer.mode_,
         k_requested=int(k),

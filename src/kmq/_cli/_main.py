@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     compress.add_argument("--skip-if-larger", action="store_true", help="write nothing (exit 98) if the output is larger than the input file")
     compress.add_argument("--json", action="store_true", help="print the report as JSON")
     compress.add_argument("--strip", action="store_true", help="leave the input's ICC colour profile out of the output")
+    _add_effort(compress)
     _add_common(compress)
     compress.set_defaults(run=_run_compress)
 
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     decompress.add_argument("input", metavar="INPUT", help=".kmq file, URL, or - for stdin")
     _add_output(decompress)
+    _add_effort(decompress)
     _add_common(decompress)
     decompress.set_defaults(run=_run_decompress)
 
@@ -289,6 +291,17 @@ def _expand_inputs(names: list[str]) -> list[str]:
     return images
 
 
+def _add_effort(parser: argparse.ArgumentParser) -> None:
+    from .. import _io
+
+    parser.add_argument(
+        "-O", "--effort", type=int, choices=sorted(_io.PNG_EFFORTS), default=_io.DEFAULT_PNG_EFFORT,
+        metavar="N",
+        help=f"PNG compression effort 0..{_io.MAX_PNG_EFFORT} (1: zlib level 6; 2: level 9; "
+        f"{_io.MAX_PNG_EFFORT}: oxipng's strongest preset, needs pip install 'kmq[png]')",
+    )
+
+
 def _run_compress(args) -> int:
     from .. import _io
     from .._quantize import DEFAULT_K
@@ -409,7 +422,7 @@ def _compress_one(args, name: str | None, k: int, output: str, fmt: str, started
         tol=args.tol,
         init=args.init,
     )
-    data = result.to_bytes(fmt, alpha_threshold=args.alpha_threshold, strip=args.strip)
+    data = result.to_bytes(fmt, alpha_threshold=args.alpha_threshold, strip=args.strip, effort=args.effort)
     skipped = args.skip_if_larger and source.input_bytes is not None and len(data) > source.input_bytes
     if not skipped:
         _io.write_atomic(output, data, force=force, inputs=(source.path,))
@@ -594,7 +607,7 @@ def _run_decompress(args) -> int:
     if output == "-":
         _refuse_terminal(args)
     fmt = _io.format_for_path(output, override=args.format or ("png" if output == "-" else None))
-    data = loaded.to_bytes(fmt, alpha_threshold=args.alpha_threshold)
+    data = loaded.to_bytes(fmt, alpha_threshold=args.alpha_threshold, effort=args.effort)
     _io.write_atomic(output, data, force=args.force, inputs=(input_path,))
     if not args.quiet and output != "-":
         h, w = loaded.shape
