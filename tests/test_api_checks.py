@@ -52,7 +52,8 @@ def test_float_images_in_0_1_are_scaled(photo):
     assert c == kmq.compress(photo, 8, seed=0)
     assert "floating-point image in [0, 1] scaled to 0..255" in c.source.notes
     q = ColorQuantizer(8, seed=0).fit(as_float.astype(np.float32))
-    np.testing.assert_array_equal(q.palette_, c.palette)
+    # The palette order is chosen for compression by compress(), not by fit().
+    np.testing.assert_array_equal(np.unique(q.palette_, axis=0), np.unique(c.palette, axis=0))
 
 
 def test_float_scaling_rounds_to_nearest():
