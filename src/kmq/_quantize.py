@@ -29,7 +29,9 @@ from ._io import (
     write_atomic,
 )
 from ._engine.kmeans import _check_random_state, fit_colors
-from ._engine.remap import map_pixels, nearest_palette_index
+from ._engine.remap import label_dtype, map_pixels, nearest_palette_index
+from ._engine.colorspace import SPACES, PaletteSearch, from_space, to_space
+from ._engine.dither import MODE_ANY, MODE_FIXED, MODE_OPAQUE, dither_labels
 
 __all__ = ["ColorQuantizer", "Compressed", "compress", "load", "decompress", "DEFAULT_K"]
 
@@ -58,6 +60,27 @@ DEFAULT_K = 16
 DEFAULT_N_INIT = 2
 DEFAULT_TOL = 1e-4
 DEFAULT_MAX_ITER = 300
+#: The seed used when none is given: a constant, so that the same input,
+#: options and version give the same bytes on every run (a web build must
+#: not see every asset change). ``seed=`` / ``--seed`` picks another.
+DEFAULT_SEED = 0
+#: Working colour space of k-means and of the mapping (see
+#: kmq._engine.colorspace). Chosen on SSIMULACRA2 and mean CIEDE2000
+#: (benchmarks/perceptual.py, docs/benchmarks.md "Perceptual quality"):
+#: PLACEHOLDER_SPACE_WHY
+DEFAULT_SPACE = "oklab"
+#: Error diffusion level (0 = none, 1 = full Floyd-Steinberg).
+#: PLACEHOLDER_DITHER_WHY
+DEFAULT_DITHER = 1.0
+#: Opaque pixels stay opaque: palette centres with alpha at or above this
+#: are made fully opaque (a cluster of opaque pixels with a few soft-edge
+#: ones mixed in would otherwise be slightly see-through everywhere) ...
+_OPAQUE_SNAP = 248
+#: ... and an opaque pixel is mapped among the opaque entries only, unless
+#: the nearest of them is farther than 2 x the nearest entry's distance plus
+#: this (working units: Oklab x 100, i.e. 0.04 ΔEok): then no opaque entry
+#: is near it and the translucent one is the better picture.
+_OPAQUE_BOUND = 4.0
 
 _MAX_K = 65536
 
@@ -68,6 +91,20 @@ def _check_k(k) -> int:
     if not 1 <= k <= _MAX_K:
         raise UsageError(f"the number of colours K must be from 1 to {_MAX_K}, got {k}")
     return int(k)
+
+
+def _check_space(space) -> str:
+    if space not in SPACES:
+        raise UsageError(f"the colour space must be one of {', '.join(SPACES)}, got {space!r}")
+    return space
+
+
+def _check_dither(dither) -> float:
+    if isinstance(dither, bool):
+        return 1.0 if dither else 0.0
+    if not isinstance(dither, (int, float, np.integer, np.floating)) or not 0 <= dither <= 1:
+        raise UsageError(f"the dithering level must be from 0 to 1, got {dither!r}")
+    return float(dither)
 
 
 def _check_sample(sample) -> float | None:
@@ -92,6 +129,12 @@ class ColorQuantizer:
         still mapped by ``transform``).
     n_init, max_iter, tol, init
         Passed to :class:`kmq.KMeans`.
+    space : {"oklab", "lab", "rgb"}
+        Working colour space of k-means and of the nearest-entry search
+        (kmq._engine.colorspace). The palette is stored as sRGB uint8.
+    dither : float in [0, 1] or bool
+        Floyd-Steinberg error diffusion in the working space when mapping
+        (``transform``): the fraction of each pixel's error passed on.
 
     Attributes
     ----------
@@ -106,8 +149,12 @@ class ColorQuantizer:
         True when every distinct colour got its own palette entry.
     inertia_ : float
         Sum over the fitted pixels of the squared distance to their nearest
-        entry of the final uint8 palette (squared 8-bit units): the
-        reconstruction error k-means minimises; 0 when lossless.
+        entry of the final uint8 palette, in the working space (squared
+        8-bit units for RGB; see kmq._engine.colorspace): the reconstruction
+        error k-means minimises; 0 when lossless.
+    mean_error_ : float
+        Mean over the fitted pixels of that distance (not squared), without
+        dithering: for Oklab, mean ΔEok x 100.
     n_iter_ : int
         Lloyd iterations (0 when lossless).
 
@@ -132,6 +179,8 @@ class ColorQuantizer:
         max_iter=DEFAULT_MAX_ITER,
         tol=DEFAULT_TOL,
         init="k-means++",
+        space=DEFAULT_SPACE,
+        dither=0.0,
     ):
         self.k = k
         self.seed = seed
@@ -140,6 +189,8 @@ class ColorQuantizer:
         self.max_iter = max_iter
         self.tol = tol
         self.init = init
+        self.space = space
+        self.dither = dither
 
     def fit(self, image, y=None):
         """Learn the palette of ``image``.
@@ -160,7 +211,9 @@ class ColorQuantizer:
         """Fit on (H, W, C) uint8 pixels; return their packed keys (N,)."""
         k = _check_k(self.k)
         sample = _check_sample(self.sample)
-        rng = _check_random_state(self.seed)
+        space = _check_space(self.space)
+        _check_dither(self.dither)
+        rng = _check_random_state(DEFAULT_SEED if self.seed is None else self.seed)
         channels = pixels.shape[2]
         flat = _normalise_transparent(pixels.reshape(-1, channels))
         keys = pack_colors(flat)
@@ -171,27 +224,43 @@ class ColorQuantizer:
         histogram = color_histogram(fit_keys, channels)
 
         self._fitted_mapping = None
+        self._search = None
+        self.space_ = space
         self.mode_ = MODES[channels]
         self.n_colors_in_ = histogram.n_colors
         self.n_iter_ = 0
         self.inertia_ = 0.0
+        self.mean_error_ = 0.0
         if histogram.n_colors <= k:
             self.palette_ = histogram.colors.copy()
             self.lossless_ = True
             return keys
 
         colors, counts = histogram.colors, histogram.counts
+        # RGB without alpha keeps the exact integer search; every other case
+        # runs on float points in the working space.
+        integer = space == "rgb" and channels in (1, 3)
+        points_all = None if integer else to_space(histogram.colors, space)
+        points = points_all
         reserved = None
         if channels in (2, 4) and k >= 2 and histogram.keys[0] == 0:
             # Key 0 is the one fully transparent colour (see
             # _normalise_transparent): give it its own entry, cluster the rest.
             reserved = colors[:1]
             colors, counts = colors[1:], counts[1:]
+            points = points_all[1:]
             k -= 1
         centers, color_labels, _, n_iter = fit_colors(
-            colors, counts, k, random_state=rng, n_init=self.n_init, max_iter=self.max_iter, tol=self.tol, init=self.init
+            colors, counts, k, random_state=rng, n_init=self.n_init, max_iter=self.max_iter, tol=self.tol, init=self.init,
+            points=points,
         )
-        palette = np.clip(np.rint(centers), 0, 255).astype(np.uint8)
+        if integer:
+            palette = np.clip(np.rint(centers), 0, 255).astype(np.uint8)
+        else:
+            palette = from_space(centers, space)
+            if channels in (2, 4):
+                near_opaque = palette[:, -1] >= _OPAQUE_SNAP
+                palette[near_opaque, -1] = 255
         guess = color_labels.astype(np.int32)
         if reserved is not None:
             palette = np.concatenate([reserved, palette])
@@ -199,14 +268,45 @@ class ColorQuantizer:
         # Map the fitted colours to the rounded palette now: the k-means labels
         # make the search start next to the answer, and the exact squared
         # distances give the inertia of the palette actually used.
-        palette_labels, dist2 = nearest_palette_index(histogram.colors, palette, guess=guess, return_dist2=True)
         self.palette_ = palette
+        if integer:
+            palette_labels, dist2 = nearest_palette_index(histogram.colors, palette, guess=guess, return_dist2=True)
+        else:
+            palette_labels, dist2 = self._nearest_colors(histogram.colors, points_all, guess)
         self.lossless_ = False
         self.inertia_ = float(np.dot(histogram.counts, dist2))
+        self.mean_error_ = float(np.dot(histogram.counts, np.sqrt(dist2)) / histogram.counts.sum())
         self.n_iter_ = int(n_iter)
         # fit_transform maps the same keys next: keep the work for _map_keys.
         self._fitted_mapping = (keys, histogram, palette_labels) if fit_keys is keys else None
         return keys
+
+    def _palette_search(self) -> PaletteSearch:
+        if getattr(self, "_search", None) is None:
+            self._search = PaletteSearch(self.palette_, self.space_)
+        return self._search
+
+    def _opaque_entries(self) -> np.ndarray | None:
+        """(K,) bool of the fully opaque entries, or None without alpha."""
+        if self.palette_.shape[1] not in (2, 4):
+            return None
+        return self.palette_[:, -1] == 255
+
+    def _nearest_colors(self, colors, points, guess=None):
+        """Nearest entry of each distinct colour in the working space, with
+        opaque colours kept on opaque entries when one is near:
+        (labels (M,) uint8/uint16, dist2 (M,) float64)."""
+        search = self._palette_search()
+        labels, dist2 = search.nearest(points, guess=guess)
+        opaque_entry = self._opaque_entries()
+        if opaque_entry is not None and opaque_entry.any():
+            need = np.flatnonzero((colors[:, -1] == 255) & ~opaque_entry[labels])
+            if len(need):
+                alt, alt_dist2 = search.nearest(points[need], guess=labels[need], allowed=opaque_entry)
+                take = np.sqrt(alt_dist2) <= 2.0 * np.sqrt(dist2[need]) + _OPAQUE_BOUND
+                labels[need[take]] = alt[take]
+                dist2[need[take]] = alt_dist2[take]
+        return labels.astype(label_dtype(len(self.palette_))), dist2
 
     def _check_fitted(self):
         if not hasattr(self, "palette_"):
@@ -233,13 +333,40 @@ class ColorQuantizer:
         return self._map_keys(keys, pixels.shape[:2])
 
     def _map_keys(self, keys: np.ndarray, shape) -> np.ndarray:
+        level = _check_dither(self.dither)
+        space = getattr(self, "space_", None) or _check_space(self.space)
         cached = getattr(self, "_fitted_mapping", None)
         self._fitted_mapping = None
         if cached is not None and cached[0] is keys:
             _, histogram, palette_labels = cached
+        else:
+            histogram = color_histogram(keys, self.palette_.shape[1])
+            channels = self.palette_.shape[1]
+            if space == "rgb" and channels in (1, 3):
+                palette_labels = nearest_palette_index(histogram.colors, self.palette_)
+            else:
+                points = to_space(histogram.colors, space)
+                palette_labels, _ = self._nearest_colors(histogram.colors, points, _grid_guess(histogram.colors, self._palette_search(), space))
+        if level == 0 or len(self.palette_) < 2:
             return histogram.lookup(palette_labels, keys).reshape(shape)
-        histogram = color_histogram(keys, self.palette_.shape[1])
-        return map_pixels(histogram, keys, self.palette_).reshape(shape)
+        return self._dither(histogram, palette_labels, keys, shape, level, space)
+
+    def _dither(self, histogram, palette_labels, keys, shape, level, space):
+        """Floyd-Steinberg in the working space; (H, W) labels."""
+        search = self._palette_search()
+        colors = histogram.colors
+        color_index = histogram.lookup(np.arange(histogram.n_colors, dtype=np.int32), keys).reshape(shape)
+        mode = np.full(histogram.n_colors, MODE_ANY, dtype=np.uint8)
+        opaque_entry = self._opaque_entries()
+        if opaque_entry is None:
+            opaque_entry = np.ones(len(self.palette_), dtype=bool)
+        else:
+            # Transparent pixels keep their entry and pass no error on; opaque
+            # ones that were mapped to an opaque entry stay among those.
+            mode[colors[:, -1] == 0] = MODE_FIXED
+            mode[(colors[:, -1] == 255) & opaque_entry[palette_labels]] = MODE_OPAQUE
+        labels = dither_labels(color_index, to_space(colors, space), palette_labels, mode, search, opaque_entry, level)
+        return labels.astype(label_dtype(len(self.palette_)))
 
     def fit_transform(self, image, y=None) -> np.ndarray:
         """``fit(image)`` then ``transform(image)``, reading the image once."""
@@ -260,6 +387,22 @@ class ColorQuantizer:
         """
         self._check_fitted()
         return _rebuild(self.palette_, np.asarray(labels))
+
+
+def _grid_guess(colors: np.ndarray, search: PaletteSearch, space: str) -> np.ndarray:
+    """A likely nearest entry of each colour (M, C) uint8: the entry nearest
+    to the centre of its cell of a coarse grid (16 levels a channel, 8 with
+    four channels) -> (M,) int32."""
+    channels = colors.shape[1]
+    bits = 4 if channels <= 3 else 3
+    shift = 8 - bits
+    levels = ((np.arange(1 << bits) << shift) + (1 << (shift - 1))).astype(np.uint8)
+    grid = np.stack(np.meshgrid(*([levels] * channels), indexing="ij"), axis=-1).reshape(-1, channels)
+    cell_labels, _ = search.nearest(to_space(grid, space))
+    cells = np.zeros(len(colors), dtype=np.int64)
+    for c in range(channels):
+        cells = (cells << bits) | (colors[:, c] >> shift)
+    return cell_labels[cells]
 
 
 def _normalise_transparent(flat: np.ndarray) -> np.ndarray:
@@ -301,7 +444,10 @@ class Compressed:
         ``ColorQuantizer.inertia_``: summed squared distance of the fitted
         pixels to their uint8 palette entries (squared 8-bit units).
     n_iter : int or None
-    seed, sample : the settings used.
+    seed, sample, space, dither : the settings used.
+    mean_error : float or None
+        ``ColorQuantizer.mean_error_``: mean distance of the pixels to their
+        undithered entries in the working space.
     seconds : float or None
         Time to fit and map, in seconds.
     source : SourceImage or None
@@ -321,6 +467,9 @@ class Compressed:
     sample: float | None = None
     seconds: float | None = None
     source: SourceImage | None = field(default=None, repr=False)
+    space: str | None = None
+    dither: float | None = None
+    mean_error: float | None = None
 
     @property
     def k(self) -> int:
@@ -411,6 +560,8 @@ def compress(
     max_iter: int = DEFAULT_MAX_ITER,
     tol: float = DEFAULT_TOL,
     init="k-means++",
+    space: str = DEFAULT_SPACE,
+    dither: float = DEFAULT_DITHER,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> Compressed:
     """Quantize an image to K colours by k-means.
@@ -424,12 +575,17 @@ def compress(
     k : int
         Palette size, 1..65536 (exports to PNG/GIF need K <= 256).
     seed : None, int or numpy.random.Generator
-        Same seed, same result, bit for bit.
+        Same seed, same result, bit for bit. None uses ``DEFAULT_SEED``, a
+        constant: the same input and options give the same bytes every run.
     sample : float in (0, 1], optional
         Fit the palette on this random fraction of the pixels, then map all
         pixels.
     n_init, max_iter, tol, init
         k-means settings (see :class:`kmq.KMeans`).
+    space : {"oklab", "lab", "rgb"}
+        Working colour space of k-means and of the mapping.
+    dither : float in [0, 1]
+        Floyd-Steinberg error diffusion level (0 = none).
     max_pixels : int or None
         Refuse larger images (LimitError); None disables the check.
 
@@ -455,7 +611,9 @@ def compress(
     True
     """
     source = image if isinstance(image, SourceImage) else read_image(image, max_pixels=max_pixels)
-    quantizer = ColorQuantizer(k, seed=seed, sample=sample, n_init=n_init, max_iter=max_iter, tol=tol, init=init)
+    quantizer = ColorQuantizer(
+        k, seed=seed, sample=sample, n_init=n_init, max_iter=max_iter, tol=tol, init=init, space=space, dither=dither
+    )
     start = time.perf_counter()
     labels = quantizer.fit_transform(source)
     seconds = time.perf_counter() - start
@@ -468,10 +626,13 @@ def compress(
         n_colors_in=quantizer.n_colors_in_ if sample is None else None,
         inertia=quantizer.inertia_,
         n_iter=quantizer.n_iter_,
-        seed=seed,
+        seed=DEFAULT_SEED if seed is None else seed,
         sample=sample,
         seconds=seconds,
         source=source,
+        space=quantizer.space,
+        dither=_check_dither(dither),
+        mean_error=quantizer.mean_error_,
     )
 
 
