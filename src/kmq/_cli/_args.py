@@ -51,6 +51,9 @@ _k_value = _checked(
     "the number of colours must be a whole number from 1 to 65536",
     "the number of colours must be from 1 to 65536",
 )
+_dither_level = _checked(
+    float, lambda v: 0 <= v <= 1, "the dithering level must be a number from 0 to 1", "the dithering level must be from 0 to 1"
+)
 _fraction = _checked(float, lambda v: 0 < v <= 1, "expected a fraction in (0, 1]")
 _non_negative_float = _checked(float, lambda v: v >= 0, "expected a number >= 0")
 _pixel_count = _checked(int, lambda v: v >= 0, "expected a whole number of pixels (0 = no limit)")

@@ -33,6 +33,7 @@ from .._io import _is_url
 from ._args import (
     _add_common,
     _add_output,
+    _dither_level,
     _fraction,
     _Help,
     _k_value,
@@ -55,7 +56,7 @@ from ._args import _PROG
 def build_parser() -> argparse.ArgumentParser:
     """The ``kmq`` argument parser (subcommands compress, decompress, info)."""
     from .. import __version__
-    from .._quantize import DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_TOL
+    from .._quantize import DEFAULT_DITHER, DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_SEED, DEFAULT_SPACE, DEFAULT_TOL
 
     parser = _Parser(
         prog=_PROG,
@@ -84,7 +85,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compress.add_argument("-k", "--colors", dest="k", type=_k_value, metavar="K", help="number of colours, 1..65536 (asked for on a terminal; 16 otherwise)")
     _add_output(compress)
-    compress.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same result")
+    compress.add_argument(
+        "--seed", type=int, default=None,
+        help=f"random seed (default {DEFAULT_SEED}: the same input and options give the same bytes every run)",
+    )
+    compress.add_argument(
+        "--space", choices=["oklab", "lab", "rgb"], default=DEFAULT_SPACE,
+        help="colour space of k-means and of the mapping to the palette",
+    )
+    dither = compress.add_mutually_exclusive_group()
+    dither.add_argument(
+        "--dither", type=_dither_level, default=DEFAULT_DITHER, metavar="LEVEL",
+        help="Floyd-Steinberg dithering level, 0 (none) to 1 (full)",
+    )
+    dither.add_argument("--nofs", dest="dither", action="store_const", const=0.0, help="no dithering (same as --dither 0)")
     compress.add_argument("--sample", type=_fraction, metavar="FRACTION", help="fit the palette on this fraction of the pixels")
     compress.add_argument("--n-init", type=_positive_int, default=DEFAULT_N_INIT, metavar="N", help="k-means runs, the best kept")
     compress.add_argument("--max-iter", type=_positive_int, default=DEFAULT_MAX_ITER, metavar="N", help="maximum k-means iterations")
@@ -317,6 +331,8 @@ def _compress_one(args, name: str | None, k: int, output: str, fmt: str, started
         max_iter=args.max_iter,
         tol=args.tol,
         init=args.init,
+        space=args.space,
+        dither=args.dither,
     )
     data = result.to_bytes(fmt)
     skipped = args.skip_if_larger and source.input_bytes is not None and len(data) > source.input_bytes
@@ -419,6 +435,8 @@ def _compress_json(result, metrics, input_name, output, fmt, total, skipped) -> 
         "lossless": result.lossless,
         "distinct_colors": result.n_colors_in,
         "seed": result.seed,
+        "space": result.space,
+        "dither": result.dither,
         "sample": result.sample,
         "n_iter": result.n_iter,
         "inertia": result.inertia,
@@ -452,7 +470,9 @@ def _print_compress_report(result, metrics, source, output, fmt, output_bytes, t
     if result.lossless:
         fit = "lossless (every distinct colour kept)"
     else:
-        fit = f"k-means, {result.n_iter} iterations, seed {result.seed if result.seed is not None else 'random'}"
+        fit = f"k-means in {result.space}, {result.n_iter} iterations, seed {result.seed}"
+        if result.dither:
+            fit += f", dithered {result.dither:g}"
         if result.sample is not None:
             fit += f", fitted on {result.sample:g} of the pixels"
     output_name = "<stdout>" if output == "-" else output

@@ -31,7 +31,7 @@ import numpy as np
 
 __all__ = ["SPACES", "to_space", "from_space", "nearest_in_space", "PaletteSearch"]
 
-SPACES = {"rgb": 0, "oklab": 1, "lab": 2}
+SPACES = {"oklab": 1, "lab": 2, "rgb": 0}
 #: Alpha 0..1 maps to 0..ALPHA_SCALE: the full lightness range of the space.
 ALPHA_SCALE = {"rgb": 255.0, "oklab": 100.0, "lab": 100.0}
 #: Palettes larger than this are searched by brute force: the K x K
