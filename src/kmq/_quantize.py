@@ -107,6 +107,21 @@ def _check_dither(dither) -> float:
     return float(dither)
 
 
+def _check_quality(quality):
+    """None, or (min, max) with 0 <= min <= max <= 100 -> (float, float)."""
+    if quality is None:
+        return None
+    try:
+        low, high = (float(v) for v in quality)
+    except (TypeError, ValueError):
+        raise UsageError(f"quality must be a pair (min, max) of numbers from 0 to 100, got {quality!r}") from None
+    if not (0 <= low <= 100 and 0 <= high <= 100):
+        raise UsageError(f"quality values must be from 0 to 100, got {low:g}-{high:g}")
+    if low > high:
+        raise UsageError(f"quality minimum must not exceed the maximum (MIN-MAX, 0 to 100), got {low:g}-{high:g}")
+    return low, high
+
+
 def _check_sample(sample) -> float | None:
     if sample is None:
         return None
@@ -135,6 +150,10 @@ class ColorQuantizer:
     dither : float in [0, 1] or bool
         Floyd-Steinberg error diffusion in the working space when mapping
         (``transform``): the fraction of each pixel's error passed on.
+    quality : (min, max), optional
+        Use the fewest colours, up to ``k``, whose quality (kmq's 0-100
+        scale, kmq._quality) reaches ``max``; QualityError (exit 99) if
+        even ``k`` colours fall short of ``min``.
 
     Attributes
     ----------
@@ -181,6 +200,7 @@ class ColorQuantizer:
         init="k-means++",
         space=DEFAULT_SPACE,
         dither=0.0,
+        quality=None,
     ):
         self.k = k
         self.seed = seed
@@ -191,6 +211,7 @@ class ColorQuantizer:
         self.init = init
         self.space = space
         self.dither = dither
+        self.quality = quality
 
     def fit(self, image, y=None):
         """Learn the palette of ``image``.
@@ -231,9 +252,13 @@ class ColorQuantizer:
         self.n_iter_ = 0
         self.inertia_ = 0.0
         self.mean_error_ = 0.0
+        self.quality_ = None
+        self.quality_note_ = None
         if histogram.n_colors <= k:
+            _check_quality(getattr(self, "quality", None))
             self.palette_ = histogram.colors.copy()
             self.lossless_ = True
+            self.quality_ = 100.0 if getattr(self, "quality", None) is not None else None
             return keys
 
         colors, counts = histogram.colors, histogram.counts
@@ -250,25 +275,29 @@ class ColorQuantizer:
             colors, counts = colors[1:], counts[1:]
             points = points_all[1:]
             k -= 1
+        quality = _check_quality(getattr(self, "quality", None))
+        # With a quality target the fit at the largest K only seeds the
+        # search (the chosen K is refined after): one start, a looser tol.
+        n_init, tol = (1, max(self.tol, 1e-3)) if quality is not None else (self.n_init, self.tol)
         centers, color_labels, _, n_iter = fit_colors(
-            colors, counts, k, random_state=rng, n_init=self.n_init, max_iter=self.max_iter, tol=self.tol, init=self.init,
+            colors, counts, k, random_state=rng, n_init=n_init, max_iter=self.max_iter, tol=tol, init=self.init,
             points=points,
         )
-        if integer:
-            palette = np.clip(np.rint(centers), 0, 255).astype(np.uint8)
-        else:
-            palette = from_space(centers, space)
-            if channels in (2, 4):
-                near_opaque = palette[:, -1] >= _OPAQUE_SNAP
-                palette[near_opaque, -1] = 255
+        self.quality_ = None
+        if quality is not None:
+            centers, color_labels, extra_iter = self._search_quality(
+                quality, histogram, colors, counts, points, centers, color_labels, reserved, space, integer, rng
+            )
+            n_iter += extra_iter
+        palette = self._finish_palette(centers, reserved, space, integer)
         guess = color_labels.astype(np.int32)
         if reserved is not None:
-            palette = np.concatenate([reserved, palette])
             guess = np.concatenate([[0], guess + 1]).astype(np.int32)
         # Map the fitted colours to the rounded palette now: the k-means labels
         # make the search start next to the answer, and the exact squared
         # distances give the inertia of the palette actually used.
         self.palette_ = palette
+        self._search = None
         if integer:
             palette_labels, dist2 = nearest_palette_index(histogram.colors, palette, guess=guess, return_dist2=True)
         else:
@@ -280,6 +309,96 @@ class ColorQuantizer:
         # fit_transform maps the same keys next: keep the work for _map_keys.
         self._fitted_mapping = (keys, histogram, palette_labels) if fit_keys is keys else None
         return keys
+
+    @staticmethod
+    def _finish_palette(centers, reserved, space, integer) -> np.ndarray:
+        """Working-space centres (k, D) -> the stored uint8 palette: rounded,
+        near-opaque alpha snapped to 255, the transparent entry first."""
+        if integer:
+            palette = np.clip(np.rint(centers), 0, 255).astype(np.uint8)
+        else:
+            palette = from_space(centers, space)
+            if palette.shape[1] in (2, 4):
+                near_opaque = palette[:, -1] >= _OPAQUE_SNAP
+                palette[near_opaque, -1] = 255
+        if reserved is not None:
+            palette = np.concatenate([reserved, palette])
+        return palette
+
+    def _search_quality(self, quality, histogram, colors, counts, points, centers, color_labels, reserved, space, integer, rng):
+        """The fewest colours reaching ``quality[1]`` (kmq._quality): returns
+        (centres, labels of ``colors``, Lloyd iterations), sets quality_ and
+        quality_note_; raises QualityError below ``quality[0]``."""
+        from ._engine.kmeans import fit_colors_exact
+        from ._quality import QualityError, quality_from_error, ward_palettes
+
+        low, high = quality
+        work_points = to_space(colors, "rgb") if points is None else points
+        oklab = to_space(histogram.colors, "oklab")
+        all_points = to_space(histogram.colors, space)
+        total = float(histogram.counts.sum())
+
+        full_labels = color_labels if reserved is None else np.concatenate([[-1], color_labels])
+
+        def measure(cand):
+            palette = self._finish_palette(cand, reserved, space, integer)
+            search = PaletteSearch(palette, space)
+            # Start each colour's search at the candidate entry nearest to
+            # its centre in the full fit: next to the answer, so cheap.
+            offset = reserved is not None
+            start, _ = search.nearest(centers, allowed=np.arange(len(palette)) >= offset)
+            guess = start[np.maximum(full_labels, 0)]
+            if offset:
+                guess[0] = 0
+            labels, _ = search.nearest(all_points, guess=guess)
+            diff = oklab - to_space(palette, "oklab")[labels]
+            return quality_from_error(float(np.dot(histogram.counts, np.sqrt((diff * diff).sum(axis=1)))) / total)
+
+        k_max = len(centers)
+        scores = {k_max: measure(centers)}
+        if scores[k_max] < low:
+            raise QualityError(
+                f"the quality reached with {k_max + (reserved is not None)} colours is {scores[k_max]:.0f}, "
+                f"below the minimum {low:g}; nothing written"
+            )
+        weights = np.bincount(color_labels, weights=counts.astype(np.float64), minlength=k_max)
+        merged = ward_palettes(centers, weights)
+        lo, hi = 1, k_max  # the answer is in lo..hi; quality(hi) >= high or hi == k_max
+        while lo < hi:
+            mid = (lo + hi) // 2
+            scores[mid] = measure(merged[mid - 1])
+            if scores[mid] >= high:
+                hi = mid
+            else:
+                lo = mid + 1
+        chosen = hi
+        n_iter = 0
+        if chosen == k_max:
+            result, labels = centers, color_labels
+        else:
+            # Warm start: the merged palette seeds Lloyd at the chosen K.
+            refined, labels, _, n_iter = fit_colors_exact(
+                np.ascontiguousarray(work_points), counts.astype(np.float64), chosen, rng, 1, 20, self.tol, init=merged[chosen - 1]
+            )
+            refined_score = measure(refined)
+            if refined_score >= scores.get(chosen, 0.0):
+                result, scores[chosen] = refined, refined_score
+            else:
+                result = merged[chosen - 1]
+                labels = PaletteSearch(self._finish_palette(result, None, space, integer), space).nearest(work_points)[0]
+        k_total = chosen + (reserved is not None)
+        self.quality_ = scores[chosen]
+        if scores[chosen] >= high:
+            self.quality_note_ = (
+                f"quality {scores[chosen]:.0f}: {k_total} colours, the fewest reaching the target {high:g} "
+                f"(searched 1..{k_max + (reserved is not None)} with {len(scores)} measurements)"
+            )
+        else:
+            self.quality_note_ = (
+                f"quality {scores[chosen]:.0f}: {k_total} colours, the most allowed; the target {high:g} "
+                f"is not reached, the minimum {low:g} is"
+            )
+        return np.ascontiguousarray(result), np.asarray(labels, dtype=np.int32), int(n_iter)
 
     def _palette_search(self) -> PaletteSearch:
         if getattr(self, "_search", None) is None:
@@ -448,6 +567,9 @@ class Compressed:
     mean_error : float or None
         ``ColorQuantizer.mean_error_``: mean distance of the pixels to their
         undithered entries in the working space.
+    quality, quality_note : float or None, str or None
+        With a quality target: the kmq quality reached (0-100) and which K
+        was chosen and why.
     seconds : float or None
         Time to fit and map, in seconds.
     source : SourceImage or None
@@ -470,6 +592,8 @@ class Compressed:
     space: str | None = None
     dither: float | None = None
     mean_error: float | None = None
+    quality: float | None = None
+    quality_note: str | None = None
 
     @property
     def k(self) -> int:
@@ -562,6 +686,7 @@ def compress(
     init="k-means++",
     space: str = DEFAULT_SPACE,
     dither: float = DEFAULT_DITHER,
+    quality=None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> Compressed:
     """Quantize an image to K colours by k-means.
@@ -586,6 +711,10 @@ def compress(
         Working colour space of k-means and of the mapping.
     dither : float in [0, 1]
         Floyd-Steinberg error diffusion level (0 = none).
+    quality : (min, max), optional
+        pngquant's ``--quality``: the fewest colours (at most ``k``) whose
+        kmq quality (0-100, kmq._quality) reaches ``max``; QualityError
+        (exit code 99) if even ``k`` colours fall short of ``min``.
     max_pixels : int or None
         Refuse larger images (LimitError); None disables the check.
 
@@ -612,7 +741,8 @@ def compress(
     """
     source = image if isinstance(image, SourceImage) else read_image(image, max_pixels=max_pixels)
     quantizer = ColorQuantizer(
-        k, seed=seed, sample=sample, n_init=n_init, max_iter=max_iter, tol=tol, init=init, space=space, dither=dither
+        k, seed=seed, sample=sample, n_init=n_init, max_iter=max_iter, tol=tol, init=init, space=space, dither=dither,
+        quality=quality,
     )
     start = time.perf_counter()
     labels = quantizer.fit_transform(source)
@@ -633,6 +763,8 @@ def compress(
         space=quantizer.space,
         dither=_check_dither(dither),
         mean_error=quantizer.mean_error_,
+        quality=quantizer.quality_,
+        quality_note=quantizer.quality_note_,
     )
 
 
