@@ -273,3 +273,92 @@ def test_cli_bad_perceptual_options(tmp_path, photo_png, capsys, argv, message):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith(f"kmq: error: {message}")
     assert not (tmp_path / "x.png").exists()
+
+
+# -- quality targets ---------------------------------------------------------------
+
+from kmq._quality import QualityError, quality_from_error, ward_palettes  # noqa: E402
+
+
+def test_quality_scale():
+    assert quality_from_error(0.0) == 100.0
+    assert quality_from_error(1.25) == 90.0
+    assert quality_from_error(2.5) == 80.0
+    assert quality_from_error(20.0) == 0.0
+
+
+def test_ward_merges_the_cheapest_pair_first():
+    centers = np.array([[0.0, 0.0], [1.0, 0.0], [10.0, 0.0], [30.0, 0.0]])
+    weights = np.array([1.0, 3.0, 1.0, 1.0])
+    merged = ward_palettes(centers, weights)
+    assert [len(m) for m in merged] == [1, 2, 3, 4]
+    np.testing.assert_allclose(merged[2], [[0.75, 0.0], [10.0, 0.0], [30.0, 0.0]])
+    np.testing.assert_allclose(merged[0], [[(0.75 * 4 + 10 + 30) / 6, 0.0]])
+
+
+def test_quality_search_picks_the_smallest_k_reaching_the_target(photo):
+    c = kmq.compress(photo, 64, quality=(0, 80), dither=0)
+    assert c.quality >= 80 and c.k <= 64
+    assert c.quality_note.startswith(f"quality {c.quality:.0f}: {c.k} colours, the fewest reaching the target 80")
+    # The measured quality is that of the output: mean Oklab difference.
+    diff = to_space(photo.reshape(-1, 3), "oklab") - to_space(c.reconstruct().reshape(-1, 3), "oklab")
+    assert c.quality == pytest.approx(quality_from_error(np.sqrt((diff**2).sum(1)).mean()))
+    # One colour fewer, fitted from scratch, falls short: c.k is the fewest.
+    fewer = kmq.compress(photo, c.k - 1, dither=0).reconstruct()
+    diff = to_space(photo.reshape(-1, 3), "oklab") - to_space(fewer.reshape(-1, 3), "oklab")
+    assert quality_from_error(np.sqrt((diff**2).sum(1)).mean()) < 80
+
+
+def test_quality_below_the_minimum_raises_and_writes_nothing(photo, photo_png, tmp_path, capsys):
+    with pytest.raises(QualityError, match="below the minimum 99"):
+        kmq.compress(photo, 4, quality=(99, 100))
+    code = main(["compress", str(photo_png), "-k", "4", "--quality", "99-100", "-o", str(tmp_path / "x.png")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 99 and len(err) == 1 and err[0].startswith("kmq: error: the quality reached with 4 colours is")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_quality_range_not_reached_uses_the_most_colours(photo):
+    c = kmq.compress(photo, 4, quality=(0, 100), dither=0)
+    assert c.k == 4 and "the most allowed" in c.quality_note
+
+
+def test_cli_quality_reports_the_k(photo_png, tmp_path, capsys):
+    code = main(["compress", str(photo_png), "--quality", "60-80", "--json", "-o", str(tmp_path / "q.png")])
+    out = capsys.readouterr().out
+    import json
+
+    report = json.loads(out)
+    assert code == 0 and report["quality"] >= 80 and report["k"] <= 256
+    assert any(note.startswith(f"quality {report['quality']:.0f}: {report['k']} colours") for note in report["notes"])
+
+
+@pytest.mark.parametrize("speed", ["1", "4", "11"])
+def test_cli_speed_levels_run(photo_png, tmp_path, capsys, speed):
+    assert main(["compress", str(photo_png), "-k", "8", "--speed", speed, "-q", "-o", str(tmp_path / "s.png")]) == 0
+    assert len(Image.open(tmp_path / "s.png").getcolors()) <= 8
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--quality", "80-60"], "argument --quality: the minimum must not exceed the maximum (expected MIN-MAX with 0 <= MIN <= MAX <= 100), got '80-60'"),
+        (["--quality", "0-120"], "argument --quality: quality values must be from 0 to 100"),
+        (["--quality=-5-50"], "argument --quality: expected MIN-MAX with 0 <= MIN <= MAX <= 100, got '-5-50'"),
+        (["--speed", "0"], "argument --speed: the speed must be from 1 to 11, got 0"),
+        (["--speed", "12"], "argument --speed: the speed must be from 1 to 11, got 12"),
+    ],
+)
+def test_cli_bad_quality_and_speed(tmp_path, photo_png, capsys, argv, message):
+    code = main(["compress", str(photo_png), "-o", str(tmp_path / "x.png"), *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"kmq: error: {message}")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_api_bad_quality():
+    image = np.zeros((4, 4, 3), np.uint8)
+    with pytest.raises(kmq.UsageError, match="quality minimum must not exceed the maximum"):
+        kmq.compress(image, 4, quality=(80, 60))
+    with pytest.raises(kmq.UsageError, match="quality values must be from 0 to 100"):
+        kmq.compress(image, 4, quality=(0, 101))

@@ -84,6 +84,26 @@ _OPAQUE_BOUND = 4.0
 
 _MAX_K = 65536
 
+#: ``--speed`` (pngquant's meaning: 1 slowest and best, 11 fastest; default
+#: 4) as the engine's knobs. 4 is the measured defaults above; below it more
+#: starts and a tighter tol, above it one start, looser tol, then fitting on
+#: a sample of the pixels; 11 also turns dithering off, as in pngquant.
+#: Time and error per level: docs/benchmarks.md, "Speed levels".
+DEFAULT_SPEED = 4
+SPEEDS = {
+    1: dict(n_init=4, tol=1e-5, sample=None, dither=None),
+    2: dict(n_init=3, tol=3e-5, sample=None, dither=None),
+    3: dict(n_init=3, tol=1e-4, sample=None, dither=None),
+    4: dict(n_init=DEFAULT_N_INIT, tol=DEFAULT_TOL, sample=None, dither=None),
+    5: dict(n_init=1, tol=1e-4, sample=None, dither=None),
+    6: dict(n_init=1, tol=3e-4, sample=None, dither=None),
+    7: dict(n_init=1, tol=1e-3, sample=None, dither=None),
+    8: dict(n_init=1, tol=1e-3, sample=0.5, dither=None),
+    9: dict(n_init=1, tol=3e-3, sample=0.25, dither=None),
+    10: dict(n_init=1, tol=1e-2, sample=0.125, dither=None),
+    11: dict(n_init=1, tol=1e-2, sample=0.0625, dither=0.0),
+}
+
 
 def _check_k(k) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):

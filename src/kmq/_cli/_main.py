@@ -35,6 +35,8 @@ from ._args import (
     _add_output,
     _dither_level,
     _fraction,
+    _quality_range,
+    _speed,
     _Help,
     _k_value,
     _non_negative_float,
@@ -56,7 +58,7 @@ from ._args import _PROG
 def build_parser() -> argparse.ArgumentParser:
     """The ``kmq`` argument parser (subcommands compress, decompress, info)."""
     from .. import __version__
-    from .._quantize import DEFAULT_DITHER, DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_SEED, DEFAULT_SPACE, DEFAULT_TOL
+    from .._quantize import DEFAULT_DITHER, DEFAULT_MAX_ITER, DEFAULT_SEED, DEFAULT_SPACE, DEFAULT_SPEED
 
     parser = _Parser(
         prog=_PROG,
@@ -95,14 +97,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dither = compress.add_mutually_exclusive_group()
     dither.add_argument(
-        "--dither", type=_dither_level, default=DEFAULT_DITHER, metavar="LEVEL",
-        help="Floyd-Steinberg dithering level, 0 (none) to 1 (full)",
+        "--dither", type=_dither_level, default=None, metavar="LEVEL",
+        help=f"Floyd-Steinberg dithering level, 0 (none) to 1 (full); default {DEFAULT_DITHER:g} (0 at --speed 11)",
     )
     dither.add_argument("--nofs", dest="dither", action="store_const", const=0.0, help="no dithering (same as --dither 0)")
     compress.add_argument("--sample", type=_fraction, metavar="FRACTION", help="fit the palette on this fraction of the pixels")
-    compress.add_argument("--n-init", type=_positive_int, default=DEFAULT_N_INIT, metavar="N", help="k-means runs, the best kept")
+    compress.add_argument(
+        "--quality", type=_quality_range, metavar="MIN-MAX",
+        help="use the fewest colours (at most K, 256 by default) reaching quality MAX (0-100, kmq's scale); "
+        "if even K colours fall short of MIN, write nothing and exit 99",
+    )
+    compress.add_argument(
+        "--speed", type=_speed, default=DEFAULT_SPEED, metavar="N",
+        help="1 (slowest, best) to 11 (fastest): sets --n-init, --tol and --sample unless given",
+    )
+    compress.add_argument("--n-init", type=_positive_int, default=None, metavar="N", help="k-means runs, the best kept")
     compress.add_argument("--max-iter", type=_positive_int, default=DEFAULT_MAX_ITER, metavar="N", help="maximum k-means iterations")
-    compress.add_argument("--tol", type=_non_negative_float, default=DEFAULT_TOL, help="k-means convergence tolerance (relative to the colour variance)")
+    compress.add_argument("--tol", type=_non_negative_float, default=None, help="k-means convergence tolerance (relative to the colour variance)")
     compress.add_argument("--init", choices=["k-means++", "random"], default="k-means++", help="k-means seeding")
     compress.add_argument("--skip-if-larger", action="store_true", help="write nothing (exit 98) if the output is larger than the input file")
     compress.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -265,6 +276,8 @@ def _run_compress(args) -> int:
         started = _process_start()
         name = names[0] if names else None
         k = args.k
+        if k is None and args.quality is not None:
+            k = 256  # the quality search picks K, as pngquant, up to 256
         if k is None:
             k = _ask_k() if name != "-" and sys.stdin.isatty() else DEFAULT_K
         output = args.output
@@ -322,17 +335,21 @@ def _compress_one(args, name: str | None, k: int, output: str, fmt: str, started
     if output != "-":  # fail before the k-means, not after
         _io.check_output(output, force=args.force, inputs=(source.path,))
 
+    from .._quantize import DEFAULT_DITHER, SPEEDS
+
+    knobs = SPEEDS[args.speed]
     result = compress(
         source,
         k,
         seed=args.seed,
-        sample=args.sample,
-        n_init=args.n_init,
+        sample=args.sample if args.sample is not None else knobs["sample"],
+        n_init=args.n_init if args.n_init is not None else knobs["n_init"],
         max_iter=args.max_iter,
-        tol=args.tol,
+        tol=args.tol if args.tol is not None else knobs["tol"],
         init=args.init,
         space=args.space,
-        dither=args.dither,
+        dither=next(v for v in (args.dither, knobs["dither"], DEFAULT_DITHER) if v is not None),
+        quality=args.quality,
     )
     data = result.to_bytes(fmt)
     skipped = args.skip_if_larger and source.input_bytes is not None and len(data) > source.input_bytes
@@ -376,6 +393,8 @@ def _run_compress_many(args, names: list[str]) -> int:
             raise UsageError(f"with several inputs, -o must be an existing folder, got {args.output!r}")
         folder = Path(args.output)
     k = args.k
+    if k is None and args.quality is not None:
+        k = 256
     if k is None:
         k = _ask_k() if sys.stdin.isatty() else DEFAULT_K
     plan, written_by = [], {}
@@ -437,6 +456,7 @@ def _compress_json(result, metrics, input_name, output, fmt, total, skipped) -> 
         "seed": result.seed,
         "space": result.space,
         "dither": result.dither,
+        "quality": result.quality,
         "sample": result.sample,
         "n_iter": result.n_iter,
         "inertia": result.inertia,
@@ -449,6 +469,8 @@ def _compress_json(result, metrics, input_name, output, fmt, total, skipped) -> 
 
 def _notes(result) -> list[str]:
     notes = list(result.source.notes) if result.source is not None else []
+    if result.quality_note:
+        notes.append(result.quality_note)
     if result.lossless:
         notes.append(
             f"lossless: the image has {result.n_colors_in} distinct colours, no more than K={result.k_requested}; "
