@@ -8,7 +8,7 @@ one line on stderr, never a traceback (``-v`` shows it for internal errors).
 Exit codes (README.md, "Exit codes"):
 0 success · 1 internal error · 2 usage · 3 input unreachable · 4 not a valid
 image or .kmq · 5 output cannot be written · 6 image over the pixel limit ·
-98 output larger than input with --skip-if-larger · 130 interrupted (Ctrl-C) ·
+98 output larger than input with --skip-if-larger · 99 quality below --quality MIN · 130 interrupted (Ctrl-C) ·
 143 terminated (SIGTERM). Interrupted or terminated, kmq removes its
 temporary file: no partial output is left. With several inputs, a file that
 fails is reported and the others go on; the exit code is the first
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=_PROG,
         description="Compress images by k-means colour quantization.",
         epilog="Exit codes: 0 ok, 1 internal error, 2 usage, 3 input unreachable, 4 invalid image or .kmq, "
-        "5 output not written, 6 over the pixel limit, 98 skipped (--skip-if-larger), 130 interrupted, "
+        "5 output not written, 6 over the pixel limit, 98 skipped (--skip-if-larger), 99 below --quality MIN, 130 interrupted, "
         "143 terminated. With several inputs: the first failure's code.",
     )
     parser.add_argument("--version", action="version", version=f"kmq {__version__}")
