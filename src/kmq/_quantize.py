@@ -67,10 +67,23 @@ DEFAULT_SEED = 0
 #: Working colour space of k-means and of the mapping (see
 #: kmq._engine.colorspace). Chosen on SSIMULACRA2 and mean CIEDE2000
 #: (benchmarks/perceptual.py, docs/benchmarks.md "Perceptual quality"):
-#: PLACEHOLDER_SPACE_WHY
+#: on 8 Kodak photographs (every third) at K = 16, 64, 256, undithered and
+#: dithered, Oklab had the best median SSIMULACRA2 in every setting (K=64
+#: undithered: oklab 71.1, rgb 66.7, lab 54.0; K=16 dithered: 47.4, 31.5,
+#: 28.1), within 0.3 % of RGB's files size. CIELAB scored the lowest mean
+#: CIEDE2000 (the metric is built on CIELAB) but far the worst SSIMULACRA2:
+#: its a/b axes are stretched against L, so it spends entries on chroma and
+#: bands in lightness. Oklab is near RGB on CIEDE2000 and best on the
+#: metric that tracks what people see, so it is the default.
 DEFAULT_SPACE = "oklab"
 #: Error diffusion level (0 = none, 1 = full Floyd-Steinberg).
-#: PLACEHOLDER_DITHER_WHY
+#: Full dithering, as pngquant's default: on the same 8 photographs it
+#: raised the median SSIMULACRA2 from 18.4 to 47.4 at K = 16 (files 1.8x
+#: larger: still fewer bytes than an undithered palette that scores as well
+#: needs) and left it equal at K = 64 and 256 (71.6 vs 71.1, 85.9 vs 85.6)
+#: for 6-9 % more bytes; mean CIEDE2000 (a per-pixel measure) is worse
+#: dithered at every K, as for every ditherer. Use --nofs / dither=0 for the
+#: smallest files at K >= 64.
 DEFAULT_DITHER = 1.0
 #: Opaque pixels stay opaque: palette centres with alpha at or above this
 #: are made fully opaque (a cluster of opaque pixels with a few soft-edge
