@@ -49,7 +49,7 @@ def test_compress_without_input_uses_the_shipped_photo(capsys, in_tmp, monkeypat
 def test_compress_json_report(capsys, in_tmp, photo_png):
     code, out, err = run(capsys, "compress", str(photo_png), "-k", "8", "-o", "x.png", "--seed", "1", "--json")
     assert code == 0, err
-    report = json.loads(out)
+    [report] = json.loads(out)  # a list, as for several inputs
     assert report["k"] == 8 and report["format"] == "png" and report["output"] == "x.png"
     assert report["metrics"]["index_bits"] == 3
     assert report["metrics"]["output_bytes"] == (in_tmp / "x.png").stat().st_size
@@ -251,7 +251,7 @@ def test_several_inputs_skipped_and_written(capsys, in_tmp, photo):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["a.png", "pics/b.png", "-o", "x.png"], "with several inputs, -o must be an existing folder, got 'x.png'"),
+        (["a.png", "pics/b.png", "-o", "x.png"], "with several inputs, -o must be a folder (an existing one, or a name ending in /), got 'x.png'"),
         (["a.png", "-", "-k", "4"], "- (standard input) cannot be one of several inputs"),
         (["a.png", "pics/sub/d.png", "pics/sub", "-k", "4"], "pics/sub/d.png and pics/sub/d.png would both be written to d-k4.kmq"),
         (["pics", "-k", "300", "--format", "png"], "PNG holds at most 256 colours, got -k 300"),

@@ -16,12 +16,16 @@ import numpy as np
 from PIL import Image
 
 from . import _container
+from ._palette_order import reorder
 from ._errors import UsageError
+from ._estimator import ParamsMixin, check_fitted
 from ._engine.histogram import color_histogram, pack_colors
 from ._io import (
     DEFAULT_MAX_PIXELS,
+    DEFAULT_PNG_EFFORT,
     MODES,
     SourceImage,
+    check_effort,
     encode_export,
     format_for_path,
     read_image,
@@ -29,7 +33,7 @@ from ._io import (
     write_atomic,
 )
 from ._engine.kmeans import _check_random_state, fit_colors
-from ._engine.remap import label_dtype, map_pixels, nearest_palette_index
+from ._engine.remap import label_dtype, map_pixels, nearest_palette_index, rebuild
 from ._engine.colorspace import SPACES, PaletteSearch, from_space, to_space
 from ._engine.dither import MODE_ANY, MODE_FIXED, MODE_OPAQUE, dither_labels
 
@@ -163,7 +167,7 @@ def _check_sample(sample) -> float | None:
     return float(sample)
 
 
-class ColorQuantizer:
+class ColorQuantizer(ParamsMixin):
     """Learn a K-colour palette by k-means and map images to it.
 
     Parameters
@@ -220,6 +224,8 @@ class ColorQuantizer:
     >>> q.transform(image).tolist()
     [[0, 0, 0], [1, 1, 1]]
     """
+
+    _is_transformer = True
 
     def __init__(
         self,
@@ -461,8 +467,7 @@ class ColorQuantizer:
         return labels.astype(label_dtype(len(self.palette_))), dist2
 
     def _check_fitted(self):
-        if not hasattr(self, "palette_"):
-            raise UsageError("this ColorQuantizer is not fitted yet: call fit(image) first")
+        check_fitted(self, "palette_")
 
     def transform(self, image) -> np.ndarray:
         """Palette index of every pixel.
@@ -571,9 +576,13 @@ def _normalise_transparent(flat: np.ndarray) -> np.ndarray:
 
 
 def _rebuild(palette: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    if labels.dtype.kind not in "iu":
+        raise UsageError(f"labels must be integers (palette indices), got {labels.dtype}")
+    if labels.size and int(labels.min()) < 0:
+        raise UsageError(f"labels hold index {int(labels.min())}: palette indices are 0..{len(palette) - 1}")
     if labels.size and int(labels.max()) >= len(palette):
         raise UsageError(f"labels hold index {int(labels.max())}, but the palette has {len(palette)} entries")
-    image = palette[labels]
+    image = rebuild(palette, labels)
     return image[:, :, 0] if palette.shape[1] == 1 else image
 
 
@@ -608,6 +617,12 @@ class Compressed:
     source : SourceImage or None
         The input (with its pixels), when this came from :func:`compress`;
         None after :func:`load`.
+    icc_profile : bytes or None
+        The input's ICC colour profile, embedded in the PNG, WebP, JPEG and
+        TIFF exports (``strip=True`` in :meth:`save` / :meth:`to_bytes`
+        leaves it out). ``.kmq`` files do not store it yet: the container's
+        next version has an optional field for it, and ``to_bytes("kmq")``
+        is where it will be passed on.
     """
 
     palette: np.ndarray
@@ -627,6 +642,7 @@ class Compressed:
     mean_error: float | None = None
     quality: float | None = None
     quality_note: str | None = None
+    icc_profile: bytes | None = field(default=None, repr=False)
 
     @property
     def k(self) -> int:
@@ -643,39 +659,85 @@ class Compressed:
         return _rebuild(self.palette, self.labels)
 
     def to_pil(self) -> Image.Image:
-        """The rebuilt image as a Pillow image in ``self.mode``."""
-        return Image.fromarray(self.reconstruct(), self.mode)
+        """The image as a Pillow image.
 
-    def to_bytes(self, format: str = "kmq") -> bytes:
+        K <= 256: a ``P``-mode (palette) image holding ``labels`` and the
+        palette, as an indexed PNG stores it; for LA and RGBA the palette's
+        alpha is in ``info["transparency"]`` (one byte per entry), so
+        ``.convert("RGBA")`` gives ``reconstruct()`` back. K > 256: the
+        rebuilt image in ``self.mode``.
+        """
+        if self.k <= 256:
+            from ._io import _palette_image
+
+            return _palette_image(self.palette, self.labels, self.mode)
+        rebuilt = self.reconstruct()
+        return Image.fromarray(rebuilt, self.mode)
+
+    def to_bytes(
+        self, format: str = "kmq", *, alpha_threshold: int | None = None, strip: bool = False,
+        effort: int = DEFAULT_PNG_EFFORT,
+    ) -> bytes:
         """Encode as ``.kmq`` or an export format ("png", "gif", "webp",
-        "jpeg", "bmp", "tiff")."""
+        "jpeg", "bmp", "tiff"). ``alpha_threshold``: see
+        :func:`kmq._io.encode_export` (GIF's on/off transparency);
+        ``strip``: leave the ICC profile out. ``effort`` (0..3, default 1)
+        sets how hard PNG is compressed; 3 runs oxipng (the ``png``
+        extra); other formats ignore it."""
         fmt = format_for_path("x", override=format)
+        effort = check_effort(effort)
+        icc = None if strip else self.icc_profile
         if fmt == "kmq":
+            # Hook for the container's optional ICC field: pass ``icc`` here.
             return _container.encode(self.palette, self.labels, mode=self.mode)
-        return encode_export(self.palette, self.labels, self.mode, fmt)
+        return encode_export(self.palette, self.labels, self.mode, fmt, alpha_threshold=alpha_threshold, icc_profile=icc, effort=effort)
 
-    def save(self, path, *, format: str | None = None, force: bool = True) -> int:
-        """Write to ``path``; the format follows its extension.
+    def save(
+        self, path, *, format: str | None = None, force: bool = True, alpha_threshold: int | None = None, strip: bool = False,
+        effort: int = DEFAULT_PNG_EFFORT,
+    ) -> int:
+        """Write to ``path``, a file name or a binary file object.
 
-        The write is atomic (temporary file, then rename). The input image
-        is never overwritten. With ``force=False`` an existing file is not
-        overwritten either.
+        The format follows the name's extension (a file object's ``name``,
+        if it has one), or ``format``; a file object without either gets
+        ``.kmq``. A file name is written atomically (temporary file, then
+        rename); the input image is never overwritten, and with
+        ``force=False`` no existing file is. ``metrics()`` then reports the
+        bytes written as the output size. ``effort`` as for :meth:`to_bytes`.
 
         Returns
         -------
         int
             Bytes written.
         """
+        if hasattr(path, "write"):
+            name = getattr(path, "name", None)
+            if format is None and isinstance(name, str) and os.path.splitext(name)[1]:
+                fmt = format_for_path(name)
+            else:
+                fmt = format_for_path("x", override=format or "kmq")
+            data = self.to_bytes(fmt, alpha_threshold=alpha_threshold, strip=strip, effort=effort)
+            try:
+                path.write(data)
+            except TypeError:
+                raise UsageError("save() needs a binary file object (opened with 'wb'), got a text one") from None
+            self._saved_bytes = len(data)
+            return len(data)
         fmt = format_for_path(path, override=format)
-        data = self.to_bytes(fmt)
+        data = self.to_bytes(fmt, alpha_threshold=alpha_threshold, strip=strip, effort=effort)
         inputs = (self.source.path,) if self.source is not None else ()
         write_atomic(path, data, force=force, inputs=inputs)
+        self._saved_bytes = len(data)
         return len(data)
 
     def metrics(self, *, with_ssim: bool = True, output_bytes: int | None = None):
-        """Quality and size figures against the original (see kmq.metrics)."""
+        """Quality and size figures against the original (see kmq.metrics).
+
+        ``output_bytes`` defaults to the size of the last :meth:`save`."""
         from .metrics import measure
 
+        if output_bytes is None:
+            output_bytes = getattr(self, "_saved_bytes", None)
         if self.source is None:
             raise UsageError("no original image to measure against (this Compressed was loaded from a file)")
         return measure(self.source.pixels, self, input_bytes=self.source.input_bytes, output_bytes=output_bytes, with_ssim=with_ssim)
@@ -779,9 +841,11 @@ def compress(
     )
     start = time.perf_counter()
     labels = quantizer.fit_transform(source)
+    # The one place the palette order is chosen, for every output format.
+    palette, labels = reorder(quantizer.palette_, labels)
     seconds = time.perf_counter() - start
     return Compressed(
-        palette=quantizer.palette_,
+        palette=palette,
         labels=labels,
         mode=quantizer.mode_,
         k_requested=int(k),
@@ -798,19 +862,20 @@ def compress(
         mean_error=quantizer.mean_error_,
         quality=quantizer.quality_,
         quality_note=quantizer.quality_note_,
+        icc_profile=source.icc_profile,
     )
 
 
-def _read_kmq_bytes(source) -> bytes:
+def _read_kmq_bytes(source, timeout: float | None = None) -> bytes:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source)
     if isinstance(source, (str, os.PathLike)):
-        data, _, _ = read_source_bytes(source if isinstance(source, str) else os.fspath(source))
+        data, _, _ = read_source_bytes(source if isinstance(source, str) else os.fspath(source), timeout=timeout)
         return data
     raise UsageError(f"give a path, URL or the bytes of a .kmq file, got {type(source).__name__}")
 
 
-def load(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Compressed:
+def load(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, timeout: float | None = None) -> Compressed:
     """Read a ``.kmq`` file.
 
     Parameters
@@ -819,6 +884,8 @@ def load(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Compressed:
         Path, URL, ``"-"`` (stdin) or the file's bytes.
     max_pixels : int or None
         Refuse files that declare more pixels (LimitError).
+    timeout : float, optional
+        Deadline of a URL's whole download, seconds (default 60).
 
     Returns
     -------
@@ -829,7 +896,7 @@ def load(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Compressed:
     ------
     InputError, DecodeError, LimitError
     """
-    data = _read_kmq_bytes(source)
+    data = _read_kmq_bytes(source, timeout)
     container = _container.decode(data, max_pixels=max_pixels)
     return Compressed(palette=container.palette, labels=container.labels, mode=container.mode, k_requested=len(container.palette))
 

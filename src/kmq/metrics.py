@@ -24,6 +24,7 @@ import numpy as np
 
 from . import _metrics
 from ._engine._parallel import run_chunked
+from ._errors import UsageError
 
 __all__ = [
     "mse_per_channel",
@@ -43,15 +44,52 @@ __all__ = [
 
 
 def _pair(original, reconstructed) -> tuple[np.ndarray, np.ndarray]:
-    original = np.asarray(original)
-    reconstructed = np.asarray(reconstructed)
+    """Both images as (H, W, C) arrays on the 8-bit scale (0..255).
+
+    Integer images must hold 0..255. Floating-point images whose values all
+    lie in [0, 1] (what ``matplotlib.pyplot.imread`` and
+    ``skimage.img_as_float`` give) are scaled by 255, so a float image in
+    [0, 1] measured against its uint8 version gives the true error, not a
+    PSNR 50 dB too high; other float images must hold 0..255. NaN, inf,
+    complex and non-numeric data are refused (UsageError, a ValueError).
+    """
+    original = _on_8_bit_scale(np.asarray(original), "original")
+    reconstructed = _on_8_bit_scale(np.asarray(reconstructed), "reconstructed")
     if original.shape != reconstructed.shape:
-        raise ValueError(f"images differ in shape: {original.shape} vs {reconstructed.shape}")
+        raise UsageError(f"images differ in shape: {original.shape} vs {reconstructed.shape}")
+    if original.dtype != reconstructed.dtype:
+        original, reconstructed = original.astype(np.float64), reconstructed.astype(np.float64)
     if original.ndim == 2:
         original, reconstructed = original[:, :, None], reconstructed[:, :, None]
     if original.ndim != 3:
-        raise ValueError(f"expected images of shape (H, W) or (H, W, C), got {original.shape}")
+        raise UsageError(f"expected images of shape (H, W) or (H, W, C), got {original.shape}")
     return original, reconstructed
+
+
+def _on_8_bit_scale(image: np.ndarray, which: str) -> np.ndarray:
+    kind = image.dtype.kind
+    if kind == "b":
+        return image.astype(np.uint8) * 255
+    if kind in "iu":
+        if image.size and (image.min() < 0 or image.max() > 255):
+            raise UsageError(
+                f"the {which} image holds {image.min()}..{image.max()}; kmq's metrics take 8-bit images (0..255)"
+            )
+        return image
+    if kind != "f":
+        raise UsageError(f"the {which} image must hold numbers, got dtype {image.dtype}")
+    if not np.isfinite(image).all():
+        raise UsageError(f"the {which} image holds NaN or infinity")
+    if not image.size:
+        return image
+    low, high = float(image.min()), float(image.max())
+    if 0.0 <= low and high <= 1.0:
+        return image.astype(np.float64) * 255.0
+    if low < 0.0 or high > 255.0:
+        raise UsageError(
+            f"the {which} image holds {low:g}..{high:g}; give floats in [0, 1] or values in 0..255"
+        )
+    return image
 
 
 def mse_per_channel(original, reconstructed) -> np.ndarray:
@@ -87,7 +125,11 @@ def psnr(original, reconstructed) -> float:
     """Peak signal-to-noise ratio in dB for 8-bit data (peak 255):
     ``10 log10(255^2 / MSE)`` over all samples; ``inf`` for identical
     images."""
-    error = mse(original, reconstructed)
+    return _psnr_of(mse(original, reconstructed))
+
+
+def _psnr_of(error: float) -> float:
+    """PSNR in dB of a mean squared error in 8-bit units."""
     if error == 0:
         return math.inf
     return float(10.0 * math.log10(255.0**2 / error))

@@ -27,6 +27,18 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):  # noqa: D401 - argparse API
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
+    def parse_args(self, args=None, namespace=None):
+        # Unknown options reach the top parser; name the subcommand's help
+        # in the error, where the options that exist are listed.
+        args, extras = self.parse_known_args(args, namespace)
+        if extras:
+            commands = getattr(self, "subcommands", None)
+            target = self
+            if commands is not None and getattr(args, "command", None) in commands.choices:
+                target = commands.choices[args.command]
+            target.error("unrecognized arguments: " + " ".join(extras))
+        return args
+
 
 def _checked(convert, valid, what: str, out_of_range: str | None = None):
     """An argparse type: ``convert(text)``, then ``valid(value)``, else a
@@ -81,6 +93,9 @@ def _quality_range(text: str) -> tuple[float, float]:
 
 _fraction = _checked(float, lambda v: 0 < v <= 1, "expected a fraction in (0, 1]")
 _non_negative_float = _checked(float, lambda v: v >= 0, "expected a number >= 0")
+_seconds = _checked(float, lambda v: v > 0 and v != float("inf"), "expected a number of seconds > 0")
+_seed_value = _checked(int, lambda v: 0 <= v < 2**128, "expected a whole number from 0 to 2**128 - 1", "the seed must be from 0 to 2**128 - 1")
+_alpha_value = _checked(int, lambda v: 0 <= v <= 255, "expected a whole number from 0 to 255")
 _pixel_count = _checked(int, lambda v: v >= 0, "expected a whole number of pixels (0 = no limit)")
 
 
@@ -98,7 +113,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 def _add_output(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-o", "--output", metavar="OUTPUT",
-        help="output file (its extension picks the format), an existing folder (default names in it), or - for stdout",
+        help="output file (its extension picks the format), a folder (an existing one, or a name ending in /, created if missing: default names in it), or - for stdout",
     )
     parser.add_argument(
         "--format",
@@ -112,4 +127,12 @@ def _add_output(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_MAX_PIXELS,
         metavar="N",
         help="refuse images with more pixels (twice Pillow's decompression-bomb limit; 0 = no limit)",
+    )
+    parser.add_argument(
+        "--alpha-threshold", type=_alpha_value, default=None, metavar="A",
+        help="GIF output (on/off transparency): alpha below A becomes transparent, the rest opaque (default 128)",
+    )
+    parser.add_argument(
+        "--timeout", type=_seconds, default=None, metavar="SECONDS",
+        help="deadline of a URL input's whole download (default 60)",
     )

@@ -19,7 +19,7 @@ from . import _kmeans, _remap
 from ._parallel import run_chunked
 from .histogram import ColorHistogram
 
-__all__ = ["nearest_palette_index", "map_pixels", "label_dtype"]
+__all__ = ["nearest_palette_index", "map_pixels", "label_dtype", "rebuild"]
 
 #: Palettes larger than this are searched by brute force: the K x K
 #: neighbour tables would cost more than they save.
@@ -116,3 +116,23 @@ def map_pixels(histogram: ColorHistogram, pixel_keys: np.ndarray, palette: np.nd
     ndarray, shape (N,), uint8 if K <= 256 else uint16
     """
     return histogram.lookup(nearest_palette_index(histogram.colors, palette), pixel_keys)
+
+
+def rebuild(palette: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Decompression, ``palette[labels]``, by a compiled table lookup.
+
+    Parameters
+    ----------
+    palette : ndarray, shape (K, C), uint8
+    labels : ndarray, shape (H, W), integer, every value < K
+
+    Returns
+    -------
+    ndarray, shape (H, W, C), uint8
+    """
+    palette = np.ascontiguousarray(palette, dtype=np.uint8)
+    if labels.dtype not in (np.uint8, np.uint16):
+        return palette[labels]
+    out = np.empty(labels.shape + (palette.shape[1],), dtype=np.uint8)
+    _remap.lookup(palette, np.ascontiguousarray(labels).reshape(-1), out.reshape(-1, palette.shape[1]))
+    return out
