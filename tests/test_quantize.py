@@ -14,7 +14,8 @@ from kmq import ColorQuantizer, OutputError, UsageError
 
 @pytest.fixture(scope="module")
 def compressed16(photo):
-    return kmq.compress(photo, 16, seed=0)
+    # The RGB engine: k-means and mapping on sRGB values, undithered.
+    return kmq.compress(photo, 16, seed=0, space="rgb", dither=0)
 
 
 def test_compress_shapes_and_types(photo, compressed16):
@@ -57,7 +58,7 @@ def test_lossless_when_k_covers_the_colours():
 
 def test_k_one_gives_the_mean_colour():
     image = np.array([[[0, 0, 0], [10, 20, 30]]], np.uint8)
-    c = kmq.compress(image, 1, seed=0)
+    c = kmq.compress(image, 1, seed=0, space="rgb")
     assert c.palette.tolist() == [[5, 10, 15]]
     assert c.labels.tolist() == [[0, 0]]
 
@@ -230,7 +231,7 @@ def test_compressed_equality_and_repr(compressed16):
 
 
 def test_metrics_match_the_kmeans_inertia(photo):
-    c = kmq.compress(photo, 16, seed=0)
+    c = kmq.compress(photo, 16, seed=0, space="rgb", dither=0)
     m = c.metrics()
     n = photo.shape[0] * photo.shape[1]
     # The distortion J is the pixel-space inertia of the uint8 palette per pixel.

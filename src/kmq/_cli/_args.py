@@ -63,6 +63,34 @@ _k_value = _checked(
     "the number of colours must be a whole number from 1 to 65536",
     "the number of colours must be from 1 to 65536",
 )
+_dither_level = _checked(
+    float, lambda v: 0 <= v <= 1, "the dithering level must be a number from 0 to 1", "the dithering level must be from 0 to 1"
+)
+_speed = _checked(
+    int, lambda v: 1 <= v <= 11, "the speed must be a whole number from 1 to 11", "the speed must be from 1 to 11"
+)
+
+
+def _quality_range(text: str) -> tuple[float, float]:
+    """``MIN-MAX`` or ``MAX`` (MIN 0), 0 <= MIN <= MAX <= 100 (pngquant's form)."""
+    expected = "expected MIN-MAX with 0 <= MIN <= MAX <= 100"
+    parts = text.split("-")
+    try:
+        values = [float(v) for v in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{expected}, got {text!r}") from None
+    if len(values) == 1:
+        values = [0.0, values[0]]
+    if len(values) != 2:
+        raise argparse.ArgumentTypeError(f"{expected}, got {text!r}")
+    low, high = values
+    if not (0 <= low <= 100 and 0 <= high <= 100):
+        raise argparse.ArgumentTypeError(f"quality values must be from 0 to 100 ({expected}), got {text!r}")
+    if low > high:
+        raise argparse.ArgumentTypeError(f"the minimum must not exceed the maximum ({expected}), got {text!r}")
+    return low, high
+
+
 _fraction = _checked(float, lambda v: 0 < v <= 1, "expected a fraction in (0, 1]")
 _non_negative_float = _checked(float, lambda v: v >= 0, "expected a number >= 0")
 _seconds = _checked(float, lambda v: v > 0 and v != float("inf"), "expected a number of seconds > 0")

@@ -8,7 +8,7 @@ one line on stderr, never a traceback (``-v`` shows it for internal errors).
 Exit codes (README.md, "Exit codes"):
 0 success · 1 internal error · 2 usage · 3 input unreachable · 4 not a valid
 image or .kmq · 5 output cannot be written · 6 image over the pixel limit · 7 out of memory ·
-98 output larger than input with --skip-if-larger · 130 interrupted (Ctrl-C) ·
+98 output larger than input with --skip-if-larger · 99 quality below --quality MIN · 130 interrupted (Ctrl-C) ·
 143 terminated (SIGTERM). Interrupted or terminated, kmq removes its
 temporary file: no partial output is left. With several inputs, a file that
 fails is reported and the others go on; the exit code is the first
@@ -33,7 +33,10 @@ from .._io import _is_url
 from ._args import (
     _add_common,
     _add_output,
+    _dither_level,
     _fraction,
+    _quality_range,
+    _speed,
     _Help,
     _k_value,
     _non_negative_float,
@@ -59,13 +62,13 @@ from ._args import _PROG
 def build_parser() -> argparse.ArgumentParser:
     """The ``kmq`` argument parser (subcommands compress, decompress, info)."""
     from .. import __version__
-    from .._quantize import DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_TOL
+    from .._quantize import DEFAULT_DITHER, DEFAULT_MAX_ITER, DEFAULT_SEED, DEFAULT_SPACE, DEFAULT_SPEED
 
     parser = _Parser(
         prog=_PROG,
         description="Compress images by k-means colour quantization.",
         epilog="Exit codes: 0 ok, 1 internal error, 2 usage, 3 input unreachable, 4 invalid image or .kmq, "
-        "5 output not written, 6 over the pixel limit, 7 out of memory, 98 skipped (--skip-if-larger), 130 interrupted, "
+        "5 output not written, 6 over the pixel limit, 7 out of memory, 98 skipped (--skip-if-larger), 99 below --quality MIN, 130 interrupted, "
         "143 terminated. With several inputs: the first failure's code.",
     )
     parser.add_argument("-V", "--version", action="version", version=f"kmq {__version__}")
@@ -89,11 +92,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compress.add_argument("-k", "--colors", dest="k", type=_k_value, metavar="K", help="number of colours, 1..65536 (asked for on a terminal; 16 otherwise)")
     _add_output(compress)
-    compress.add_argument("--seed", type=_seed_value, default=None, help="random seed: the same seed gives the same result")
+    compress.add_argument(
+        "--seed", type=_seed_value, default=None,
+        help=f"random seed (default {DEFAULT_SEED}: the same input and options give the same bytes every run)",
+    )
+    compress.add_argument(
+        "--space", choices=["oklab", "lab", "rgb"], default=DEFAULT_SPACE,
+        help="colour space of k-means and of the mapping to the palette",
+    )
+    dither = compress.add_mutually_exclusive_group()
+    dither.add_argument(
+        "--dither", type=_dither_level, default=None, metavar="LEVEL",
+        help=f"Floyd-Steinberg dithering level, 0 (none) to 1 (full); default {DEFAULT_DITHER:g} (0 at --speed 11)",
+    )
+    dither.add_argument("--nofs", dest="dither", action="store_const", const=0.0, help="no dithering (same as --dither 0)")
     compress.add_argument("--sample", type=_fraction, metavar="FRACTION", help="fit the palette on this fraction of the pixels")
-    compress.add_argument("--n-init", type=_positive_int, default=DEFAULT_N_INIT, metavar="N", help="k-means runs, the best kept")
+    compress.add_argument(
+        "--quality", type=_quality_range, metavar="MIN-MAX",
+        help="use the fewest colours (at most K, 256 by default) reaching quality MAX (0-100, kmq's scale); "
+        "if even K colours fall short of MIN, write nothing and exit 99",
+    )
+    compress.add_argument(
+        "--speed", type=_speed, default=DEFAULT_SPEED, metavar="N",
+        help="1 (slowest, best) to 11 (fastest): sets --n-init, --tol and --sample unless given",
+    )
+    compress.add_argument("--n-init", type=_positive_int, default=None, metavar="N", help="k-means runs, the best kept")
     compress.add_argument("--max-iter", type=_positive_int, default=DEFAULT_MAX_ITER, metavar="N", help="maximum k-means iterations")
-    compress.add_argument("--tol", type=_non_negative_float, default=DEFAULT_TOL, help="k-means convergence tolerance (relative to the colour variance)")
+    compress.add_argument("--tol", type=_non_negative_float, default=None, help="k-means convergence tolerance (relative to the colour variance)")
     compress.add_argument("--init", choices=["k-means++", "random"], default="k-means++", help="k-means seeding")
     compress.add_argument("--skip-if-larger", action="store_true", help="write nothing (exit 98) if the output is larger than the input file")
     compress.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -312,6 +337,8 @@ def _run_compress(args) -> int:
         started = _process_start()
         name = names[0] if names else None
         k = args.k
+        if k is None and args.quality is not None:
+            k = 256  # the quality search picks K, as pngquant, up to 256
         if k is None:
             k = _ask_k() if name != "-" and sys.stdin.isatty() else DEFAULT_K
         output = args.output
@@ -412,15 +439,21 @@ def _compress_one(args, name: str | None, k: int, output: str, fmt: str, started
     if output != "-":  # fail before the k-means, not after
         _io.check_output(output, force=force, inputs=(source.path,))
 
+    from .._quantize import DEFAULT_DITHER, SPEEDS
+
+    knobs = SPEEDS[args.speed]
     result = compress(
         source,
         k,
         seed=args.seed,
-        sample=args.sample,
-        n_init=args.n_init,
+        sample=args.sample if args.sample is not None else knobs["sample"],
+        n_init=args.n_init if args.n_init is not None else knobs["n_init"],
         max_iter=args.max_iter,
-        tol=args.tol,
+        tol=args.tol if args.tol is not None else knobs["tol"],
         init=args.init,
+        space=args.space,
+        dither=next(v for v in (args.dither, knobs["dither"], DEFAULT_DITHER) if v is not None),
+        quality=args.quality,
     )
     data = result.to_bytes(fmt, alpha_threshold=args.alpha_threshold, strip=args.strip, effort=args.effort)
     skipped = args.skip_if_larger and source.input_bytes is not None and len(data) > source.input_bytes
@@ -464,6 +497,8 @@ def _run_compress_many(args, names: list[str]) -> int:
         if folder is None:
             raise UsageError(f"with several inputs, -o must be a folder (an existing one, or a name ending in /), got {args.output!r}")
     k = args.k
+    if k is None and args.quality is not None:
+        k = 256
     if k is None:
         k = _ask_k() if sys.stdin.isatty() else DEFAULT_K
     plan, written_by = [], {}
@@ -523,6 +558,9 @@ def _compress_json(result, metrics, input_name, output, fmt, total, skipped) -> 
         "lossless": result.lossless,
         "distinct_colors": result.n_colors_in,
         "seed": result.seed,
+        "space": result.space,
+        "dither": result.dither,
+        "quality": result.quality,
         "sample": result.sample,
         "n_iter": result.n_iter,
         "inertia": result.inertia,
@@ -535,6 +573,8 @@ def _compress_json(result, metrics, input_name, output, fmt, total, skipped) -> 
 
 def _notes(result) -> list[str]:
     notes = list(result.source.notes) if result.source is not None else []
+    if result.quality_note:
+        notes.append(result.quality_note)
     if result.lossless:
         notes.append(
             f"lossless: the image has {result.n_colors_in} distinct colours, no more than K={result.k_requested}; "
@@ -556,7 +596,9 @@ def _print_compress_report(result, metrics, source, output, fmt, output_bytes, t
     if result.lossless:
         fit = "lossless (every distinct colour kept)"
     else:
-        fit = f"k-means, {result.n_iter} iterations, seed {result.seed if result.seed is not None else 'random'}"
+        fit = f"k-means in {result.space}, {result.n_iter} iterations, seed {result.seed}"
+        if result.dither:
+            fit += f", dithered {result.dither:g}"
         if result.sample is not None:
             fit += f", fitted on {result.sample:g} of the pixels"
     output_name = "<stdout>" if output == "-" else output

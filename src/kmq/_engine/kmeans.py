@@ -551,7 +551,7 @@ def coarse_histogram(colors: np.ndarray, counts: np.ndarray, bits: int):
     return sums / weights[:, None], weights, bin_of_color
 
 
-def fit_colors(colors, counts, k, *, random_state, n_init, max_iter, tol, init="k-means++"):
+def fit_colors(colors, counts, k, *, random_state, n_init, max_iter, tol, init="k-means++", points=None):
     """k-means on a colour histogram, coarse to fine.
 
     When the histogram is large, the seeding and the first Lloyd iterations
@@ -574,22 +574,28 @@ def fit_colors(colors, counts, k, *, random_state, n_init, max_iter, tol, init="
         best of them (lowest coarse inertia) goes on to the finer levels.
     max_iter, tol, init : as :class:`KMeans` (``tol`` relative to the mean
         per-channel variance of the pixels; ``max_iter`` per level).
+    points : (M, D) float64, optional
+        The colours in a working space (``colorspace.to_space``): k-means
+        runs on these. The coarse levels still bin the uint8 colours (their
+        keys), and each bin's point is the count-weighted mean of its
+        colours' points. Default: the colours themselves.
 
     Returns
     -------
-    centers : (k, C) float64
+    centers : (k, C) float64 (or (k, D), in the points' space)
     labels : (M,) int32 — nearest centre of each colour
     inertia : float — pixel-space sum of squared distances to ``centers``
     n_iter : int — Lloyd iterations, all levels
     """
     n_channels = colors.shape[1]
-    X = _pad(colors)
+    source = colors if points is None else np.ascontiguousarray(points, dtype=np.float64)
+    n_features = source.shape[1]
+    X = _pad(source)
     w = counts.astype(np.float64)
     levels = _COARSE_LEVELS[n_channels]
     if len(colors) <= _COARSE_MIN_COLORS or not isinstance(init, str) or not levels:
-        X = colors.astype(np.float64)
-        return fit_colors_exact(X, w, k, random_state, n_init, max_iter, tol, init)
-    tol_abs = _absolute_tol(X[:, :n_channels], w, tol)
+        return fit_colors_exact(source.astype(np.float64), w, k, random_state, n_init, max_iter, tol, init)
+    tol_abs = _absolute_tol(X[:, :n_features], w, tol)
     binned = []
     finer_size = len(colors)
     for bits in reversed(levels):
@@ -598,6 +604,8 @@ def fit_colors(colors, counts, k, *, random_state, n_init, max_iter, tol, init="
             # smaller than the next one, and building it costs a table scan.
             continue
         level = coarse_histogram(colors, counts, bits)
+        if points is not None:
+            level = (_bin_means(source, w, level[2], level[1]), level[1], level[2])
         if len(level[0]) <= _LEVEL_MAX_FRACTION * finer_size:
             binned.insert(0, level)
             finer_size = len(level[0])
@@ -608,7 +616,7 @@ def fit_colors(colors, counts, k, *, random_state, n_init, max_iter, tol, init="
     while binned and len(binned[0][0]) < _MIN_BINS_PER_CENTER * k:
         binned.pop(0)
     if not binned:
-        return fit_colors_exact(colors.astype(np.float64), w, k, random_state, n_init, max_iter, tol)
+        return fit_colors_exact(source.astype(np.float64), w, k, random_state, n_init, max_iter, tol)
     binned = [(_pad(m), wt, b) for m, wt, b in binned]
     means, weights, _ = binned[0]
     coarse_k = min(k, len(means))
@@ -647,7 +655,17 @@ def fit_colors(colors, counts, k, *, random_state, n_init, max_iter, tol, init="
         level_iter = min(max_iter, max(_LEVEL_MIN_ITER, _LEVEL_WORK // len(points)))
         centers, labels, inertia, n_iter = _lloyd(points, point_weights, centers, level_iter, tol_abs, guess=guess, min_iter=_FINE_MIN_ITER)
         total_iter += n_iter
-    return np.ascontiguousarray(centers[:, :n_channels]), labels, inertia, total_iter
+    return np.ascontiguousarray(centers[:, :n_features]), labels, inertia, total_iter
+
+
+def _bin_means(points, weights, bin_of_color, bin_weights):
+    """Count-weighted mean point of each coarse bin: points (M, D) float64,
+    weights (M,), bin_of_color (M,) -> (B, D) float64."""
+    n_bins = len(bin_weights)
+    means = np.empty((n_bins, points.shape[1]))
+    for c in range(points.shape[1]):
+        means[:, c] = np.bincount(bin_of_color, weights=weights * points[:, c], minlength=n_bins)
+    return means / bin_weights[:, None]
 
 
 def fit_colors_exact(X, w, k, random_state, n_init, max_iter, tol, init="k-means++"):
