@@ -2,7 +2,8 @@
 
     python benchmarks/fuzz_decoder.py [--seconds 600] [--seed 1] [--crashes DIR]
 
-Starts from valid files (real quantized photographs when a folder of images
+Starts from valid files, version 2 (the cm coder, optional fields) and
+version 1 (real quantized photographs when a folder of images
 is given with --images, plus small synthetic files of every mode and many K),
 mutates them (truncate, extend, flip bits, rewrite header fields, splice two
 files, with the CRC fixed up half of the time so the mutation reaches the
@@ -31,9 +32,10 @@ import numpy as np
 
 import kmq
 from kmq import KmqError
-from kmq._container import HEADER_SIZE, encode, read_header
+from kmq._container import HEADER_SIZE, _encode_v1, encode, read_header
 
-HEADER_FIELDS = [(8, 1), (9, 1), (10, 2), (12, 4), (16, 4), (20, 1), (21, 1), (22, 1), (23, 4)]
+# (27, 4) is version 2's optional-field length (a palette byte in version 1).
+HEADER_FIELDS = [(8, 1), (9, 1), (10, 2), (12, 4), (16, 4), (20, 1), (21, 1), (22, 1), (23, 4), (27, 4)]
 MAX_PIXELS = 1 << 22
 
 
@@ -45,12 +47,16 @@ def seed_files(images: Path | None, rng: np.random.Generator) -> list[bytes]:
             palette = rng.integers(0, 256, (k, channels), dtype=np.uint8)
             labels = rng.integers(0, k, (h, (w + 3) // 4))
             labels = np.repeat(labels, 4, axis=1)[:, :w]
-            files.append(encode(palette, labels.astype(np.uint16 if k > 256 else np.uint8), mode=mode))
+            labels = labels.astype(np.uint16 if k > 256 else np.uint8)
+            files.append(encode(palette, labels, mode=mode, icc_profile=b"profile" if k == 16 else None))
+            files.append(_encode_v1(palette, labels, mode=mode))
     if images is not None:
         for path in sorted(images.glob("*.png"))[:4]:
             crop = np.asarray(kmq._io.read_image(path).pixels)[:128, :128]
             for k in (4, 64, 300):
-                files.append(kmq.compress(crop, k, seed=0).to_bytes())
+                c = kmq.compress(crop, k, seed=0)
+                files.append(c.to_bytes())  # version 2, the cm coder
+                files.append(_encode_v1(c.palette, c.labels, mode=c.mode))
     return files
 
 

@@ -177,8 +177,8 @@ def test_roundtrip_k65536_all_indices() -> None:
 def test_k1_has_no_index_data() -> None:
     data = C.encode(np.array([[10, 20, 30]], np.uint8), np.zeros((5, 7), np.uint8), mode="RGB")
     hdr = C.read_header(data)
-    assert (hdr.bits_per_index, hdr.payload_length, hdr.coder) == (0, 0, "stored")
-    assert len(data) == 27 + 3 + 0 + 4
+    assert (hdr.version, hdr.bits_per_index, hdr.payload_length, hdr.coder) == (2, 0, 0, "stored")
+    assert len(data) == 31 + 3 + 0 + 4
     out = C.decode(data)
     np.testing.assert_array_equal(out.labels, np.zeros((5, 7), np.uint8))
     np.testing.assert_array_equal(out.pixels(), np.full((5, 7, 3), [10, 20, 30], np.uint8))
@@ -204,7 +204,7 @@ def test_decode_accepts_bytearray_and_memoryview() -> None:
 
 def test_encoder_keeps_smallest_candidate() -> None:
     labels = smooth_labels(40, 50, 16)
-    data = C.encode(np.zeros((16, 3), np.uint8), labels, mode="RGB")
+    data = C._encode_v1(np.zeros((16, 3), np.uint8), labels, mode="RGB")
     cands = C._candidates(labels, 4)
     assert {(c, p) for c, p, _ in cands} == {
         (0, True), (1, True), (2, True), (3, True), (0, False), (2, False), (3, False)
@@ -289,7 +289,7 @@ def test_worked_example_bytes() -> None:
             expected.append(int(tok, 16))
     palette = np.array([[0, 0, 0], [255, 128, 0], [0, 128, 255]], np.uint8)
     labels = np.array([[0, 1, 2], [2, 1, 0]])
-    data = C.encode(palette, labels, mode="RGB")
+    data = C._encode_v1(palette, labels, mode="RGB")
     assert data == bytes(expected)
     assert len(data) == 42
     assert data == build(palette=palette.tobytes(), labels=labels)  # independent writer
@@ -297,7 +297,7 @@ def test_worked_example_bytes() -> None:
     assert hdr.as_dict() == {
         "version": 1, "width": 3, "height": 2, "channels": 3, "mode": "RGB", "k": 3,
         "bits_per_index": 2, "coder_id": 0, "coder": "stored", "packed": True,
-        "payload_length": 2, "file_size": 42, "pixels": 6, "header_length": 27,
+        "payload_length": 2, "file_size": 42, "fields_length": 0, "pixels": 6, "header_length": 27,
         "palette_length": 9, "index_length": 2,
     }
     json.dumps(hdr.as_dict())
@@ -319,15 +319,15 @@ VALID = build()
         (b"\x89KMQ\n\x1a\n" + VALID[8:], r"text-mode transfer"),
         (MAGIC[:5], r"truncated \.kmq file: only 5 bytes, the header alone is 27"),
         (VALID[:20], r"truncated \.kmq file: only 20 bytes, the header alone is 27"),
-        (build(version=7), r"unsupported \.kmq version 7 \(this kmq reads version 1\)"),
-        (build(version=0), r"unsupported \.kmq version 0 \(this kmq reads version 1\)"),
+        (build(version=7), r"unsupported \.kmq version 7 \(this kmq reads versions 1 and 2\)"),
+        (build(version=0), r"unsupported \.kmq version 0 \(this kmq reads versions 1 and 2\)"),
         (build(channels=0, palette=b""), r"channels is 0, expected 1 \(L\), 2 \(LA\), 3 \(RGB\) or 4 \(RGBA\)"),
         (build(channels=5), r"channels is 5, expected 1 \(L\)"),
         (build(width=0, payload=b""), r"image size is 0x2, width and height must each be at least 1"),
         (build(height=0, payload=b""), r"image size is 3x0, width and height must each be at least 1"),
         (build(bits=3), r"bits per index is 3, but K = 3 colours need exactly 2"),
         (build(k=1, bits=1, payload=b"\x00\x00"), r"bits per index is 1, but K = 1 colours need exactly 0"),
-        (build(coder=4, payload=b"\x18\x90"), r"unknown coder id 4 \(known: 0 stored, 1 zlib, 2 bz2, 3 lzma2\)"),
+        (build(coder=4, payload=b"\x18\x90"), r"unknown coder id 4 for version 1 \(known: 0 stored, 1 zlib, 2 bz2, 3 lzma2\)"),
         (build(flags=0x81, payload=b"\x18\x90"), r"flags byte is 0x81; reserved bits 0x80 must be zero"),
         (build(payload=b"\x18\x90\x00"), r"stored \(uncoded\) payload is 3 bytes, but 3x2 2-bit packed indices take exactly 2"),
         (build(flags=0, payload=b"\x00" * 5), r"payload is 5 bytes, but 3x2 unpacked indices take exactly 6"),
@@ -358,8 +358,8 @@ def test_crc_covers_every_byte() -> None:
 def test_read_header_checks_fields_but_not_crc() -> None:
     hdr = C.read_header(build(crc=0))
     assert (hdr.width, hdr.height, hdr.k, hdr.mode) == (3, 2, 3, "RGB")
-    with pytest.raises(DecodeError, match="unsupported .kmq version 2"):
-        C.read_header(build(version=2))
+    with pytest.raises(DecodeError, match="unsupported .kmq version 3"):
+        C.read_header(build(version=3))
     with pytest.raises(DecodeError, match="unexpected bytes after the CRC-32"):
         C.read_header(VALID + b"!")
 

@@ -40,7 +40,7 @@ def test_median_inertia_within_half_a_percent_of_sklearn(name, k):
     X = pixels.reshape(-1, 3).astype(np.float64)
     ours, theirs = [], []
     for seed in SEEDS:
-        q = ColorQuantizer(k, seed=seed)
+        q = ColorQuantizer(k, seed=seed, space="rgb")  # the RGB engine against scikit-learn
         labels = q.fit_transform(pixels)
         # The reported inertia is exactly the SSE of the palette image.
         assert q.inertia_ == pixel_sse(pixels, q.palette_, labels)

@@ -1,6 +1,8 @@
 """Property-based fuzzing of the .kmq decoder (Hypothesis, seeded).
 
-Valid files of every mode, several K and both index layouts are mutated —
+Valid files (version 2, coded by the cm coder or stored, with and without
+an optional field, and version 1) of every mode, several K and both index
+layouts are mutated —
 truncated, extended, bytes flipped, header fields rewritten — with the CRC
 either left alone or fixed up so the mutation reaches the checks behind it.
 Decoding must then either return an image of the shape its header declares
@@ -24,12 +26,13 @@ from hypothesis import strategies as st
 
 import kmq
 from kmq import KmqError
-from kmq._container import HEADER_SIZE, encode, read_header
+from kmq._container import HEADER_SIZE, _encode_v1, encode, read_header
 
 # (offset, size) of each header field after the magic (FORMAT.md).
-HEADER_FIELDS = [(8, 1), (9, 1), (10, 2), (12, 4), (16, 4), (20, 1), (21, 1), (22, 1), (23, 4)]
+# (27, 4) is version 2's optional-field length (a palette byte in version 1).
+HEADER_FIELDS = [(8, 1), (9, 1), (10, 2), (12, 4), (16, 4), (20, 1), (21, 1), (22, 1), (23, 4), (27, 4)]
 # Keep a runaway decode bounded while fuzzing: no case may claim more.
-FUZZ_MAX_PIXELS = 1 << 22
+FUZZ_MAX_PIXELS = 1 << 20
 
 
 def _seed_files() -> list[bytes]:
@@ -42,7 +45,14 @@ def _seed_files() -> list[bytes]:
                 labels = np.repeat(rng.integers(0, k, (h, (w + 3) // 4)), 4, axis=1)[:, :w]
             else:
                 labels = rng.integers(0, k, (h, w))
-            files.append(encode(palette, labels.astype(np.uint16 if k > 256 else np.uint8), mode=mode))
+            labels = labels.astype(np.uint16 if k > 256 else np.uint8)
+            files.append(encode(palette, labels, mode=mode))  # version 2, mostly the cm coder
+            if mode in ("L", "RGB"):
+                files.append(_encode_v1(palette, labels, mode=mode))
+    # Version 2 with an optional field (an ICC profile).
+    palette = rng.integers(0, 256, (16, 3), dtype=np.uint8)
+    labels = np.repeat(rng.integers(0, 16, (9, 4)), 4, axis=1)
+    files.append(encode(palette, labels, mode="RGB", icc_profile=bytes(rng.integers(0, 256, 40, dtype=np.uint8))))
     return files
 
 
@@ -81,7 +91,7 @@ def mutated_files(draw):
 
 
 @settings(
-    max_examples=400,
+    max_examples=600,
     derandomize=True,
     database=None,
     deadline=timedelta(seconds=10),
@@ -109,7 +119,8 @@ def test_seed_files_are_valid(data):
 
 def test_every_truncation_and_every_single_byte_flip_of_one_file():
     """Exhaustive over one small file: no mutation escapes as a foreign error."""
-    data = SEEDS[3 * 7 + 3]  # RGB, K=16, 9x13
+    data = SEEDS[-1]  # version 2, cm coder, RGB, K=16, 9x16, with an ICC profile
+    assert read_header(data).coder == "cm" and read_header(data).fields_length == 48
     outcomes = {"decoded": 0, "refused": 0}
     variants = [data[:cut] for cut in range(len(data))]
     variants += [data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1 :] for i in range(len(data))]

@@ -148,7 +148,7 @@ def test_animated_inputs_use_the_first_frame(capsys, in_tmp, fmt, options):
     assert code == 0, err
     import json
 
-    assert "animated image with 2 frames: only the first frame was used" in json.loads(out)["notes"]
+    assert "animated image with 2 frames: only the first frame was used" in json.loads(out)[0]["notes"]
     assert Image.open("first.png").convert("RGB").getpixel((3, 3)) == (255, 0, 0)
 
 

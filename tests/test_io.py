@@ -219,7 +219,9 @@ def test_pil_image_and_arrays():
 @pytest.mark.parametrize(
     "array, message",
     [
-        (np.zeros((2, 2, 3), np.float32), r"floating-point image array \(float32\).*astype\(np\.uint8\)"),
+        (np.full((2, 2, 3), 2.0, np.float32), r"floating-point image array must hold values in \[0, 1\], got 2\.\.2"),
+        (np.full((2, 2, 3), np.nan, np.float32), r"floating-point image array holds NaN or infinity"),
+        (np.zeros((10, 3), np.uint8), r"shape \(10, 3\): that is a list of 3-D points, not an image; cluster points with kmq\.KMeans"),
         (np.zeros((2, 2, 5), np.uint8), r"shape \(H, W\) or \(H, W, C\) with C in 1\.\.4, got shape \(2, 2, 5\)"),
         (np.full((2, 2), 300, np.int32), r"values in 0\.\.255, got 300\.\.300"),
         (np.zeros(4, np.uint8), r"got shape \(4,\)"),
@@ -309,6 +311,8 @@ def test_write_atomic_failure_leaves_nothing(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", broken_replace)
-    with pytest.raises(Exception, match=r"cannot write .*out\.bin: No space left on device"):
-        write_atomic(target, b"data")
-    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(os, "link", broken_replace)  # the move without --force
+    for force in (False, True):
+        with pytest.raises(Exception, match=r"cannot write .*out\.bin: No space left on device"):
+            write_atomic(target, b"data", force=force)
+        assert list(tmp_path.iterdir()) == []

@@ -152,7 +152,12 @@ def test_scatter_draws_the_sample_and_the_centroids(photo):
     assert [ax.name for ax in fig.axes] == ["3d", "3d"]
     kmq.plot.render_figure(fig)  # 3-D collections settle their colours (depth-sorted) when drawn
     for ax in fig.axes:
-        points, centroids = ax.collections
+        points, halo, centroids = ax.collections
+        # Drawn in order, not depth-sorted: the centroids (and their white
+        # halo) above every point.
+        assert ax.computed_zorder is False
+        assert points.get_zorder() < halo.get_zorder() < centroids.get_zorder()
+        assert len(halo.get_offsets()) == len(centroids.get_offsets()) == compressed.k
         assert len(points.get_offsets()) == 500
         drawn = np.round(centroids.get_facecolors()[:, :3] * 255).astype(int)
         assert sorted(map(tuple, drawn)) == sorted(map(tuple, compressed.palette.astype(int)))
@@ -392,3 +397,24 @@ def test_psnr_in_titles_matches_the_metrics_module(photo):
     compressed = kmq.compress(photo, 16, seed=0)
     title = image_axes(kmq.plot.compare(compressed))[1].get_title()
     assert f"{psnr(photo, compressed.reconstruct()):.1f} dB" in title
+
+
+def test_palette_of_rgba_shows_transparency_on_a_checkerboard(photo):
+    rgba = np.dstack([photo, np.full(photo.shape[:2], 255, np.uint8)])
+    rgba[:, :40, 3] = 0
+    rgba[:, 40:80, 3] = 120
+    compressed = kmq.compress(rgba, 4, seed=0)
+    fig = kmq.plot.palette(compressed)
+    ax = fig.axes[0]
+    [checker] = ax.images
+    assert checker.get_zorder() < min(p.get_zorder() for p in ax.patches)
+    assert len(np.unique(checker.get_array())) == 2  # two shades of grey
+    alphas = sorted({round(p.get_facecolor()[3] * 255) for p in ax.patches})
+    assert alphas == sorted(set(compressed.palette[:, 3].tolist()))
+    labels = [t.get_text() for t in ax.texts]
+    shares = np.bincount(compressed.labels.ravel(), minlength=compressed.k) / compressed.labels.size * 100
+    transparent = int(np.flatnonzero(compressed.palette[:, 3] == 0)[0])
+    assert f"#000000 α0\n{shares[transparent]:.1f} %" in labels
+    assert "checkerboard" in ax.get_xlabel()
+    opaque = kmq.plot.palette(kmq.compress(photo, 4, seed=0))
+    assert len(opaque.axes[0].images) == 0 and "checkerboard" not in opaque.axes[0].get_xlabel()

@@ -14,7 +14,8 @@ from kmq import ColorQuantizer, OutputError, UsageError
 
 @pytest.fixture(scope="module")
 def compressed16(photo):
-    return kmq.compress(photo, 16, seed=0)
+    # The RGB engine: k-means and mapping on sRGB values, undithered.
+    return kmq.compress(photo, 16, seed=0, space="rgb", dither=0)
 
 
 def test_compress_shapes_and_types(photo, compressed16):
@@ -25,7 +26,8 @@ def test_compress_shapes_and_types(photo, compressed16):
     assert len(np.unique(c.labels)) == 16
     assert c.reconstruct().shape == photo.shape
     np.testing.assert_array_equal(c.reconstruct(), c.palette[c.labels])
-    assert c.to_pil().mode == "RGB"
+    assert c.to_pil().mode == "P"  # K <= 256: the palette image
+    np.testing.assert_array_equal(np.asarray(c.to_pil().convert("RGB")), c.reconstruct())
 
 
 def test_every_pixel_maps_to_its_nearest_palette_entry(photo, compressed16):
@@ -56,7 +58,7 @@ def test_lossless_when_k_covers_the_colours():
 
 def test_k_one_gives_the_mean_colour():
     image = np.array([[[0, 0, 0], [10, 20, 30]]], np.uint8)
-    c = kmq.compress(image, 1, seed=0)
+    c = kmq.compress(image, 1, seed=0, space="rgb")
     assert c.palette.tolist() == [[5, 10, 15]]
     assert c.labels.tolist() == [[0, 0]]
 
@@ -146,12 +148,23 @@ def test_gif_keeps_binary_transparency():
     assert (decoded[:, :3, 3] == 0).all() and (decoded[:, 3:] == (255, 0, 0, 255)).all()
 
 
-def test_gif_refuses_partial_alpha():
+def test_gif_thresholds_soft_alpha():
+    # Alphas 0, 60, 128 and 255: GIF keeps one transparent index; below the
+    # threshold (default 128) is transparent, the rest opaque.
     rgba = np.zeros((4, 4, 4), np.uint8)
-    rgba[..., 3] = 128
-    c = kmq.compress(rgba, 2, seed=0)
-    with pytest.raises(OutputError, match=r"GIF has only on/off transparency"):
-        c.to_bytes("gif")
+    rgba[:, :, :3] = (200, 10, 10)
+    rgba[:, 0, 3], rgba[:, 1, 3], rgba[:, 2, 3], rgba[:, 3, 3] = 0, 60, 128, 255
+    c = kmq.compress(rgba, 4, seed=0)
+    assert c.lossless and sorted(c.palette[:, 3].tolist()) == [0, 60, 128, 255]
+
+    def alpha_of(data):
+        return np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))[0, :, 3].tolist()
+
+    assert alpha_of(c.to_bytes("gif")) == [0, 0, 255, 255]
+    assert alpha_of(c.to_bytes("gif", alpha_threshold=200)) == [0, 0, 0, 255]
+    assert alpha_of(c.to_bytes("gif", alpha_threshold=0)) == [255, 255, 255, 255]
+    with pytest.raises(kmq.UsageError, match=r"alpha threshold must be a whole number from 0 to 255, got 256"):
+        c.to_bytes("gif", alpha_threshold=256)
 
 
 def test_palette_formats_need_k_at_most_256(photo):
@@ -218,7 +231,7 @@ def test_compressed_equality_and_repr(compressed16):
 
 
 def test_metrics_match_the_kmeans_inertia(photo):
-    c = kmq.compress(photo, 16, seed=0)
+    c = kmq.compress(photo, 16, seed=0, space="rgb", dither=0)
     m = c.metrics()
     n = photo.shape[0] * photo.shape[1]
     # The distortion J is the pixel-space inertia of the uint8 palette per pixel.

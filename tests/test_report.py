@@ -8,6 +8,7 @@ import io
 import re
 from html.parser import HTMLParser
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -71,9 +72,9 @@ def report_page(report_sweep):
 
 def test_report_embeds_one_png_per_figure(report_page):
     page = parse(report_page)
-    images = [attrs for tag, attrs in page.tags if tag == "img"]
+    images = [attrs for tag, attrs in page.tags if tag == "img" and not attrs["alt"].endswith("1:1 crop")]
     assert len(images) == len(FIGURE_IDS)
-    figure_ids = [attrs.get("id") for tag, attrs in page.tags if tag == "figure"]
+    figure_ids = [attrs.get("id") for tag, attrs in page.tags if tag == "figure" and attrs.get("id")]
     assert figure_ids == FIGURE_IDS
     for attrs in images:
         assert attrs["src"].startswith("data:image/png;base64,")
@@ -191,3 +192,25 @@ def test_progress_bar_pads_over_longer_lines():
     silent = io.StringIO()
     ProgressBar(silent, enabled=False)(1, 2, 4)
     assert silent.getvalue() == ""
+
+
+def test_report_shows_1_to_1_crops_of_the_original_and_each_k(report_sweep, report_page, photo):
+    from kmq.plot._report import crop_box
+
+    crops = [attrs for tag, attrs in parse(report_page).tags if tag == "img" and attrs["alt"].endswith("1:1 crop")]
+    assert [a["alt"] for a in crops] == ["original, 1:1 crop"] + [f"K = {k}, 1:1 crop" for k in (2, 4, 16, 64)]
+    top, left, bottom, right = crop_box(*photo.shape[:2])
+    for attrs, expected in zip(crops, [photo] + [r.compressed.reconstruct() for r in report_sweep.results]):
+        image = np.asarray(Image.open(io.BytesIO(base64.b64decode(attrs["src"].split(",", 1)[1]))))
+        # Exact pixels, shown at their own size (width/height = the crop's).
+        np.testing.assert_array_equal(image, expected[top:bottom, left:right])
+        assert (int(attrs["width"]), int(attrs["height"])) == (right - left, bottom - top)
+    assert "image-rendering: pixelated" in report_page
+
+
+def test_report_table_scrolls_on_a_narrow_screen(report_page):
+    tags = parse(report_page).tags
+    table = next(i for i, (tag, _) in enumerate(tags) if tag == "table")
+    assert tags[table - 1] == ("div", {"class": "table-wrap"})
+    assert re.search(r"\.table-wrap \{[^}]*overflow-x: auto", report_page)
+    assert re.search(r"\.table-wrap table \{[^}]*min-width: 760px", report_page)

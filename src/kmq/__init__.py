@@ -13,7 +13,7 @@ compiled kernels) -> encode/write (``_container``, ``_io``), orchestrated by
 """
 
 from . import metrics
-from ._errors import DecodeError, InputError, KmqError, LimitError, OutputError, UsageError
+from ._errors import DecodeError, InputError, KmqError, LimitError, NotFittedError, OutputError, UsageError
 from ._io import DEFAULT_MAX_PIXELS, sample_image_path
 from ._engine.kmeans import KMeans, kmeans_plusplus
 from ._quantize import ColorQuantizer, Compressed, compress, decompress, load
@@ -37,6 +37,7 @@ __all__ = [
     "DecodeError",
     "OutputError",
     "LimitError",
+    "NotFittedError",
 ]
 
 

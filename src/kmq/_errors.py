@@ -16,6 +16,7 @@ __all__ = [
     "DecodeError",
     "OutputError",
     "LimitError",
+    "NotFittedError",
     "EXIT_OK",
     "EXIT_INTERNAL",
     "EXIT_INTERRUPTED",
@@ -72,3 +73,9 @@ class LimitError(KmqError, ValueError):
     ``--max-pixels`` if the file is trusted."""
 
     exit_code = 6
+
+
+class NotFittedError(UsageError, AttributeError):
+    """An estimator was used before ``fit``. Like scikit-learn's
+    ``NotFittedError``, it is both a ValueError and an AttributeError (so
+    ``hasattr``-style checks and scikit-learn's own tests accept it)."""

@@ -29,14 +29,19 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # The modes kmq works in (by channel count) and the pixel limit are the
 # container's: one definition for reading images and reading .kmq files.
 from ._container import DEFAULT_MAX_PIXELS, MODES
-from ._errors import DecodeError, InputError, LimitError, OutputError, UsageError
+from ._errors import DecodeError, InputError, KmqError, LimitError, OutputError, UsageError
 
 __all__ = [
     "SourceImage",
     "read_image",
     "read_source_bytes",
+    "download",
+    "check_max_pixels",
+    "DEFAULT_URL_TIMEOUT",
     "encode_export",
     "write_atomic",
+    "write_stdout",
+    "remove_stale_temporaries",
     "check_output",
     "format_for_path",
     "EXPORT_FORMATS",
@@ -65,17 +70,130 @@ EXPORT_FORMATS = {
 #: Formats that store palette indices, hence need K <= 256.
 PALETTE_FORMATS = frozenset({"png", "gif"})
 
-_URL_TIMEOUT_S = 30
 #: Most bytes read from a source whose size is not known in advance: a URL,
 #: stdin, a named pipe, a device (``/dev/zero`` never ends). Regular files
 #: are bounded by their size (and every image by ``max_pixels``).
 DEFAULT_MAX_INPUT_BYTES = 256 << 20
-_MAX_URL_BYTES = DEFAULT_MAX_INPUT_BYTES
 #: A named pipe given by path must deliver data within this many seconds
 #: (waiting for its writer, then between reads), as a URL must answer within
-#: _URL_TIMEOUT_S: a pipe nobody writes to would otherwise block for ever.
+#: its deadline: a pipe nobody writes to would otherwise block for ever.
 _PIPE_TIMEOUT_S = 30
 _READ_CHUNK = 1 << 20
+#: Deadline of a whole download (connecting, headers and body), seconds.
+DEFAULT_URL_TIMEOUT = 60.0
+_MAX_REDIRECTS = 10
+
+
+def download(url: str, *, timeout: float | None = None, max_bytes: int | None = DEFAULT_MAX_INPUT_BYTES) -> bytes:
+    """The body of an ``http(s)://`` URL, within an overall deadline.
+
+    ``timeout`` (seconds, default :data:`DEFAULT_URL_TIMEOUT`) bounds the
+    whole download, not each read: a server that drips one byte a second
+    is cut off at the deadline. Redirects are followed to http(s) URLs
+    only, at most 10. A body shorter than its Content-Length, a malformed
+    status line or header, too many headers or a broken chunked body is an
+    InputError, as is a body over ``max_bytes`` (None: no cap).
+    """
+    import threading
+
+    timeout = DEFAULT_URL_TIMEOUT if timeout is None else float(timeout)
+    if not timeout > 0:
+        raise UsageError(f"the download timeout must be a number of seconds > 0, got {timeout!r}")
+    # The download runs in a daemon thread so that the deadline holds
+    # whatever the server does (urllib's timeout applies to each socket
+    # operation, which a dripping server resets byte by byte); at the
+    # deadline the connection is closed under the reader.
+    box: dict = {}
+    state = {"response": None, "cancelled": False}
+
+    def work():
+        try:
+            box["data"] = _download_now(url, timeout, state, max_bytes)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            box["error"] = exc
+
+    thread = threading.Thread(target=work, name="kmq-download", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        state["cancelled"] = True
+        response = state["response"]
+        if response is not None:
+            with contextlib.suppress(Exception):
+                response.close()
+        raise InputError(f"cannot download {url}: no complete answer within {timeout:g} s (--timeout)")
+    if "error" in box:
+        raise box["error"]
+    return box["data"]
+
+
+def _download_now(url: str, timeout: float, state: dict, max_bytes: int | None) -> bytes:
+    import http.client  # here, not at the top: 20 ms of every start-up
+    import urllib.error
+    import urllib.request
+
+    class Redirects(urllib.request.HTTPRedirectHandler):
+        max_redirections = _MAX_REDIRECTS
+
+        def http_error_302(self, req, fp, code, msg, headers):
+            import urllib.parse
+
+            location = headers.get("location") or headers.get("uri")
+            if location:
+                target = urllib.parse.urljoin(req.full_url, location.strip())
+                scheme = urllib.parse.urlsplit(target).scheme.lower()
+                if scheme not in ("http", "https"):
+                    raise InputError(
+                        f"cannot download {url}: redirected to {scheme!r}, not http(s); "
+                        "kmq follows http(s) redirects only"
+                    )
+            return super().http_error_302(req, fp, code, msg, headers)
+
+        http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+    opener = urllib.request.build_opener(Redirects)
+    try:
+        request = urllib.request.Request(url, headers={"User-Agent": "kmq"})
+        with opener.open(request, timeout=timeout) as response:
+            state["response"] = response
+            expected = response.headers.get("Content-Length")
+            chunks, size = [], 0
+            while True:
+                chunk = response.read(1 << 16)
+                if not chunk or state["cancelled"]:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+                if max_bytes is not None and size > max_bytes:
+                    raise InputError(f"cannot download {url}: larger than {_describe_bytes(max_bytes)} (--max-input-bytes)")
+            data = b"".join(chunks)
+    except KmqError:
+        raise
+    except urllib.error.HTTPError as exc:
+        if 300 <= exc.code < 400:
+            raise InputError(f"cannot download {url}: too many redirects or a redirect loop (HTTP {exc.code})") from None
+        raise InputError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from None
+    except http.client.IncompleteRead as exc:
+        raise InputError(f"cannot download {url}: incomplete download ({len(exc.partial):,} bytes, then the connection closed)") from None
+    except http.client.LineTooLong:
+        raise InputError(f"cannot download {url}: the server sent a header line too long") from None
+    except http.client.HTTPException as exc:
+        what = type(exc).__name__
+        detail = {
+            "BadStatusLine": "the server's answer is not HTTP",
+            "RemoteDisconnected": "the server closed the connection without an answer",
+        }.get(what, f"malformed HTTP answer ({what}: {exc})".replace(": )", ")"))
+        if "headers" in str(exc) and what == "HTTPException":
+            detail = f"malformed HTTP answer: {exc}"
+        raise InputError(f"cannot download {url}: {detail}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise InputError(f"cannot download {url}: {reason}") from None
+    if expected is not None and expected.strip().isdigit() and len(data) < int(expected):
+        raise InputError(
+            f"cannot download {url}: incomplete download ({len(data):,} of {int(expected):,} bytes, then the connection closed)"
+        )
+    return data
 
 
 def sample_image_path() -> Path:
@@ -100,6 +218,9 @@ class SourceImage:
         Pillow's name of the input's format (PNG, JPEG, ...).
     notes : list of str
         Conversions applied, in words for the report.
+    icc_profile : bytes or None
+        The input's embedded ICC colour profile (Pillow's
+        ``info["icc_profile"]``), kept for the outputs that can carry one.
     """
 
     pixels: np.ndarray
@@ -109,6 +230,7 @@ class SourceImage:
     format: str | None = None
     notes: list[str] = field(default_factory=list)
     path: Path | None = None
+    icc_profile: bytes | None = None
 
 
 def _is_url(source: str) -> bool:
@@ -116,7 +238,7 @@ def _is_url(source: str) -> bool:
 
 
 def read_source_bytes(
-    source: str | os.PathLike, *, max_bytes: int | None = DEFAULT_MAX_INPUT_BYTES
+    source: str | os.PathLike, *, max_bytes: int | None = DEFAULT_MAX_INPUT_BYTES, timeout: float | None = None
 ) -> tuple[bytes, str, Path | None]:
     """Read the raw bytes of a path, URL or ``-`` (stdin).
 
@@ -125,27 +247,16 @@ def read_source_bytes(
     is kept. None: no cap. Regular files are read whole.
 
     Returns ``(data, name, path)``; path is None for a URL or stdin.
-    Raises InputError when the source cannot be reached or is over the cap.
+    ``timeout`` is the whole download's deadline in seconds for a URL
+    (default :data:`DEFAULT_URL_TIMEOUT`). Raises InputError when the source
+    cannot be reached or is over the cap.
     """
     if isinstance(source, str) and source == "-":
+        if sys.stdin is None:
+            raise InputError("cannot read standard input: it is closed")
         return _read_capped(sys.stdin.buffer.read, "<stdin>", max_bytes), "<stdin>", None
     if isinstance(source, str) and _is_url(source):
-        import urllib.error  # here, not at the top: 20 ms of every start-up
-        import urllib.request
-
-        try:
-            request = urllib.request.Request(source, headers={"User-Agent": "kmq"})
-            with urllib.request.urlopen(request, timeout=_URL_TIMEOUT_S) as response:
-                data = response.read(_MAX_URL_BYTES + 1 if max_bytes is None else max_bytes + 1)
-        except urllib.error.HTTPError as exc:
-            raise InputError(f"cannot download {source}: HTTP {exc.code} {exc.reason}") from None
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise InputError(f"cannot download {source}: {reason}") from None
-        limit = _MAX_URL_BYTES if max_bytes is None else max_bytes
-        if len(data) > limit:
-            raise InputError(f"cannot download {source}: larger than {_describe_bytes(limit)} (--max-input-bytes)")
-        return data, source, None
+        return download(source, timeout=timeout, max_bytes=max_bytes), source, None
     path = Path(source)
     try:
         if path.is_dir():
@@ -225,8 +336,26 @@ def _read_special(path: Path, kind: int, max_bytes: int | None) -> bytes:
         os.close(fd)
 
 
+def check_max_pixels(max_pixels) -> int | None:
+    """``max_pixels`` as given to the API: None (no limit) or an int >= 1.
+
+    0 and negative numbers are refused (UsageError): in the API "no limit"
+    is None (``--max-pixels 0`` is the command line's spelling of it).
+    """
+    if max_pixels is None:
+        return None
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or max_pixels < 1:
+        raise UsageError(f"max_pixels must be a whole number >= 1, or None for no limit, got {max_pixels!r}")
+    return int(max_pixels)
+
+
 def read_image(
-    source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, max_input_bytes: int | None = DEFAULT_MAX_INPUT_BYTES
+    source,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_input_bytes: int | None = DEFAULT_MAX_INPUT_BYTES,
+    timeout: float | None = None,
+    name: str | None = None,
 ) -> SourceImage:
     """Read and normalise an image.
 
@@ -236,26 +365,35 @@ def read_image(
         A file path, an ``http(s)://`` URL, ``"-"`` for stdin, the encoded
         bytes of an image file, a Pillow image, or an array of shape (H, W)
         or (H, W, C) with C in 1..4 and dtype uint8 (other integer dtypes
-        in 0..255 and uint16 are accepted; uint16 is reduced to 8 bits).
+        in 0..255 and uint16 are accepted; uint16 is reduced to 8 bits;
+        floats in [0, 1] are scaled, ``round(x * 255)``). An (N, 3) or
+        (N, 4) array is taken for points, not an image: UsageError.
     max_pixels : int or None
-        Refuse images with more pixels than this (LimitError); None: no limit.
+        Refuse images with more pixels than this (LimitError); None: no
+        limit. 0 or less is a UsageError.
     max_input_bytes : int or None
         Most bytes read from a URL, stdin, a pipe or a device (InputError
         beyond); None: no cap.
+    timeout : float, optional
+        Deadline of a URL's whole download, seconds (default 60).
+    name : str, optional
+        What to call encoded bytes in messages and ``SourceImage.name``
+        (e.g. the name of an uploaded file); default ``<bytes>``.
 
     Returns
     -------
     SourceImage
     """
+    max_pixels = check_max_pixels(max_pixels)
     if isinstance(source, np.ndarray):
         return _from_array(source, max_pixels)
     if isinstance(source, Image.Image):
         return _from_pil(source, "<PIL.Image>", None, max_pixels)
     if isinstance(source, (bytes, bytearray, memoryview)):
-        data, name, path = bytes(source), "<bytes>", None
+        data, name, path = bytes(source), name or "<bytes>", None
     elif isinstance(source, (str, os.PathLike)):
         data, name, path = read_source_bytes(
-            os.fspath(source) if not isinstance(source, str) else source, max_bytes=max_input_bytes
+            os.fspath(source) if not isinstance(source, str) else source, max_bytes=max_input_bytes, timeout=timeout
         )
     else:
         raise UsageError(
@@ -313,7 +451,8 @@ def _from_pil(pil: Image.Image, name: str, path: Path | None, max_pixels: int | 
         with _pillow_limit_lifted():
             pil.load()
         exif_orientation = pil.getexif().get(0x0112, 1) if hasattr(pil, "getexif") else 1
-        if exif_orientation not in (1, None):
+        # Values outside 1..8 mean nothing (EXIF defines 1..8): ignored.
+        if isinstance(exif_orientation, int) and 2 <= exif_orientation <= 8:
             pil = ImageOps.exif_transpose(pil)
             notes.append(f"EXIF orientation {exif_orientation} applied")
         pixels, mode, conversion = _to_uint8(pil)
@@ -323,11 +462,13 @@ def _from_pil(pil: Image.Image, name: str, path: Path | None, max_pixels: int | 
         notes.append("16-bit image reduced to 8 bits per channel")
     if conversion:
         notes.append(conversion)
-    return SourceImage(pixels, mode, name, format=fmt, notes=notes, path=path)
+    icc = pil.info.get("icc_profile")
+    icc = bytes(icc) if isinstance(icc, (bytes, bytearray)) and icc else None
+    return SourceImage(pixels, mode, name, format=fmt, notes=notes, path=path, icc_profile=icc)
 
 
 def _is_16_bit(pil: Image.Image) -> bool:
-    if pil.mode.startswith("I;16") or pil.mode == "I":
+    if pil.mode.startswith("I;16"):
         return True
     if pil.format == "PNG":
         # Pillow silently reduces 16-bit RGB(A) PNGs to 8 bits on load.
@@ -336,7 +477,8 @@ def _is_16_bit(pil: Image.Image) -> bool:
         bits = pil.tag_v2.get(258)
         if bits:
             bits = bits if isinstance(bits, tuple) else (bits,)
-            return max(bits) > 8
+            # 32-bit integer and float samples are not "16-bit" (mode I, F).
+            return pil.mode not in ("I", "F") and 8 < max(bits) <= 16 or pil.mode.startswith("I;16")
     return False
 
 
@@ -382,7 +524,19 @@ def _to_uint8(pil: Image.Image) -> tuple[np.ndarray, str, str | None]:
         return _as_hwc(np.clip(values, 0, 255).astype(np.uint8)), "L", None
     if mode == "F":
         values = np.asarray(pil)
-        return _as_hwc(np.clip(np.rint(values), 0, 255).astype(np.uint8)), "L", "32-bit float image clipped to 0..255"
+        if not np.isfinite(values).all():
+            raise ValueError("the floating-point image holds NaN or infinity")
+        low, high = float(values.min(initial=0.0)), float(values.max(initial=0.0))
+        if 0.0 <= low and high <= 1.0:
+            # Float data in [0, 1], as scientific TIFFs store it.
+            return _as_hwc(np.rint(values * 255.0).astype(np.uint8)), "L", "floating-point image in [0, 1] scaled to 0..255"
+        if 0.0 <= low and high <= 255.0:
+            return _as_hwc(np.rint(values).astype(np.uint8)), "L", "floating-point image rounded to 0..255"
+        return (
+            _as_hwc(np.clip(np.rint(values), 0, 255).astype(np.uint8)),
+            "L",
+            f"floating-point image with values {low:g}..{high:g} clipped to 0..255",
+        )
     # CMYK, YCbCr, LAB, HSV: quantize in the RGB a viewer shows.
     return _as_hwc(np.asarray(pil.convert("RGB"))), "RGB", f"{mode} image converted to RGB"
 
@@ -396,6 +550,11 @@ def _as_hwc(array: np.ndarray) -> np.ndarray:
 def _from_array(array: np.ndarray, max_pixels: int | None) -> SourceImage:
     name = "<array>"
     notes: list[str] = []
+    if array.ndim == 2 and array.shape[1] in (3, 4) and array.shape[0] > 4:
+        raise UsageError(
+            f"got an array of shape {array.shape}: that is a list of {array.shape[1]}-D points, not an image; "
+            "cluster points with kmq.KMeans (a grey image 3 or 4 pixels wide: give it as shape (H, W, 1))"
+        )
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3 or not 1 <= array.shape[2] <= 4:
@@ -416,10 +575,17 @@ def _from_array(array: np.ndarray, max_pixels: int | None) -> SourceImage:
             )
         array = array.astype(np.uint8, copy=False)
     elif np.issubdtype(array.dtype, np.floating):
-        raise UsageError(
-            f"got a floating-point image array ({array.dtype}); kmq takes uint8 pixels: "
-            "use (image * 255).round().astype(np.uint8) for values in 0..1"
-        )
+        # What matplotlib's imread and skimage's img_as_float give: floats in
+        # [0, 1], scaled to uint8 with rounding (round(x * 255)).
+        if not np.isfinite(array).all():
+            raise UsageError("the floating-point image array holds NaN or infinity")
+        if array.size and (array.min() < 0 or array.max() > 1):
+            raise UsageError(
+                f"a floating-point image array must hold values in [0, 1], got {array.min():g}..{array.max():g}; "
+                "for values in 0..255 give array.round().astype(np.uint8)"
+            )
+        array = np.rint(array.astype(np.float64) * 255.0).astype(np.uint8)
+        notes.append("floating-point image in [0, 1] scaled to 0..255")
     else:
         raise UsageError(f"unsupported image array dtype {array.dtype}; give uint8")
     pixels = np.ascontiguousarray(array, dtype=np.uint8)
@@ -453,7 +619,60 @@ def _format_list() -> str:
     return ", ".join(sorted(EXPORT_FORMATS))
 
 
-def encode_export(palette: np.ndarray, labels: np.ndarray, mode: str, fmt: str) -> bytes:
+#: GIF's default cut between transparent and opaque (alpha below it:
+#: transparent).
+DEFAULT_ALPHA_THRESHOLD = 128
+
+
+#: Export formats that carry an ICC profile (GIF and BMP cannot).
+ICC_FORMATS = frozenset({"png", "webp", "jpeg", "tiff"})
+
+
+#: PNG effort levels (``effort=``, CLI ``-O/--effort``): the (zlib level,
+#: memLevel) settings tried for the IDAT stream, the smallest kept; the top
+#: level then runs oxipng on it (the ``png`` extra). Measured on kmq's K = 16 / 64 / 256 outputs of 8 Kodak images
+#: (bytes of the IDAT stream, filter 0, colour order of _palette_order):
+#: level 6 658,031 / 1,206,481 / 1,901,654; level 9 with memLevel 9
+#: 655,684 / 1,202,693 / 1,913,545 at 1.2-3x the time. Filters Sub, Up and
+#: Paeth were 3-13 % larger at every K (palette indices are labels, not
+#: magnitudes) and Z_FILTERED 2-10 % larger, Z_RLE 13-22 %, so every
+#: effort writes filter 0 with the default strategy. docs/benchmarks.md
+#: has the whole-file figures.
+PNG_EFFORTS = {0: ((1, 8),), 1: ((6, 8),), 2: ((9, 9), (6, 8)), 3: ((9, 9), (6, 8))}
+#: Default PNG effort: today's speed (level 6).
+DEFAULT_PNG_EFFORT = 1
+MAX_PNG_EFFORT = max(PNG_EFFORTS)
+
+
+def check_effort(effort) -> int:
+    """Validate a PNG effort level (an int 0..MAX_PNG_EFFORT)."""
+    if isinstance(effort, bool) or not isinstance(effort, (int, np.integer)) or effort not in PNG_EFFORTS:
+        raise UsageError(f"effort must be an integer 0..{MAX_PNG_EFFORT}, got {effort!r}")
+    return int(effort)
+
+
+def _oxipng_optimize(png: bytes) -> bytes:
+    """oxipng's strongest preset (``oxipng -o max``) on a PNG, or its input if smaller."""
+    try:
+        import oxipng
+    except ImportError:
+        raise UsageError(
+            f"PNG effort {MAX_PNG_EFFORT} needs pyoxipng: pip install 'kmq[png]'"
+        ) from None
+    out = oxipng.optimize_from_memory(png, level=6)
+    return out if len(out) < len(png) else png
+
+
+def encode_export(
+    palette: np.ndarray,
+    labels: np.ndarray,
+    mode: str,
+    fmt: str,
+    *,
+    alpha_threshold: int | None = None,
+    icc_profile: bytes | None = None,
+    effort: int = DEFAULT_PNG_EFFORT,
+) -> bytes:
     """Encode a palette image in a common format.
 
     Parameters
@@ -464,13 +683,26 @@ def encode_export(palette: np.ndarray, labels: np.ndarray, mode: str, fmt: str) 
     fmt : {"png", "gif", "webp", "jpeg", "bmp", "tiff"}
         png and gif store the indices (K <= 256; PNG at the smallest bit
         depth that holds K, with a tRNS chunk when there is alpha); the
-        others store the rebuilt image ``palette[labels]``.
+        others store the rebuilt image ``palette[labels]``. JPEG of an
+        image with alpha is written when every palette alpha is 255 (the
+        alpha channel is dropped) and refused otherwise.
+    alpha_threshold : int in 0..255, optional
+        GIF only (on/off transparency): palette entries with alpha below it
+        become the one transparent colour, the others opaque. Default 128;
+        a palette whose alphas are all 0 or 255 is written as it is.
+    icc_profile : bytes, optional
+        An ICC colour profile, embedded in PNG (iCCP), WebP, JPEG and TIFF
+        (GIF and BMP have no place for it).
+    effort : int, 0..3
+        PNG only: deflate effort (see :data:`PNG_EFFORTS`); 3 runs oxipng
+        (needs the ``png`` extra). Other formats ignore it.
 
     Returns
     -------
     bytes
     """
     k = len(palette)
+    effort = check_effort(effort)
     buffer = io.BytesIO()
     if fmt in PALETTE_FORMATS:
         if k > 256:
@@ -480,24 +712,35 @@ def encode_export(palette: np.ndarray, labels: np.ndarray, mode: str, fmt: str) 
             )
         image = _palette_image(palette, labels, mode)
         if fmt == "png":
-            # zlib level 6, not optimize=True (level 9): measured on kmq's
-            # K=64 outputs of the 24 Kodak images, 1.0 % larger files for
-            # 3.2x less encoding time (0.58 s against 1.88 s in all); on a
-            # 12 MP K=256 image, +0.8 % for 0.49 s against 1.29 s. Level 4
-            # would save another 0.28 s there for +2.9 % in size (+3.7 %
-            # on the Kodak images).
-            if labels.size >= _THREADED_PNG_MIN_PIXELS and (os.cpu_count() or 1) > 1:
-                return _indexed_png_threaded(image, labels)
-            image.save(buffer, "PNG", compress_level=6)
-            return buffer.getvalue()
+            # kmq's own IDAT writer rather than Pillow's: same chunks, but
+            # 0.7-5.7 % smaller at the same zlib level on Kodak (K = 256 /
+            # 16), and it deflates big images on all cores. Level 6 is the
+            # default: measured on kmq's K=64 outputs of the 24 Kodak
+            # images, level 9 was 1.0 % smaller for 3.2x the time.
+            threaded = labels.size >= _THREADED_PNG_MIN_PIXELS and (os.cpu_count() or 1) > 1
+            png = min(
+                (_indexed_png_threaded(image, labels, icc_profile, level=level, mem_level=mem, threads=threaded)
+                 for level, mem in PNG_EFFORTS[effort]),
+                key=len,
+            )
+            return _oxipng_optimize(png) if effort == MAX_PNG_EFFORT else png
         options = {}
         if mode in ("LA", "RGBA"):
+            threshold = DEFAULT_ALPHA_THRESHOLD if alpha_threshold is None else _check_alpha_threshold(alpha_threshold)
             alpha = palette[:, -1]
-            if ((alpha != 0) & (alpha != 255)).any():
-                raise OutputError(
-                    "GIF has only on/off transparency and this palette has partly transparent "
-                    "colours; use .png, .webp or .kmq"
-                )
+            if ((alpha != 0) & (alpha != 255)).any() or alpha_threshold is not None:
+                # GIF has on/off transparency: all entries below the
+                # threshold share one transparent index.
+                clear = alpha < threshold
+                palette = palette.copy()
+                palette[:, -1] = np.where(clear, 0, 255)
+                if clear.any():
+                    first = int(np.flatnonzero(clear)[0])
+                    remap = np.arange(k, dtype=labels.dtype)
+                    remap[clear] = first
+                    labels = remap[labels]
+                image = _palette_image(palette, labels, mode)
+                alpha = palette[:, -1]
             image.info.pop("transparency", None)
             if (alpha == 0).any():
                 # GIF marks one palette index as transparent.
@@ -507,18 +750,22 @@ def encode_export(palette: np.ndarray, labels: np.ndarray, mode: str, fmt: str) 
         return buffer.getvalue()
     rebuilt = palette[labels]
     pil = Image.fromarray(rebuilt[:, :, 0] if mode == "L" else rebuilt, mode)
+    icc = {"icc_profile": icc_profile} if icc_profile else {}
     if fmt == "webp":
-        pil.save(buffer, "WEBP", lossless=True, quality=100, method=6 if rebuilt.size <= 4_000_000 else 4)
+        pil.save(buffer, "WEBP", lossless=True, quality=100, method=6 if rebuilt.size <= 4_000_000 else 4, **icc)
     elif fmt == "jpeg":
         if mode in ("LA", "RGBA"):
-            raise OutputError("JPEG cannot store transparency; use .png, .webp, .tif or .kmq")
-        pil.save(buffer, "JPEG", quality=95, subsampling=0, optimize=True)
+            if not (palette[:, -1] == 255).all():
+                raise OutputError("JPEG cannot store transparency; use .png, .webp, .tif or .kmq")
+            # Every colour is opaque: the alpha channel says nothing.
+            pil = pil.convert("L" if mode == "LA" else "RGB")
+        pil.save(buffer, "JPEG", quality=95, subsampling=0, optimize=True, **icc)
     elif fmt == "bmp":
         if mode == "LA":
             pil = pil.convert("RGBA")
         pil.save(buffer, "BMP")
     elif fmt == "tiff":
-        pil.save(buffer, "TIFF", compression="tiff_adobe_deflate")
+        pil.save(buffer, "TIFF", compression="tiff_adobe_deflate", **icc)
     else:
         raise OutputError(f"unknown export format {fmt!r}")
     return buffer.getvalue()
@@ -527,11 +774,17 @@ def encode_export(palette: np.ndarray, labels: np.ndarray, mode: str, fmt: str) 
 #: From this many pixels an indexed PNG is deflated on all cores (see
 #: _indexed_png_threaded); below it, Pillow's encoder takes < 0.1 s.
 _THREADED_PNG_MIN_PIXELS = 1 << 21
+#: zlib header FLG byte per level (FLEVEL 0-3; FCHECK makes CMF*256+FLG a
+#: multiple of 31), as zlib itself writes them.
+_ZLIB_FLG = {1: 0x01, 2: 0x5E, 3: 0x5E, 4: 0x5E, 5: 0x5E, 6: 0x9C, 7: 0xDA, 8: 0xDA, 9: 0xDA}
 #: The PNG bit depth Pillow picks for a palette of K entries (K <= 256).
 _PNG_BITS = ((2, 1), (4, 2), (16, 4), (256, 8))
 
 
-def _indexed_png_threaded(image: Image.Image, labels: np.ndarray) -> bytes:
+def _indexed_png_threaded(
+    image: Image.Image, labels: np.ndarray, icc_profile: bytes | None = None, *,
+    level: int = 6, mem_level: int = 8, threads: bool = True,
+) -> bytes:
     """The indexed PNG Pillow writes for ``image`` (``compress_level=6``),
     its IDAT deflated in parallel.
 
@@ -545,7 +798,8 @@ def _indexed_png_threaded(image: Image.Image, labels: np.ndarray) -> bytes:
     Adler-32 of all rows: the technique of pigz. Same pixels, same PLTE and
     tRNS as Pillow's file; its size is within 0.1 % of it.
 
-    image : mode "P" from :func:`_palette_image`; labels : (H, W) integer < K.
+    image : mode "P" from :func:`_palette_image`; labels : (H, W) integer < K;
+    level, mem_level : zlib's; threads : False for one run on one core.
     """
     import struct
     import zlib
@@ -561,14 +815,14 @@ def _indexed_png_threaded(image: Image.Image, labels: np.ndarray) -> bytes:
     rows = np.zeros((height, packed.shape[1] + 1), dtype=np.uint8)  # column 0: filter type 0
     rows[:, 1:] = packed
     data = rows.reshape(-1)
-    n_runs = min(os.cpu_count() or 1, height)
+    n_runs = min(os.cpu_count() or 1, height) if threads else 1
     cuts = [int(c) for c in np.linspace(0, height, n_runs + 1)]
     spans = [(cuts[r] * rows.shape[1], cuts[r + 1] * rows.shape[1]) for r in range(n_runs)]
 
     def deflate(run):
         start, stop = spans[run]
         primer = data[max(0, start - 32768) : start].tobytes()
-        compressor = zlib.compressobj(6, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, *([primer] if primer else []))
+        compressor = zlib.compressobj(level, zlib.DEFLATED, -15, mem_level, zlib.Z_DEFAULT_STRATEGY, *([primer] if primer else []))
         body = compressor.compress(data[start:stop])
         return body + compressor.flush(zlib.Z_FINISH if run == n_runs - 1 else zlib.Z_SYNC_FLUSH)
 
@@ -576,12 +830,15 @@ def _indexed_png_threaded(image: Image.Image, labels: np.ndarray) -> bytes:
         deflated = b"".join(pool.map(deflate, range(n_runs)))
     # CMF 0x78 (deflate, 32 KiB window), FLG 0x9C (default level, no preset
     # dictionary for the reader: the primers are data it has already seen).
-    stream = b"\x78\x9c" + deflated + struct.pack(">I", zlib.adler32(data))
+    stream = b"\x78" + bytes([_ZLIB_FLG[level]]) + deflated + struct.pack(">I", zlib.adler32(data))
 
     def chunk(kind: bytes, payload: bytes) -> bytes:
         return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 
     parts = [b"\x89PNG\r\n\x1a\n", chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bits, 3, 0, 0, 0))]
+    if icc_profile:
+        # iCCP: profile name, NUL, compression method 0, the zlib profile.
+        parts.append(chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc_profile)))
     parts.append(chunk(b"PLTE", bytes(palette[: 3 * k])))
     transparency = image.info.get("transparency")
     if isinstance(transparency, bytes):
@@ -589,6 +846,12 @@ def _indexed_png_threaded(image: Image.Image, labels: np.ndarray) -> bytes:
     parts.append(chunk(b"IDAT", stream))
     parts.append(chunk(b"IEND", b""))
     return b"".join(parts)
+
+
+def _check_alpha_threshold(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= 255:
+        raise UsageError(f"the alpha threshold must be a whole number from 0 to 255, got {value!r}")
+    return int(value)
 
 
 def _palette_image(palette: np.ndarray, labels: np.ndarray, mode: str) -> Image.Image:
@@ -604,9 +867,11 @@ def _palette_image(palette: np.ndarray, labels: np.ndarray, mode: str) -> Image.
     if mode in ("LA", "RGBA"):
         alpha = palette[:, -1]
         if not (alpha == 255).all():
-            # tRNS for PNG; Pillow turns a single 0 entry into GIF's
-            # transparent index.
-            indexed.info["transparency"] = alpha.tobytes()
+            # tRNS for PNG, up to the last non-opaque entry (the rest are
+            # opaque by default; the palette order puts them last); Pillow
+            # turns a single 0 entry into GIF's transparent index.
+            last = int(np.flatnonzero(alpha != 255)[-1])
+            indexed.info["transparency"] = alpha[: last + 1].tobytes()
     return indexed
 
 
@@ -630,40 +895,143 @@ def check_output(path: str | os.PathLike, *, force: bool = False, inputs: tuple 
         raise OutputError(f"cannot write {target}: folder {target.parent} does not exist")
 
 
+#: When this process started (seconds since the epoch): temporary files of
+#: kmq's older than this, less a margin, are left over by a killed run.
+_RUN_STARTED = __import__("time").time()
+#: A leftover temporary file must be this much older than the run before it
+#: is removed, so that a slow run writing the same folder keeps its own.
+_STALE_MARGIN_S = 60.0
+#: The marker in kmq's temporary file names: ``.NAME.kmq-XXXXXXXX.tmp``.
+_TMP_MARK = ".kmq-"
+#: Folders already rid of stale temporary files by this process.
+_CLEANED_FOLDERS: set[str] = set()
+
+
+def write_stdout(data: bytes) -> None:
+    """Write ``data`` to standard output, or raise OutputError (exit 5)
+    with one line: stdout closed, full (``/dev/full``), or its reader gone
+    (a closed pipe)."""
+    stream = getattr(sys.stdout, "buffer", None) if sys.stdout is not None else None
+    try:
+        if stream is None:
+            raise OSError(9, "Bad file descriptor")
+        stream.write(data)
+        stream.flush()
+    except BrokenPipeError:
+        raise OutputError("cannot write to standard output: the reader closed the pipe") from None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        if getattr(exc, "errno", None) == 9 or isinstance(exc, ValueError):
+            reason = "it is closed"
+        raise OutputError(f"cannot write to standard output: {reason}") from None
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files a killed kmq run left in ``folder``.
+
+    Only kmq's own are touched: hidden regular files named
+    ``.NAME.kmq-XXXXXXXX.tmp`` (what :func:`write_atomic` creates), owned by
+    the current user, last modified more than a minute before this process
+    started. Returns the paths removed; errors are ignored (another run may
+    be removing the same file).
+    """
+    import re
+
+    pattern = re.compile(r"^\..+" + re.escape(_TMP_MARK) + r"[A-Za-z0-9_]{8}\.tmp$")
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    limit = _RUN_STARTED - _STALE_MARGIN_S
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    for entry in entries:
+        if not pattern.match(entry.name):
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if not entry.is_file(follow_symlinks=False) or info.st_mtime >= limit:
+                continue
+            if uid is not None and info.st_uid != uid:
+                continue
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+        except OSError:
+            continue
+    return removed
+
+
 def write_atomic(path: str | os.PathLike, data: bytes, *, force: bool = False, inputs: tuple = ()) -> None:
     """Write ``data`` to ``path`` all at once or not at all.
 
-    The bytes go to a temporary file in the same folder, are flushed to disk
-    and renamed over ``path``; on any failure the temporary file is removed
-    and ``path`` is untouched. ``path == "-"`` writes to stdout.
+    The bytes go to a temporary file in the same folder (``.NAME.kmq-*.tmp``),
+    are flushed to disk and moved to ``path``; on any failure the temporary
+    file is removed and ``path`` is untouched. ``path == "-"`` writes to
+    stdout (see :func:`write_stdout`).
+
+    Without ``force`` the move itself checks that ``path`` does not exist
+    (a hard link of the temporary file, which fails if the name is taken,
+    or an exclusive create where hard links are not supported): of several
+    runs writing the same new file at once, exactly one succeeds. The
+    temporary files of earlier killed runs are removed first
+    (:func:`remove_stale_temporaries`).
 
     Raises OutputError when ``path`` exists and ``force`` is false, when it
     is one of ``inputs`` (never overwritten, even with force), or when the
     write fails.
     """
     if os.fspath(path) == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        write_stdout(data)
         return
     check_output(path, force=force, inputs=inputs)
     target = Path(path)
     folder = target.parent
+    key = os.path.realpath(folder)
+    if key not in _CLEANED_FOLDERS:
+        # Once per folder and process: a batch into one folder scans it once.
+        _CLEANED_FOLDERS.add(key)
+        remove_stale_temporaries(folder)
     tmp_name = None
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
+        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{target.name}{_TMP_MARK}", suffix=".tmp")
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp_name, 0o666 & ~_umask())
-        os.replace(tmp_name, target)
+        if force:
+            os.replace(tmp_name, target)
+        else:
+            _move_exclusive(tmp_name, target)
         tmp_name = None
+    except FileExistsError:
+        raise OutputError(f"{target} already exists; use --force (-f) to overwrite it") from None
     except OSError as exc:
         raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
     finally:
         if tmp_name is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp_name)
+
+
+def _move_exclusive(tmp_name: str, target: Path) -> None:
+    """Move ``tmp_name`` to ``target``; FileExistsError if ``target`` exists,
+    decided at the move (not by an earlier check another run could race)."""
+    import errno
+
+    try:
+        os.link(tmp_name, target)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS):
+            raise
+        # No hard links here (some network and FAT file systems): claim the
+        # name with an exclusive create, then move the data over it.
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        os.replace(tmp_name, target)
+        return
+    os.unlink(tmp_name)
 
 
 def _umask() -> int:

@@ -16,13 +16,17 @@ import numpy as np
 from PIL import Image
 
 from . import _container
+from ._palette_order import reorder
 from ._errors import UsageError
+from ._estimator import ParamsMixin, check_fitted
 from ._engine.histogram import color_histogram, pack_colors
 from ._io import (
     DEFAULT_MAX_INPUT_BYTES,
     DEFAULT_MAX_PIXELS,
+    DEFAULT_PNG_EFFORT,
     MODES,
     SourceImage,
+    check_effort,
     encode_export,
     format_for_path,
     read_image,
@@ -30,7 +34,9 @@ from ._io import (
     write_atomic,
 )
 from ._engine.kmeans import _check_random_state, fit_colors
-from ._engine.remap import map_pixels, nearest_palette_index, rebuild
+from ._engine.remap import label_dtype, map_pixels, nearest_palette_index, rebuild
+from ._engine.colorspace import SPACES, PaletteSearch, from_space, to_space
+from ._engine.dither import MODE_ANY, MODE_FIXED, MODE_OPAQUE, dither_labels
 
 __all__ = ["ColorQuantizer", "Compressed", "compress", "load", "decompress", "DEFAULT_K"]
 
@@ -59,8 +65,62 @@ DEFAULT_K = 16
 DEFAULT_N_INIT = 2
 DEFAULT_TOL = 1e-4
 DEFAULT_MAX_ITER = 300
+#: The seed used when none is given: a constant, so that the same input,
+#: options and version give the same bytes on every run (a web build must
+#: not see every asset change). ``seed=`` / ``--seed`` picks another.
+DEFAULT_SEED = 0
+#: Working colour space of k-means and of the mapping (see
+#: kmq._engine.colorspace). Chosen on SSIMULACRA2 and mean CIEDE2000
+#: (benchmarks/perceptual.py, docs/benchmarks.md "Perceptual quality"):
+#: on 8 Kodak photographs (every third) at K = 16, 64, 256, undithered and
+#: dithered, Oklab had the best median SSIMULACRA2 in every setting (K=64
+#: undithered: oklab 71.1, rgb 66.7, lab 54.0; K=16 dithered: 47.4, 31.5,
+#: 28.1), within 0.3 % of RGB's files size. CIELAB scored the lowest mean
+#: CIEDE2000 (the metric is built on CIELAB) but far the worst SSIMULACRA2:
+#: its a/b axes are stretched against L, so it spends entries on chroma and
+#: bands in lightness. Oklab is near RGB on CIEDE2000 and best on the
+#: metric that tracks what people see, so it is the default.
+DEFAULT_SPACE = "oklab"
+#: Error diffusion level (0 = none, 1 = full Floyd-Steinberg).
+#: Full dithering, as pngquant's default: on the same 8 photographs it
+#: raised the median SSIMULACRA2 from 18.4 to 47.4 at K = 16 (files 1.8x
+#: larger: still fewer bytes than an undithered palette that scores as well
+#: needs) and left it equal at K = 64 and 256 (71.6 vs 71.1, 85.9 vs 85.6)
+#: for 6-9 % more bytes; mean CIEDE2000 (a per-pixel measure) is worse
+#: dithered at every K, as for every ditherer. Use --nofs / dither=0 for the
+#: smallest files at K >= 64.
+DEFAULT_DITHER = 1.0
+#: Opaque pixels stay opaque: palette centres with alpha at or above this
+#: are made fully opaque (a cluster of opaque pixels with a few soft-edge
+#: ones mixed in would otherwise be slightly see-through everywhere) ...
+_OPAQUE_SNAP = 248
+#: ... and an opaque pixel is mapped among the opaque entries only, unless
+#: the nearest of them is farther than 2 x the nearest entry's distance plus
+#: this (working units: Oklab x 100, i.e. 0.04 ΔEok): then no opaque entry
+#: is near it and the translucent one is the better picture.
+_OPAQUE_BOUND = 4.0
 
 _MAX_K = 65536
+
+#: ``--speed`` (pngquant's meaning: 1 slowest and best, 11 fastest; default
+#: 4) as the engine's knobs. 4 is the measured defaults above; below it more
+#: starts and a tighter tol, above it one start, looser tol, then fitting on
+#: a sample of the pixels; 11 also turns dithering off, as in pngquant.
+#: Time and error per level: docs/benchmarks.md, "Speed levels".
+DEFAULT_SPEED = 4
+SPEEDS = {
+    1: dict(n_init=4, tol=1e-5, sample=None, dither=None),
+    2: dict(n_init=3, tol=3e-5, sample=None, dither=None),
+    3: dict(n_init=3, tol=1e-4, sample=None, dither=None),
+    4: dict(n_init=DEFAULT_N_INIT, tol=DEFAULT_TOL, sample=None, dither=None),
+    5: dict(n_init=1, tol=1e-4, sample=None, dither=None),
+    6: dict(n_init=1, tol=3e-4, sample=None, dither=None),
+    7: dict(n_init=1, tol=1e-3, sample=None, dither=None),
+    8: dict(n_init=1, tol=1e-3, sample=0.5, dither=None),
+    9: dict(n_init=1, tol=3e-3, sample=0.25, dither=None),
+    10: dict(n_init=1, tol=1e-2, sample=0.125, dither=None),
+    11: dict(n_init=1, tol=1e-2, sample=0.0625, dither=0.0),
+}
 
 
 def _check_k(k) -> int:
@@ -71,6 +131,35 @@ def _check_k(k) -> int:
     return int(k)
 
 
+def _check_space(space) -> str:
+    if space not in SPACES:
+        raise UsageError(f"the colour space must be one of {', '.join(SPACES)}, got {space!r}")
+    return space
+
+
+def _check_dither(dither) -> float:
+    if isinstance(dither, bool):
+        return 1.0 if dither else 0.0
+    if not isinstance(dither, (int, float, np.integer, np.floating)) or not 0 <= dither <= 1:
+        raise UsageError(f"the dithering level must be from 0 to 1, got {dither!r}")
+    return float(dither)
+
+
+def _check_quality(quality):
+    """None, or (min, max) with 0 <= min <= max <= 100 -> (float, float)."""
+    if quality is None:
+        return None
+    try:
+        low, high = (float(v) for v in quality)
+    except (TypeError, ValueError):
+        raise UsageError(f"quality must be a pair (min, max) of numbers from 0 to 100, got {quality!r}") from None
+    if not (0 <= low <= 100 and 0 <= high <= 100):
+        raise UsageError(f"quality values must be from 0 to 100, got {low:g}-{high:g}")
+    if low > high:
+        raise UsageError(f"quality minimum must not exceed the maximum (MIN-MAX, 0 to 100), got {low:g}-{high:g}")
+    return low, high
+
+
 def _check_sample(sample) -> float | None:
     if sample is None:
         return None
@@ -79,7 +168,7 @@ def _check_sample(sample) -> float | None:
     return float(sample)
 
 
-class ColorQuantizer:
+class ColorQuantizer(ParamsMixin):
     """Learn a K-colour palette by k-means and map images to it.
 
     Parameters
@@ -93,6 +182,16 @@ class ColorQuantizer:
         still mapped by ``transform``).
     n_init, max_iter, tol, init
         Passed to :class:`kmq.KMeans`.
+    space : {"oklab", "lab", "rgb"}
+        Working colour space of k-means and of the nearest-entry search
+        (kmq._engine.colorspace). The palette is stored as sRGB uint8.
+    dither : float in [0, 1] or bool
+        Floyd-Steinberg error diffusion in the working space when mapping
+        (``transform``): the fraction of each pixel's error passed on.
+    quality : (min, max), optional
+        Use the fewest colours, up to ``k``, whose quality (kmq's 0-100
+        scale, kmq._quality) reaches ``max``; QualityError (exit 99) if
+        even ``k`` colours fall short of ``min``.
 
     Attributes
     ----------
@@ -107,8 +206,12 @@ class ColorQuantizer:
         True when every distinct colour got its own palette entry.
     inertia_ : float
         Sum over the fitted pixels of the squared distance to their nearest
-        entry of the final uint8 palette (squared 8-bit units): the
-        reconstruction error k-means minimises; 0 when lossless.
+        entry of the final uint8 palette, in the working space (squared
+        8-bit units for RGB; see kmq._engine.colorspace): the reconstruction
+        error k-means minimises; 0 when lossless.
+    mean_error_ : float
+        Mean over the fitted pixels of that distance (not squared), without
+        dithering: for Oklab, mean ΔEok x 100.
     n_iter_ : int
         Lloyd iterations (0 when lossless).
 
@@ -123,6 +226,8 @@ class ColorQuantizer:
     [[0, 0, 0], [1, 1, 1]]
     """
 
+    _is_transformer = True
+
     def __init__(
         self,
         k=DEFAULT_K,
@@ -133,6 +238,9 @@ class ColorQuantizer:
         max_iter=DEFAULT_MAX_ITER,
         tol=DEFAULT_TOL,
         init="k-means++",
+        space=DEFAULT_SPACE,
+        dither=0.0,
+        quality=None,
     ):
         self.k = k
         self.seed = seed
@@ -141,6 +249,9 @@ class ColorQuantizer:
         self.max_iter = max_iter
         self.tol = tol
         self.init = init
+        self.space = space
+        self.dither = dither
+        self.quality = quality
 
     def fit(self, image, y=None):
         """Learn the palette of ``image``.
@@ -161,7 +272,9 @@ class ColorQuantizer:
         """Fit on (H, W, C) uint8 pixels; return their packed keys (N,)."""
         k = _check_k(self.k)
         sample = _check_sample(self.sample)
-        rng = _check_random_state(self.seed)
+        space = _check_space(self.space)
+        _check_dither(self.dither)
+        rng = _check_random_state(DEFAULT_SEED if self.seed is None else self.seed)
         channels = pixels.shape[2]
         flat = _normalise_transparent(pixels.reshape(-1, channels))
         keys = pack_colors(flat)
@@ -172,46 +285,190 @@ class ColorQuantizer:
         histogram = color_histogram(fit_keys, channels)
 
         self._fitted_mapping = None
+        self._search = None
+        self.space_ = space
         self.mode_ = MODES[channels]
         self.n_colors_in_ = histogram.n_colors
         self.n_iter_ = 0
         self.inertia_ = 0.0
+        self.mean_error_ = 0.0
+        self.quality_ = None
+        self.quality_note_ = None
         if histogram.n_colors <= k:
+            _check_quality(getattr(self, "quality", None))
             self.palette_ = histogram.colors.copy()
             self.lossless_ = True
+            self.quality_ = 100.0 if getattr(self, "quality", None) is not None else None
             return keys
 
         colors, counts = histogram.colors, histogram.counts
+        # RGB without alpha keeps the exact integer search; every other case
+        # runs on float points in the working space.
+        integer = space == "rgb" and channels in (1, 3)
+        points_all = None if integer else to_space(histogram.colors, space)
+        points = points_all
         reserved = None
         if channels in (2, 4) and k >= 2 and histogram.keys[0] == 0:
             # Key 0 is the one fully transparent colour (see
             # _normalise_transparent): give it its own entry, cluster the rest.
             reserved = colors[:1]
             colors, counts = colors[1:], counts[1:]
+            points = points_all[1:]
             k -= 1
+        quality = _check_quality(getattr(self, "quality", None))
+        # With a quality target the fit at the largest K only seeds the
+        # search (the chosen K is refined after): one start, a looser tol.
+        n_init, tol = (1, max(self.tol, 1e-3)) if quality is not None else (self.n_init, self.tol)
         centers, color_labels, _, n_iter = fit_colors(
-            colors, counts, k, random_state=rng, n_init=self.n_init, max_iter=self.max_iter, tol=self.tol, init=self.init
+            colors, counts, k, random_state=rng, n_init=n_init, max_iter=self.max_iter, tol=tol, init=self.init,
+            points=points,
         )
-        palette = np.clip(np.rint(centers), 0, 255).astype(np.uint8)
+        self.quality_ = None
+        if quality is not None:
+            centers, color_labels, extra_iter = self._search_quality(
+                quality, histogram, colors, counts, points, centers, color_labels, reserved, space, integer, rng
+            )
+            n_iter += extra_iter
+        palette = self._finish_palette(centers, reserved, space, integer)
         guess = color_labels.astype(np.int32)
         if reserved is not None:
-            palette = np.concatenate([reserved, palette])
             guess = np.concatenate([[0], guess + 1]).astype(np.int32)
         # Map the fitted colours to the rounded palette now: the k-means labels
         # make the search start next to the answer, and the exact squared
         # distances give the inertia of the palette actually used.
-        palette_labels, dist2 = nearest_palette_index(histogram.colors, palette, guess=guess, return_dist2=True)
         self.palette_ = palette
+        self._search = None
+        if integer:
+            palette_labels, dist2 = nearest_palette_index(histogram.colors, palette, guess=guess, return_dist2=True)
+        else:
+            palette_labels, dist2 = self._nearest_colors(histogram.colors, points_all, guess)
         self.lossless_ = False
         self.inertia_ = float(np.dot(histogram.counts, dist2))
+        self.mean_error_ = float(np.dot(histogram.counts, np.sqrt(dist2)) / histogram.counts.sum())
         self.n_iter_ = int(n_iter)
         # fit_transform maps the same keys next: keep the work for _map_keys.
         self._fitted_mapping = (keys, histogram, palette_labels) if fit_keys is keys else None
         return keys
 
+    @staticmethod
+    def _finish_palette(centers, reserved, space, integer) -> np.ndarray:
+        """Working-space centres (k, D) -> the stored uint8 palette: rounded,
+        near-opaque alpha snapped to 255, the transparent entry first."""
+        if integer:
+            palette = np.clip(np.rint(centers), 0, 255).astype(np.uint8)
+        else:
+            palette = from_space(centers, space)
+            if palette.shape[1] in (2, 4):
+                near_opaque = palette[:, -1] >= _OPAQUE_SNAP
+                palette[near_opaque, -1] = 255
+        if reserved is not None:
+            palette = np.concatenate([reserved, palette])
+        return palette
+
+    def _search_quality(self, quality, histogram, colors, counts, points, centers, color_labels, reserved, space, integer, rng):
+        """The fewest colours reaching ``quality[1]`` (kmq._quality): returns
+        (centres, labels of ``colors``, Lloyd iterations), sets quality_ and
+        quality_note_; raises QualityError below ``quality[0]``."""
+        from ._engine.kmeans import fit_colors_exact
+        from ._quality import QualityError, quality_from_error, ward_palettes
+
+        low, high = quality
+        work_points = to_space(colors, "rgb") if points is None else points
+        oklab = to_space(histogram.colors, "oklab")
+        all_points = to_space(histogram.colors, space)
+        total = float(histogram.counts.sum())
+
+        full_labels = color_labels if reserved is None else np.concatenate([[-1], color_labels])
+
+        def measure(cand):
+            palette = self._finish_palette(cand, reserved, space, integer)
+            search = PaletteSearch(palette, space)
+            # Start each colour's search at the candidate entry nearest to
+            # its centre in the full fit: next to the answer, so cheap.
+            offset = reserved is not None
+            start, _ = search.nearest(centers, allowed=np.arange(len(palette)) >= offset)
+            guess = start[np.maximum(full_labels, 0)]
+            if offset:
+                guess[0] = 0
+            labels, _ = search.nearest(all_points, guess=guess)
+            diff = oklab - to_space(palette, "oklab")[labels]
+            return quality_from_error(float(np.dot(histogram.counts, np.sqrt((diff * diff).sum(axis=1)))) / total)
+
+        k_max = len(centers)
+        scores = {k_max: measure(centers)}
+        if scores[k_max] < low:
+            raise QualityError(
+                f"the quality reached with {k_max + (reserved is not None)} colours is {scores[k_max]:.0f}, "
+                f"below the minimum {low:g}; nothing written"
+            )
+        weights = np.bincount(color_labels, weights=counts.astype(np.float64), minlength=k_max)
+        merged = ward_palettes(centers, weights)
+        lo, hi = 1, k_max  # the answer is in lo..hi; quality(hi) >= high or hi == k_max
+        while lo < hi:
+            mid = (lo + hi) // 2
+            scores[mid] = measure(merged[mid - 1])
+            if scores[mid] >= high:
+                hi = mid
+            else:
+                lo = mid + 1
+        chosen = hi
+        n_iter = 0
+        if chosen == k_max:
+            result, labels = centers, color_labels
+        else:
+            # Warm start: the merged palette seeds Lloyd at the chosen K.
+            refined, labels, _, n_iter = fit_colors_exact(
+                np.ascontiguousarray(work_points), counts.astype(np.float64), chosen, rng, 1, 20, self.tol, init=merged[chosen - 1]
+            )
+            refined_score = measure(refined)
+            if refined_score >= scores.get(chosen, 0.0):
+                result, scores[chosen] = refined, refined_score
+            else:
+                result = merged[chosen - 1]
+                labels = PaletteSearch(self._finish_palette(result, None, space, integer), space).nearest(work_points)[0]
+        k_total = chosen + (reserved is not None)
+        self.quality_ = scores[chosen]
+        if scores[chosen] >= high:
+            self.quality_note_ = (
+                f"quality {scores[chosen]:.0f}: {k_total} colours, the fewest reaching the target {high:g} "
+                f"(searched 1..{k_max + (reserved is not None)} with {len(scores)} measurements)"
+            )
+        else:
+            self.quality_note_ = (
+                f"quality {scores[chosen]:.0f}: {k_total} colours, the most allowed; the target {high:g} "
+                f"is not reached, the minimum {low:g} is"
+            )
+        return np.ascontiguousarray(result), np.asarray(labels, dtype=np.int32), int(n_iter)
+
+    def _palette_search(self) -> PaletteSearch:
+        if getattr(self, "_search", None) is None:
+            self._search = PaletteSearch(self.palette_, self.space_)
+        return self._search
+
+    def _opaque_entries(self) -> np.ndarray | None:
+        """(K,) bool of the fully opaque entries, or None without alpha."""
+        if self.palette_.shape[1] not in (2, 4):
+            return None
+        return self.palette_[:, -1] == 255
+
+    def _nearest_colors(self, colors, points, guess=None):
+        """Nearest entry of each distinct colour in the working space, with
+        opaque colours kept on opaque entries when one is near:
+        (labels (M,) uint8/uint16, dist2 (M,) float64)."""
+        search = self._palette_search()
+        labels, dist2 = search.nearest(points, guess=guess)
+        opaque_entry = self._opaque_entries()
+        if opaque_entry is not None and opaque_entry.any():
+            need = np.flatnonzero((colors[:, -1] == 255) & ~opaque_entry[labels])
+            if len(need):
+                alt, alt_dist2 = search.nearest(points[need], guess=labels[need], allowed=opaque_entry)
+                take = np.sqrt(alt_dist2) <= 2.0 * np.sqrt(dist2[need]) + _OPAQUE_BOUND
+                labels[need[take]] = alt[take]
+                dist2[need[take]] = alt_dist2[take]
+        return labels.astype(label_dtype(len(self.palette_))), dist2
+
     def _check_fitted(self):
-        if not hasattr(self, "palette_"):
-            raise UsageError("this ColorQuantizer is not fitted yet: call fit(image) first")
+        check_fitted(self, "palette_")
 
     def transform(self, image) -> np.ndarray:
         """Palette index of every pixel.
@@ -234,13 +491,40 @@ class ColorQuantizer:
         return self._map_keys(keys, pixels.shape[:2])
 
     def _map_keys(self, keys: np.ndarray, shape) -> np.ndarray:
+        level = _check_dither(self.dither)
+        space = getattr(self, "space_", None) or _check_space(self.space)
         cached = getattr(self, "_fitted_mapping", None)
         self._fitted_mapping = None
         if cached is not None and cached[0] is keys:
             _, histogram, palette_labels = cached
+        else:
+            histogram = color_histogram(keys, self.palette_.shape[1])
+            channels = self.palette_.shape[1]
+            if space == "rgb" and channels in (1, 3):
+                palette_labels = nearest_palette_index(histogram.colors, self.palette_)
+            else:
+                points = to_space(histogram.colors, space)
+                palette_labels, _ = self._nearest_colors(histogram.colors, points, _grid_guess(histogram.colors, self._palette_search(), space))
+        if level == 0 or len(self.palette_) < 2:
             return histogram.lookup(palette_labels, keys).reshape(shape)
-        histogram = color_histogram(keys, self.palette_.shape[1])
-        return map_pixels(histogram, keys, self.palette_).reshape(shape)
+        return self._dither(histogram, palette_labels, keys, shape, level, space)
+
+    def _dither(self, histogram, palette_labels, keys, shape, level, space):
+        """Floyd-Steinberg in the working space; (H, W) labels."""
+        search = self._palette_search()
+        colors = histogram.colors
+        color_index = histogram.lookup(np.arange(histogram.n_colors, dtype=np.int32), keys).reshape(shape)
+        mode = np.full(histogram.n_colors, MODE_ANY, dtype=np.uint8)
+        opaque_entry = self._opaque_entries()
+        if opaque_entry is None:
+            opaque_entry = np.ones(len(self.palette_), dtype=bool)
+        else:
+            # Transparent pixels keep their entry and pass no error on; opaque
+            # ones that were mapped to an opaque entry stay among those.
+            mode[colors[:, -1] == 0] = MODE_FIXED
+            mode[(colors[:, -1] == 255) & opaque_entry[palette_labels]] = MODE_OPAQUE
+        labels = dither_labels(color_index, to_space(colors, space), palette_labels, mode, search, opaque_entry, level)
+        return labels.astype(label_dtype(len(self.palette_)))
 
     def fit_transform(self, image, y=None) -> np.ndarray:
         """``fit(image)`` then ``transform(image)``, reading the image once."""
@@ -263,6 +547,22 @@ class ColorQuantizer:
         return _rebuild(self.palette_, np.asarray(labels))
 
 
+def _grid_guess(colors: np.ndarray, search: PaletteSearch, space: str) -> np.ndarray:
+    """A likely nearest entry of each colour (M, C) uint8: the entry nearest
+    to the centre of its cell of a coarse grid (16 levels a channel, 8 with
+    four channels) -> (M,) int32."""
+    channels = colors.shape[1]
+    bits = 4 if channels <= 3 else 3
+    shift = 8 - bits
+    levels = ((np.arange(1 << bits) << shift) + (1 << (shift - 1))).astype(np.uint8)
+    grid = np.stack(np.meshgrid(*([levels] * channels), indexing="ij"), axis=-1).reshape(-1, channels)
+    cell_labels, _ = search.nearest(to_space(grid, space))
+    cells = np.zeros(len(colors), dtype=np.int64)
+    for c in range(channels):
+        cells = (cells << bits) | (colors[:, c] >> shift)
+    return cell_labels[cells]
+
+
 def _normalise_transparent(flat: np.ndarray) -> np.ndarray:
     """Give every fully transparent pixel the same colour (all zeros), so
     their hidden colours cost no palette entries. (N, C) -> (N, C)."""
@@ -277,6 +577,10 @@ def _normalise_transparent(flat: np.ndarray) -> np.ndarray:
 
 
 def _rebuild(palette: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    if labels.dtype.kind not in "iu":
+        raise UsageError(f"labels must be integers (palette indices), got {labels.dtype}")
+    if labels.size and int(labels.min()) < 0:
+        raise UsageError(f"labels hold index {int(labels.min())}: palette indices are 0..{len(palette) - 1}")
     if labels.size and int(labels.max()) >= len(palette):
         raise UsageError(f"labels hold index {int(labels.max())}, but the palette has {len(palette)} entries")
     image = rebuild(palette, labels)
@@ -302,12 +606,24 @@ class Compressed:
         ``ColorQuantizer.inertia_``: summed squared distance of the fitted
         pixels to their uint8 palette entries (squared 8-bit units).
     n_iter : int or None
-    seed, sample : the settings used.
+    seed, sample, space, dither : the settings used.
+    mean_error : float or None
+        ``ColorQuantizer.mean_error_``: mean distance of the pixels to their
+        undithered entries in the working space.
+    quality, quality_note : float or None, str or None
+        With a quality target: the kmq quality reached (0-100) and which K
+        was chosen and why.
     seconds : float or None
         Time to fit and map, in seconds.
     source : SourceImage or None
         The input (with its pixels), when this came from :func:`compress`;
         None after :func:`load`.
+    icc_profile : bytes or None
+        The input's ICC colour profile, embedded in the PNG, WebP, JPEG and
+        TIFF exports (``strip=True`` in :meth:`save` / :meth:`to_bytes`
+        leaves it out). ``.kmq`` files do not store it yet: the container's
+        next version has an optional field for it, and ``to_bytes("kmq")``
+        is where it will be passed on.
     """
 
     palette: np.ndarray
@@ -322,6 +638,12 @@ class Compressed:
     sample: float | None = None
     seconds: float | None = None
     source: SourceImage | None = field(default=None, repr=False)
+    space: str | None = None
+    dither: float | None = None
+    mean_error: float | None = None
+    quality: float | None = None
+    quality_note: str | None = None
+    icc_profile: bytes | None = field(default=None, repr=False)
 
     @property
     def k(self) -> int:
@@ -338,39 +660,85 @@ class Compressed:
         return _rebuild(self.palette, self.labels)
 
     def to_pil(self) -> Image.Image:
-        """The rebuilt image as a Pillow image in ``self.mode``."""
-        return Image.fromarray(self.reconstruct(), self.mode)
+        """The image as a Pillow image.
 
-    def to_bytes(self, format: str = "kmq") -> bytes:
+        K <= 256: a ``P``-mode (palette) image holding ``labels`` and the
+        palette, as an indexed PNG stores it; for LA and RGBA the palette's
+        alpha is in ``info["transparency"]`` (one byte per entry), so
+        ``.convert("RGBA")`` gives ``reconstruct()`` back. K > 256: the
+        rebuilt image in ``self.mode``.
+        """
+        if self.k <= 256:
+            from ._io import _palette_image
+
+            return _palette_image(self.palette, self.labels, self.mode)
+        rebuilt = self.reconstruct()
+        return Image.fromarray(rebuilt, self.mode)
+
+    def to_bytes(
+        self, format: str = "kmq", *, alpha_threshold: int | None = None, strip: bool = False,
+        effort: int = DEFAULT_PNG_EFFORT,
+    ) -> bytes:
         """Encode as ``.kmq`` or an export format ("png", "gif", "webp",
-        "jpeg", "bmp", "tiff")."""
+        "jpeg", "bmp", "tiff"). ``alpha_threshold``: see
+        :func:`kmq._io.encode_export` (GIF's on/off transparency);
+        ``strip``: leave the ICC profile out. ``effort`` (0..3, default 1)
+        sets how hard PNG is compressed; 3 runs oxipng (the ``png``
+        extra); other formats ignore it."""
         fmt = format_for_path("x", override=format)
+        effort = check_effort(effort)
+        icc = None if strip else self.icc_profile
         if fmt == "kmq":
+            # Hook for the container's optional ICC field: pass ``icc`` here.
             return _container.encode(self.palette, self.labels, mode=self.mode)
-        return encode_export(self.palette, self.labels, self.mode, fmt)
+        return encode_export(self.palette, self.labels, self.mode, fmt, alpha_threshold=alpha_threshold, icc_profile=icc, effort=effort)
 
-    def save(self, path, *, format: str | None = None, force: bool = True) -> int:
-        """Write to ``path``; the format follows its extension.
+    def save(
+        self, path, *, format: str | None = None, force: bool = True, alpha_threshold: int | None = None, strip: bool = False,
+        effort: int = DEFAULT_PNG_EFFORT,
+    ) -> int:
+        """Write to ``path``, a file name or a binary file object.
 
-        The write is atomic (temporary file, then rename). The input image
-        is never overwritten. With ``force=False`` an existing file is not
-        overwritten either.
+        The format follows the name's extension (a file object's ``name``,
+        if it has one), or ``format``; a file object without either gets
+        ``.kmq``. A file name is written atomically (temporary file, then
+        rename); the input image is never overwritten, and with
+        ``force=False`` no existing file is. ``metrics()`` then reports the
+        bytes written as the output size. ``effort`` as for :meth:`to_bytes`.
 
         Returns
         -------
         int
             Bytes written.
         """
+        if hasattr(path, "write"):
+            name = getattr(path, "name", None)
+            if format is None and isinstance(name, str) and os.path.splitext(name)[1]:
+                fmt = format_for_path(name)
+            else:
+                fmt = format_for_path("x", override=format or "kmq")
+            data = self.to_bytes(fmt, alpha_threshold=alpha_threshold, strip=strip, effort=effort)
+            try:
+                path.write(data)
+            except TypeError:
+                raise UsageError("save() needs a binary file object (opened with 'wb'), got a text one") from None
+            self._saved_bytes = len(data)
+            return len(data)
         fmt = format_for_path(path, override=format)
-        data = self.to_bytes(fmt)
+        data = self.to_bytes(fmt, alpha_threshold=alpha_threshold, strip=strip, effort=effort)
         inputs = (self.source.path,) if self.source is not None else ()
         write_atomic(path, data, force=force, inputs=inputs)
+        self._saved_bytes = len(data)
         return len(data)
 
     def metrics(self, *, with_ssim: bool = True, output_bytes: int | None = None):
-        """Quality and size figures against the original (see kmq.metrics)."""
+        """Quality and size figures against the original (see kmq.metrics).
+
+        ``output_bytes`` defaults to the size of the last :meth:`save`."""
         from .metrics import measure
 
+        if output_bytes is None:
+            output_bytes = getattr(self, "_saved_bytes", None)
         if self.source is None:
             raise UsageError("no original image to measure against (this Compressed was loaded from a file)")
         return measure(self.source.pixels, self, input_bytes=self.source.input_bytes, output_bytes=output_bytes, with_ssim=with_ssim)
@@ -412,6 +780,9 @@ def compress(
     max_iter: int = DEFAULT_MAX_ITER,
     tol: float = DEFAULT_TOL,
     init="k-means++",
+    space: str = DEFAULT_SPACE,
+    dither: float = DEFAULT_DITHER,
+    quality=None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> Compressed:
     """Quantize an image to K colours by k-means.
@@ -425,12 +796,21 @@ def compress(
     k : int
         Palette size, 1..65536 (exports to PNG/GIF need K <= 256).
     seed : None, int or numpy.random.Generator
-        Same seed, same result, bit for bit.
+        Same seed, same result, bit for bit. None uses ``DEFAULT_SEED``, a
+        constant: the same input and options give the same bytes every run.
     sample : float in (0, 1], optional
         Fit the palette on this random fraction of the pixels, then map all
         pixels.
     n_init, max_iter, tol, init
         k-means settings (see :class:`kmq.KMeans`).
+    space : {"oklab", "lab", "rgb"}
+        Working colour space of k-means and of the mapping.
+    dither : float in [0, 1]
+        Floyd-Steinberg error diffusion level (0 = none).
+    quality : (min, max), optional
+        pngquant's ``--quality``: the fewest colours (at most ``k``) whose
+        kmq quality (0-100, kmq._quality) reaches ``max``; QualityError
+        (exit code 99) if even ``k`` colours fall short of ``min``.
     max_pixels : int or None
         Refuse larger images (LimitError); None disables the check.
 
@@ -456,12 +836,17 @@ def compress(
     True
     """
     source = image if isinstance(image, SourceImage) else read_image(image, max_pixels=max_pixels)
-    quantizer = ColorQuantizer(k, seed=seed, sample=sample, n_init=n_init, max_iter=max_iter, tol=tol, init=init)
+    quantizer = ColorQuantizer(
+        k, seed=seed, sample=sample, n_init=n_init, max_iter=max_iter, tol=tol, init=init, space=space, dither=dither,
+        quality=quality,
+    )
     start = time.perf_counter()
     labels = quantizer.fit_transform(source)
+    # The one place the palette order is chosen, for every output format.
+    palette, labels = reorder(quantizer.palette_, labels)
     seconds = time.perf_counter() - start
     return Compressed(
-        palette=quantizer.palette_,
+        palette=palette,
         labels=labels,
         mode=quantizer.mode_,
         k_requested=int(k),
@@ -469,24 +854,36 @@ def compress(
         n_colors_in=quantizer.n_colors_in_ if sample is None else None,
         inertia=quantizer.inertia_,
         n_iter=quantizer.n_iter_,
-        seed=seed,
+        seed=DEFAULT_SEED if seed is None else seed,
         sample=sample,
         seconds=seconds,
         source=source,
+        space=quantizer.space,
+        dither=_check_dither(dither),
+        mean_error=quantizer.mean_error_,
+        quality=quantizer.quality_,
+        quality_note=quantizer.quality_note_,
+        icc_profile=source.icc_profile,
     )
 
 
-def _read_kmq_bytes(source, max_input_bytes: int | None = DEFAULT_MAX_INPUT_BYTES) -> bytes:
+def _read_kmq_bytes(source, max_input_bytes: int | None = DEFAULT_MAX_INPUT_BYTES, timeout: float | None = None) -> bytes:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source)
     if isinstance(source, (str, os.PathLike)):
-        data, _, _ = read_source_bytes(source if isinstance(source, str) else os.fspath(source), max_bytes=max_input_bytes)
+        data, _, _ = read_source_bytes(
+            source if isinstance(source, str) else os.fspath(source), max_bytes=max_input_bytes, timeout=timeout
+        )
         return data
     raise UsageError(f"give a path, URL or the bytes of a .kmq file, got {type(source).__name__}")
 
 
 def load(
-    source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, max_input_bytes: int | None = DEFAULT_MAX_INPUT_BYTES
+    source,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_input_bytes: int | None = DEFAULT_MAX_INPUT_BYTES,
+    timeout: float | None = None,
 ) -> Compressed:
     """Read a ``.kmq`` file.
 
@@ -498,6 +895,8 @@ def load(
         Refuse files that declare more pixels (LimitError).
     max_input_bytes : int or None
         Most bytes read from a URL, stdin, a pipe or a device (InputError).
+    timeout : float, optional
+        Deadline of a URL's whole download, seconds (default 60).
 
     Returns
     -------
@@ -508,7 +907,7 @@ def load(
     ------
     InputError, DecodeError, LimitError
     """
-    data = _read_kmq_bytes(source, max_input_bytes)
+    data = _read_kmq_bytes(source, max_input_bytes, timeout)
     container = _container.decode(data, max_pixels=max_pixels)
     return Compressed(palette=container.palette, labels=container.labels, mode=container.mode, k_requested=len(container.palette))
 

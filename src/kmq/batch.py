@@ -52,7 +52,7 @@ import numpy as np
 from . import _io
 from ._errors import EXIT_INTERNAL, InputError, KmqError, OutputError, UsageError
 from ._files import IMAGE_SUFFIXES, _default_jobs, _expand, _pool
-from ._quantize import DEFAULT_K, DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_TOL
+from ._quantize import DEFAULT_DITHER, DEFAULT_K, DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_SPACE, DEFAULT_TOL
 
 __all__ = [
     "compress_many",
@@ -100,6 +100,12 @@ class Settings:
     max_iter: int = DEFAULT_MAX_ITER
     tol: float = DEFAULT_TOL
     init: str = "k-means++"
+    space: str = DEFAULT_SPACE
+    dither: float = DEFAULT_DITHER
+    quality: tuple | None = None
+    effort: int = _io.DEFAULT_PNG_EFFORT
+    strip: bool = False
+    alpha_threshold: int | None = None
     max_pixels: int | None = _io.DEFAULT_MAX_PIXELS
     max_input_bytes: int | None = _io.DEFAULT_MAX_INPUT_BYTES
     force: bool = False
@@ -370,6 +376,9 @@ def _quantize(source, settings: Settings):
             max_iter=settings.max_iter,
             tol=settings.tol,
             init=settings.init,
+            space=settings.space,
+            dither=settings.dither,
+            quality=settings.quality,
         )
         return result
     from ._quantize import Compressed
@@ -395,7 +404,9 @@ def run_task(task: Task, settings: Settings) -> dict:
         before = os.stat(task.input) if task.in_place else None
         source = _io.read_image(task.input, max_pixels=settings.max_pixels, max_input_bytes=settings.max_input_bytes)
         result = _quantize(source, settings)
-        data = result.to_bytes(settings.format)
+        data = result.to_bytes(
+            settings.format, alpha_threshold=settings.alpha_threshold, strip=settings.strip, effort=settings.effort
+        )
         psnr = _psnr(source.pixels, result.palette, result.labels)
         bytes_in = source.input_bytes
         if settings.skip_if_larger and bytes_in is not None:
@@ -612,6 +623,12 @@ def compress_many(
     max_iter: int = DEFAULT_MAX_ITER,
     tol: float = DEFAULT_TOL,
     init: str = "k-means++",
+    space: str = DEFAULT_SPACE,
+    dither: float = DEFAULT_DITHER,
+    quality=None,
+    effort: int = _io.DEFAULT_PNG_EFFORT,
+    strip: bool = False,
+    alpha_threshold: int | None = None,
     max_pixels: int | None = _io.DEFAULT_MAX_PIXELS,
     max_input_bytes: int | None = _io.DEFAULT_MAX_INPUT_BYTES,
     palette=None,
@@ -628,12 +645,14 @@ def compress_many(
     ----------
     inputs : iterable of str or os.PathLike
         Image files, folders and http(s) URLs (see :func:`plan`).
-    k, seed, sample, n_init, max_iter, tol, init, max_pixels
+    k, seed, sample, n_init, max_iter, tol, init, space, dither, quality, max_pixels
         As for :func:`kmq.compress`; with a ``seed``, each file's bytes are
         those :func:`kmq.compress` gives for it alone, whatever ``jobs`` or
         ``client``.
     output_dir, format, ext, recursive, force
         See :func:`plan`.
+    effort, strip, alpha_threshold
+        As for :meth:`kmq.Compressed.to_bytes`.
     skip_if_larger : bool
         Write nothing for a file whose output would be larger than it (in
         place: not smaller), status "skipped".
@@ -679,6 +698,7 @@ def compress_many(
     )
     settings = Settings(
         k=k, format=fmt, seed=seed, sample=sample, n_init=n_init, max_iter=max_iter, tol=tol, init=init,
+        space=space, dither=dither, quality=quality, effort=effort, strip=strip, alpha_threshold=alpha_threshold,
         max_pixels=max_pixels, max_input_bytes=max_input_bytes, force=force, skip_if_larger=skip_if_larger,
         palette=palette,
     )

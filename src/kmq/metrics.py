@@ -7,6 +7,12 @@ the actual bytes of the input file, the raw pixels and the output file.
 
 All image arguments are uint8 arrays of the same shape, (H, W) or
 (H, W, C); errors are in squared 8-bit units (0..65025).
+
+Images with alpha (LA, RGBA) are measured on what is seen, never on the
+colour hidden under transparent pixels: :func:`seen` composites an image on
+black and on white (side by side), and :func:`measure` computes the colour
+MSE, PSNR and SSIM on those composites (alpha's own MSE is kept as its
+channel's figure).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import numpy as np
 
 from . import _metrics
 from ._engine._parallel import run_chunked
+from ._errors import UsageError
 
 __all__ = [
     "mse_per_channel",
@@ -25,6 +32,10 @@ __all__ = [
     "distortion",
     "psnr",
     "ssim",
+    "composite",
+    "seen",
+    "psnr_seen",
+    "ssim_seen",
     "index_bits",
     "compression_ratio",
     "Metrics",
@@ -33,15 +44,52 @@ __all__ = [
 
 
 def _pair(original, reconstructed) -> tuple[np.ndarray, np.ndarray]:
-    original = np.asarray(original)
-    reconstructed = np.asarray(reconstructed)
+    """Both images as (H, W, C) arrays on the 8-bit scale (0..255).
+
+    Integer images must hold 0..255. Floating-point images whose values all
+    lie in [0, 1] (what ``matplotlib.pyplot.imread`` and
+    ``skimage.img_as_float`` give) are scaled by 255, so a float image in
+    [0, 1] measured against its uint8 version gives the true error, not a
+    PSNR 50 dB too high; other float images must hold 0..255. NaN, inf,
+    complex and non-numeric data are refused (UsageError, a ValueError).
+    """
+    original = _on_8_bit_scale(np.asarray(original), "original")
+    reconstructed = _on_8_bit_scale(np.asarray(reconstructed), "reconstructed")
     if original.shape != reconstructed.shape:
-        raise ValueError(f"images differ in shape: {original.shape} vs {reconstructed.shape}")
+        raise UsageError(f"images differ in shape: {original.shape} vs {reconstructed.shape}")
+    if original.dtype != reconstructed.dtype:
+        original, reconstructed = original.astype(np.float64), reconstructed.astype(np.float64)
     if original.ndim == 2:
         original, reconstructed = original[:, :, None], reconstructed[:, :, None]
     if original.ndim != 3:
-        raise ValueError(f"expected images of shape (H, W) or (H, W, C), got {original.shape}")
+        raise UsageError(f"expected images of shape (H, W) or (H, W, C), got {original.shape}")
     return original, reconstructed
+
+
+def _on_8_bit_scale(image: np.ndarray, which: str) -> np.ndarray:
+    kind = image.dtype.kind
+    if kind == "b":
+        return image.astype(np.uint8) * 255
+    if kind in "iu":
+        if image.size and (image.min() < 0 or image.max() > 255):
+            raise UsageError(
+                f"the {which} image holds {image.min()}..{image.max()}; kmq's metrics take 8-bit images (0..255)"
+            )
+        return image
+    if kind != "f":
+        raise UsageError(f"the {which} image must hold numbers, got dtype {image.dtype}")
+    if not np.isfinite(image).all():
+        raise UsageError(f"the {which} image holds NaN or infinity")
+    if not image.size:
+        return image
+    low, high = float(image.min()), float(image.max())
+    if 0.0 <= low and high <= 1.0:
+        return image.astype(np.float64) * 255.0
+    if low < 0.0 or high > 255.0:
+        raise UsageError(
+            f"the {which} image holds {low:g}..{high:g}; give floats in [0, 1] or values in 0..255"
+        )
+    return image
 
 
 def mse_per_channel(original, reconstructed) -> np.ndarray:
@@ -120,6 +168,59 @@ def ssim(original, reconstructed) -> float | None:
     return float(np.mean(sums[0] / (n_rows * (width - win + 1))))
 
 
+def composite(image, background: int) -> np.ndarray:
+    """An LA or RGBA image over a uniform background.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W, 2) or (H, W, 4), uint8
+    background : int, 0..255
+        Gray level of the background.
+
+    Returns
+    -------
+    ndarray, shape (H, W, C - 1), uint8
+        ``round(colour * a + background * (1 - a))``, a = alpha / 255.
+    """
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] not in (2, 4):
+        raise ValueError(f"expected an LA or RGBA image of shape (H, W, 2|4), got {image.shape}")
+    alpha = image[:, :, -1:].astype(np.float64) / 255.0
+    seen_ = image[:, :, :-1].astype(np.float64) * alpha + float(background) * (1.0 - alpha)
+    return np.rint(seen_).astype(np.uint8)
+
+
+def seen(image) -> np.ndarray:
+    """What an image with alpha looks like: its composites on black and on
+    white, side by side, (H, W, 2|4) -> (H, 2W, 1|3) uint8. An image without
+    alpha is returned as it is."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] not in (2, 4):
+        return image
+    return np.concatenate([composite(image, 0), composite(image, 255)], axis=1)
+
+
+def psnr_seen(original, reconstructed) -> float:
+    """:func:`psnr` of what is seen (:func:`seen`): for images with alpha,
+    hidden colour under transparent pixels does not count."""
+    original, reconstructed = _pair(original, reconstructed)
+    return psnr(seen(original), seen(reconstructed))
+
+
+def ssim_seen(original, reconstructed) -> float | None:
+    """:func:`ssim` of what is seen (:func:`seen`)."""
+    original, reconstructed = _pair(original, reconstructed)
+    return ssim(seen(original), seen(reconstructed))
+
+
+def _mse_seen(original, reconstructed) -> np.ndarray:
+    """Per-channel MSE, colour channels on what is seen (mean over the black
+    and white composites), alpha as it is. (C,) float64."""
+    colour = mse_per_channel(seen(original), seen(reconstructed))
+    alpha = mse_per_channel(original[:, :, -1:], reconstructed[:, :, -1:])
+    return np.concatenate([colour, alpha])
+
+
 def index_bits(k: int) -> int:
     """Bits per pixel of a palette index: ceil(log2 K); 0 for K = 1."""
     if k < 1:
@@ -195,7 +296,16 @@ def measure(original, compressed, *, input_bytes=None, output_bytes=None, with_s
     height, width = original.shape[:2]
     channels = 1 if original.ndim == 2 else original.shape[2]
     n_pixels = height * width
-    per_channel = mse_per_channel(original, reconstructed)
+    has_alpha = channels in (2, 4)
+    if has_alpha:
+        # What is seen: composites on black and white (module docstring).
+        per_channel = _mse_seen(original, reconstructed)
+        quality_psnr = psnr_seen(original, reconstructed)
+        quality_ssim = ssim_seen(original, reconstructed) if with_ssim else None
+    else:
+        per_channel = mse_per_channel(original, reconstructed)
+        quality_psnr = psnr(original, reconstructed)
+        quality_ssim = ssim(original, reconstructed) if with_ssim else None
     ratio = compression_ratio(n_pixels, compressed.k, channels)
     return Metrics(
         width=width,
@@ -208,8 +318,8 @@ def measure(original, compressed, *, input_bytes=None, output_bytes=None, with_s
         mse_per_channel=[float(v) for v in per_channel],
         mse=float(np.mean(per_channel)),
         distortion=float(np.sum(per_channel)),
-        psnr=_psnr_of(float(np.mean(per_channel))),
-        ssim=ssim(original, reconstructed) if with_ssim else None,
+        psnr=quality_psnr,
+        ssim=quality_ssim,
         ratio=ratio,
         ratio_to_1=1.0 / ratio,
         raw_bytes=n_pixels * channels,

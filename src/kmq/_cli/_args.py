@@ -27,6 +27,18 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):  # noqa: D401 - argparse API
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
+    def parse_args(self, args=None, namespace=None):
+        # Unknown options reach the top parser; name the subcommand's help
+        # in the error, where the options that exist are listed.
+        args, extras = self.parse_known_args(args, namespace)
+        if extras:
+            commands = getattr(self, "subcommands", None)
+            target = self
+            if commands is not None and getattr(args, "command", None) in commands.choices:
+                target = commands.choices[args.command]
+            target.error("unrecognized arguments: " + " ".join(extras))
+        return args
+
 
 def _checked(convert, valid, what: str, out_of_range: str | None = None):
     """An argparse type: ``convert(text)``, then ``valid(value)``, else a
@@ -51,8 +63,39 @@ _k_value = _checked(
     "the number of colours must be a whole number from 1 to 65536",
     "the number of colours must be from 1 to 65536",
 )
+_dither_level = _checked(
+    float, lambda v: 0 <= v <= 1, "the dithering level must be a number from 0 to 1", "the dithering level must be from 0 to 1"
+)
+_speed = _checked(
+    int, lambda v: 1 <= v <= 11, "the speed must be a whole number from 1 to 11", "the speed must be from 1 to 11"
+)
+
+
+def _quality_range(text: str) -> tuple[float, float]:
+    """``MIN-MAX`` or ``MAX`` (MIN 0), 0 <= MIN <= MAX <= 100 (pngquant's form)."""
+    expected = "expected MIN-MAX with 0 <= MIN <= MAX <= 100"
+    parts = text.split("-")
+    try:
+        values = [float(v) for v in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{expected}, got {text!r}") from None
+    if len(values) == 1:
+        values = [0.0, values[0]]
+    if len(values) != 2:
+        raise argparse.ArgumentTypeError(f"{expected}, got {text!r}")
+    low, high = values
+    if not (0 <= low <= 100 and 0 <= high <= 100):
+        raise argparse.ArgumentTypeError(f"quality values must be from 0 to 100 ({expected}), got {text!r}")
+    if low > high:
+        raise argparse.ArgumentTypeError(f"the minimum must not exceed the maximum ({expected}), got {text!r}")
+    return low, high
+
+
 _fraction = _checked(float, lambda v: 0 < v <= 1, "expected a fraction in (0, 1]")
 _non_negative_float = _checked(float, lambda v: v >= 0, "expected a number >= 0")
+_seconds = _checked(float, lambda v: v > 0 and v != float("inf"), "expected a number of seconds > 0")
+_seed_value = _checked(int, lambda v: 0 <= v < 2**128, "expected a whole number from 0 to 2**128 - 1", "the seed must be from 0 to 2**128 - 1")
+_alpha_value = _checked(int, lambda v: 0 <= v <= 255, "expected a whole number from 0 to 255")
 _pixel_count = _checked(int, lambda v: v >= 0, "expected a whole number of pixels (0 = no limit)")
 
 
@@ -78,7 +121,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 def _add_output(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-o", "--output", metavar="OUTPUT",
-        help="output file (its extension picks the format), an existing folder (default names in it), or - for stdout",
+        help="output file (its extension picks the format), a folder (an existing one, or a name ending in /, created if missing: default names in it), or - for stdout",
     )
     parser.add_argument(
         "--format",
@@ -100,3 +143,44 @@ def _add_output(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="most bytes read from stdin, a pipe, a device or a URL (exit 3 beyond; 0 = no cap)",
     )
+    parser.add_argument(
+        "--alpha-threshold", type=_alpha_value, default=None, metavar="A",
+        help="GIF output (on/off transparency): alpha below A becomes transparent, the rest opaque (default 128)",
+    )
+    parser.add_argument(
+        "--timeout", type=_seconds, default=None, metavar="SECONDS",
+        help="deadline of a URL input's whole download (default 60)",
+    )
+
+
+def engine_options(args) -> dict:
+    """The k-means and mapping options of ``kmq compress`` as keyword
+    arguments of :func:`kmq.compress`: ``--speed`` sets ``--sample``,
+    ``--n-init``, ``--tol`` and the dithering unless they are given."""
+    from .._quantize import DEFAULT_DITHER, SPEEDS
+
+    knobs = SPEEDS[args.speed]
+    return {
+        "sample": args.sample if args.sample is not None else knobs["sample"],
+        "n_init": args.n_init if args.n_init is not None else knobs["n_init"],
+        "tol": args.tol if args.tol is not None else knobs["tol"],
+        "space": args.space,
+        "dither": next(v for v in (args.dither, knobs["dither"], DEFAULT_DITHER) if v is not None),
+        "quality": args.quality,
+    }
+
+
+def ask_k() -> int:
+    """Ask for K on a terminal ("Number of colours [16]:"); Enter: the default."""
+    from .._quantize import DEFAULT_K
+
+    try:
+        answer = input(f"Number of colours [{DEFAULT_K}]: ").strip()
+    except EOFError:
+        answer = ""
+    if not answer:
+        return DEFAULT_K
+    try:
+        return _k_value(answer)
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(str(exc)) from None

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .._errors import UsageError
 from .._io import _is_url
-from ._args import _positive_int
+from ._args import _positive_int, ask_k, engine_options
 
 __all__ = ["add_batch_options", "is_batch", "run_batch", "register_palette"]
 
@@ -129,10 +129,10 @@ def run_batch(args, names) -> int:
             and not Path(args.output).is_dir():
         raise UsageError(f"with several inputs, -o must be a folder, got {args.output!r}")
     k = args.k
+    if k is None and args.quality is not None and not args.palette:
+        k = 256  # the quality search picks each image's K, up to 256
     if k is None and not args.palette:
-        from ._main import _ask_k
-
-        k = _ask_k() if sys.stdin.isatty() else DEFAULT_K
+        k = ask_k() if sys.stdin.isatty() else DEFAULT_K
     from tqdm import tqdm
 
     def show(record):
@@ -155,8 +155,9 @@ def run_batch(args, names) -> int:
     try:
         result = batch.compress_many(
             names, k=k, output_dir=args.output, format=args.format, ext=args.ext, recursive=args.recursive,
-            force=args.force, skip_if_larger=args.skip_if_larger, seed=args.seed, sample=args.sample,
-            n_init=args.n_init, max_iter=args.max_iter, tol=args.tol, init=args.init, max_pixels=args.max_pixels,
+            force=args.force, skip_if_larger=args.skip_if_larger, seed=args.seed, **engine_options(args),
+            max_iter=args.max_iter, init=args.init, max_pixels=args.max_pixels,
+            effort=args.effort, strip=args.strip, alpha_threshold=args.alpha_threshold,
             max_input_bytes=args.max_input_bytes, palette=args.palette, jobs=args.jobs,
             client=client, manifest=args.manifest, resume=args.resume,
             progress=False if args.quiet else None, on_result=show,

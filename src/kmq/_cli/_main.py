@@ -7,8 +7,8 @@ one line on stderr, never a traceback (``-v`` shows it for internal errors).
 
 Exit codes (README.md, "Exit codes"):
 0 success · 1 internal error · 2 usage · 3 input unreachable · 4 not a valid
-image or .kmq · 5 output cannot be written · 6 image over the pixel limit ·
-98 output larger than input with --skip-if-larger · 130 interrupted (Ctrl-C) ·
+image or .kmq · 5 output cannot be written · 6 image over the pixel limit · 7 out of memory ·
+98 output larger than input with --skip-if-larger · 99 quality below --quality MIN · 130 interrupted (Ctrl-C) ·
 143 terminated (SIGTERM). Interrupted or terminated, kmq removes its
 temporary file: no partial output is left. Several inputs, a folder or a
 batch option (-j, -r, --ext, --manifest, --resume, --scheduler, --palette)
@@ -33,17 +33,24 @@ from pathlib import Path
 from .._errors import EXIT_INTERNAL, EXIT_INTERRUPTED, InputError, KmqError, OutputError, UsageError
 from .._io import _is_url
 from ._args import (
+    ask_k as _ask_k,
+    engine_options,
     _add_common,
     _add_output,
+    _dither_level,
     _fraction,
+    _quality_range,
+    _speed,
     _Help,
     _k_value,
     _non_negative_float,
     _Parser,
     _positive_int,
+    _seed_value,
 )
 from ._batch import add_batch_options, is_batch, register_palette, run_batch
 from ._figures import register_plot, register_report
+from ._serve import register_serve
 
 __all__ = ["main", "build_parser", "EXIT_SKIPPED"]
 
@@ -51,6 +58,8 @@ __all__ = ["main", "build_parser", "EXIT_SKIPPED"]
 EXIT_SKIPPED = 98
 #: SIGTERM, as a shell reports it (128 + 15).
 EXIT_TERMINATED = 143
+#: Out of memory (reading, quantizing or decompressing).
+EXIT_OUT_OF_MEMORY = 7
 
 from ._args import _PROG
 
@@ -58,17 +67,18 @@ from ._args import _PROG
 def build_parser() -> argparse.ArgumentParser:
     """The ``kmq`` argument parser (subcommands compress, decompress, info)."""
     from .. import __version__
-    from .._quantize import DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_TOL
+    from .._quantize import DEFAULT_DITHER, DEFAULT_MAX_ITER, DEFAULT_SEED, DEFAULT_SPACE, DEFAULT_SPEED
 
     parser = _Parser(
         prog=_PROG,
         description="Compress images by k-means colour quantization.",
         epilog="Exit codes: 0 ok, 1 internal error, 2 usage, 3 input unreachable, 4 invalid image or .kmq, "
-        "5 output not written, 6 over the pixel limit, 98 skipped (--skip-if-larger), 130 interrupted, "
+        "5 output not written, 6 over the pixel limit, 7 out of memory, 98 skipped (--skip-if-larger), 99 below --quality MIN, 130 interrupted, "
         "143 terminated. With several inputs: the first failure's code.",
     )
-    parser.add_argument("--version", action="version", version=f"kmq {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"kmq {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser.subcommands = commands
 
     compress = commands.add_parser(
         "compress",
@@ -87,15 +97,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compress.add_argument("-k", "--colors", dest="k", type=_k_value, metavar="K", help="number of colours, 1..65536 (asked for on a terminal; 16 otherwise)")
     _add_output(compress)
-    compress.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same result")
+    compress.add_argument(
+        "--seed", type=_seed_value, default=None,
+        help=f"random seed (default {DEFAULT_SEED}: the same input and options give the same bytes every run)",
+    )
+    compress.add_argument(
+        "--space", choices=["oklab", "lab", "rgb"], default=DEFAULT_SPACE,
+        help="colour space of k-means and of the mapping to the palette",
+    )
+    dither = compress.add_mutually_exclusive_group()
+    dither.add_argument(
+        "--dither", type=_dither_level, default=None, metavar="LEVEL",
+        help=f"Floyd-Steinberg dithering level, 0 (none) to 1 (full); default {DEFAULT_DITHER:g} (0 at --speed 11)",
+    )
+    dither.add_argument("--nofs", dest="dither", action="store_const", const=0.0, help="no dithering (same as --dither 0)")
     compress.add_argument("--sample", type=_fraction, metavar="FRACTION", help="fit the palette on this fraction of the pixels")
-    compress.add_argument("--n-init", type=_positive_int, default=DEFAULT_N_INIT, metavar="N", help="k-means runs, the best kept")
+    compress.add_argument(
+        "--quality", type=_quality_range, metavar="MIN-MAX",
+        help="use the fewest colours (at most K, 256 by default) reaching quality MAX (0-100, kmq's scale); "
+        "if even K colours fall short of MIN, write nothing and exit 99",
+    )
+    compress.add_argument(
+        "--speed", type=_speed, default=DEFAULT_SPEED, metavar="N",
+        help="1 (slowest, best) to 11 (fastest): sets --n-init, --tol and --sample unless given",
+    )
+    compress.add_argument("--n-init", type=_positive_int, default=None, metavar="N", help="k-means runs, the best kept")
     compress.add_argument("--max-iter", type=_positive_int, default=DEFAULT_MAX_ITER, metavar="N", help="maximum k-means iterations")
-    compress.add_argument("--tol", type=_non_negative_float, default=DEFAULT_TOL, help="k-means convergence tolerance (relative to the colour variance)")
+    compress.add_argument("--tol", type=_non_negative_float, default=None, help="k-means convergence tolerance (relative to the colour variance)")
     compress.add_argument("--init", choices=["k-means++", "random"], default="k-means++", help="k-means seeding")
     compress.add_argument("--skip-if-larger", action="store_true", help="write nothing (exit 98) if the output is larger than the input file")
     compress.add_argument("--json", action="store_true", help="print the report as JSON")
     add_batch_options(compress)
+    compress.add_argument("--strip", action="store_true", help="leave the input's ICC colour profile out of the output")
+    _add_effort(compress)
     _add_common(compress)
     compress.set_defaults(run=_run_compress)
 
@@ -107,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     decompress.add_argument("input", metavar="INPUT", help=".kmq file, URL, or - for stdin")
     _add_output(decompress)
+    _add_effort(decompress)
     _add_common(decompress)
     decompress.set_defaults(run=_run_decompress)
 
@@ -122,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_palette(commands)
     register_plot(commands)
     register_report(commands)
+    register_serve(commands)
     return parser
 
 
@@ -148,10 +184,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     verbose = False
+    command = None
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
         verbose = getattr(args, "verbose", False)
+        command = args.command
         if args.command is None:
             parser.print_help(sys.stderr)
             return UsageError.exit_code
@@ -162,8 +200,11 @@ def _main(argv: list[str] | None) -> int:
             for warning in caught:
                 if issubclass(warning.category, (UserWarning, RuntimeWarning)):
                     print(f"kmq: warning: {warning.message}", file=sys.stderr)
+        _flush_stdout()
         return code
     except KmqError as exc:
+        if isinstance(exc, OutputError) and "standard output" in str(exc):
+            _silence_stdout()
         print(f"kmq: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -173,43 +214,64 @@ def _main(argv: list[str] | None) -> int:
         print("kmq: terminated", file=sys.stderr)
         return EXIT_TERMINATED
     except BrokenPipeError:
-        # The reader of our stdout went away (e.g. `kmq ... | head`).
+        # The reader of our stdout went away (e.g. `kmq info x.kmq | head -0`).
         _silence_stdout()
-        return EXIT_INTERNAL
+        print("kmq: error: cannot write to standard output: the reader closed the pipe", file=sys.stderr)
+        return OutputError.exit_code
     except MemoryError:
-        print("kmq: error: out of memory; try --sample or a smaller image", file=sys.stderr)
-        return EXIT_INTERNAL
+        if command == "decompress":
+            message = "out of memory while decompressing: the image the file declares does not fit in memory"
+        else:
+            message = "out of memory; try --sample or a smaller image"
+        print(f"kmq: error: {message}", file=sys.stderr)
+        return EXIT_OUT_OF_MEMORY
+    except OSError as exc:
+        if exc.errno in _STDOUT_ERRNOS:
+            # print() of a report to a full or closed stdout.
+            _silence_stdout()
+            print(f"kmq: error: cannot write to standard output: {exc.strerror or exc}", file=sys.stderr)
+            return OutputError.exit_code
+        return _internal_error(exc, verbose)
     except Exception as exc:  # a bug: still one line unless -v
-        if verbose:
-            traceback.print_exc()
-        print(f"kmq: internal error: {type(exc).__name__}: {exc} (run with -v for details)", file=sys.stderr)
-        return EXIT_INTERNAL
+        return _internal_error(exc, verbose)
+
+
+def _internal_error(exc: BaseException, verbose: bool) -> int:
+    if verbose:
+        traceback.print_exc()
+    print(f"kmq: internal error: {type(exc).__name__}: {exc} (run with -v for details)", file=sys.stderr)
+    return EXIT_INTERNAL
+
+
+#: OSErrors that writing the report to stdout gives: full device, closed
+#: descriptor, I/O error, quota.
+_STDOUT_ERRNOS = frozenset({28, 9, 5, 122})
+
+
+def _flush_stdout() -> None:
+    """Flush the report now, so that a failing stdout is an error with an
+    exit code, not a message from the interpreter at exit."""
+    if sys.stdout is None:
+        return
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise OutputError("cannot write to standard output: the reader closed the pipe") from None
+    except (OSError, ValueError) as exc:
+        raise OutputError(f"cannot write to standard output: {getattr(exc, 'strerror', None) or exc}") from None
 
 
 def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null, so that the interpreter's last flush of
+    what could not be written fails quietly."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         pass
 
 
 # -- compress ---------------------------------------------------------------
-
-
-def _ask_k() -> int:
-    from .._quantize import DEFAULT_K
-
-    try:
-        answer = input(f"Number of colours [{DEFAULT_K}]: ").strip()
-    except EOFError:
-        answer = ""
-    if not answer:
-        return DEFAULT_K
-    try:
-        return _k_value(answer)
-    except argparse.ArgumentTypeError as exc:
-        raise UsageError(str(exc)) from None
 
 
 def _default_output(input_name: str | None, k: int, fmt: str | None) -> str:
@@ -223,6 +285,17 @@ def _default_output(input_name: str | None, k: int, fmt: str | None) -> str:
     return f"{stem}-k{k}.{extension}"
 
 
+def _add_effort(parser: argparse.ArgumentParser) -> None:
+    from .. import _io
+
+    parser.add_argument(
+        "-O", "--effort", type=int, choices=sorted(_io.PNG_EFFORTS), default=_io.DEFAULT_PNG_EFFORT,
+        metavar="N",
+        help=f"PNG compression effort 0..{_io.MAX_PNG_EFFORT} (1: zlib level 6; 2: level 9; "
+        f"{_io.MAX_PNG_EFFORT}: oxipng's strongest preset, needs pip install 'kmq[png]')",
+    )
+
+
 def _run_compress(args) -> int:
     from .. import _io
     from .._quantize import DEFAULT_K
@@ -232,17 +305,28 @@ def _run_compress(args) -> int:
         started = _process_start()
         name = names[0] if names else None
         k = args.k
+        if k is None and args.quality is not None:
+            k = 256  # the quality search picks K, as pngquant, up to 256
         if k is None:
             k = _ask_k() if name != "-" and sys.stdin.isatty() else DEFAULT_K
         output = args.output
+        # The demo (no INPUT, no -o) replaces its own earlier output, so
+        # that README's first command can be run again.
+        demo = name is None and output is None
         if output is None:
             output = "-" if name == "-" else _default_output(name, k, args.format)
-        elif output != "-" and Path(output).is_dir():
+        elif (folder := _output_folder(output)) is not None:
             # -o FOLDER, as with several inputs: the default name in it.
-            output = str(Path(output) / _default_output(name, k, args.format))
+            output = str(folder / _default_output(name, k, args.format))
         fmt = _io.format_for_path(output, override=args.format or ("kmq" if output == "-" else None))
         _check_k_fits(fmt, k)
-        return _compress_one(args, name, k, output, fmt, started)[0]
+        if output == "-":
+            _refuse_terminal(args)
+        code, payload, _, _ = _compress_one(args, name, k, output, fmt, started, print_json=False, force=args.force or demo)
+        if payload is not None:
+            # One input or several: --json prints a list of reports.
+            print(json.dumps([payload], indent=2), file=sys.stderr if output == "-" else sys.stdout)
+        return code
     return run_batch(args, names)
 
 
@@ -262,6 +346,38 @@ def _process_start() -> float:
         return now
 
 
+def _output_folder(output: str | None) -> Path | None:
+    """``-o`` as a folder: an existing one, or a name ending in ``/``
+    (created, with its parents, if missing). None when ``-o`` is a file."""
+    if output is None or output == "-":
+        return None
+    folder = Path(output)
+    if output.endswith(("/", os.sep)):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create the output folder {output}: {exc.strerror or exc}") from None
+        if not folder.is_dir():
+            raise OutputError(f"cannot use {output} as the output folder: it is not a folder")
+        return folder
+    return folder if folder.is_dir() else None
+
+
+def _refuse_terminal(args) -> None:
+    """Binary data is not written to a terminal (as gzip refuses), unless -f."""
+    if args.force or sys.stdout is None:
+        return
+    try:
+        terminal = sys.stdout.isatty()
+    except (OSError, ValueError):
+        return
+    if terminal:
+        raise OutputError(
+            "refusing to write binary image data to a terminal; redirect stdout (> file), give -o FILE, "
+            "or use -f to force it"
+        )
+
+
 def _check_k_fits(fmt: str, k: int) -> None:
     from .. import _io
 
@@ -269,11 +385,12 @@ def _check_k_fits(fmt: str, k: int) -> None:
         raise OutputError(f"{fmt.upper()} holds at most 256 colours, got -k {k}; use a .kmq output for K > 256")
 
 
-def _compress_one(args, name: str | None, k: int, output: str, fmt: str, started: float, *, print_json: bool = True):
+def _compress_one(args, name: str | None, k: int, output: str, fmt: str, started: float, *, print_json: bool = True, force: bool | None = None):
     """Compress one image (``name`` None: the shipped sample) to ``output``
     and report it (unless ``-q``; with ``--json`` and not ``print_json``,
     the payload is returned instead of printed). ``started``: when the
     reported time starts (the process start for a single image).
+    ``force``: overwrite an existing output (default ``args.force``).
 
     Returns
     -------
@@ -282,27 +399,19 @@ def _compress_one(args, name: str | None, k: int, output: str, fmt: str, started
     from .. import _io
     from .._quantize import compress
 
+    force = args.force if force is None else force
     source_arg = name if name is not None else str(_io.sample_image_path())
-    source = _io.read_image(source_arg, max_pixels=args.max_pixels, max_input_bytes=args.max_input_bytes)
+    source = _io.read_image(source_arg, max_pixels=args.max_pixels, max_input_bytes=args.max_input_bytes, timeout=args.timeout)
     if name is None:
         source.name = f"{Path(source_arg).name} (the sample photograph shipped with kmq)"
     if output != "-":  # fail before the k-means, not after
-        _io.check_output(output, force=args.force, inputs=(source.path,))
+        _io.check_output(output, force=force, inputs=(source.path,))
 
-    result = compress(
-        source,
-        k,
-        seed=args.seed,
-        sample=args.sample,
-        n_init=args.n_init,
-        max_iter=args.max_iter,
-        tol=args.tol,
-        init=args.init,
-    )
-    data = result.to_bytes(fmt)
+    result = compress(source, k, seed=args.seed, max_iter=args.max_iter, init=args.init, **engine_options(args))
+    data = result.to_bytes(fmt, alpha_threshold=args.alpha_threshold, strip=args.strip, effort=args.effort)
     skipped = args.skip_if_larger and source.input_bytes is not None and len(data) > source.input_bytes
     if not skipped:
-        _io.write_atomic(output, data, force=args.force, inputs=(source.path,))
+        _io.write_atomic(output, data, force=force, inputs=(source.path,))
     report_stream = sys.stderr if output == "-" else sys.stdout
     payload = None
     if args.json or not args.quiet:
@@ -335,6 +444,9 @@ def _compress_json(result, metrics, input_name, output, fmt, total, skipped) -> 
         "lossless": result.lossless,
         "distinct_colors": result.n_colors_in,
         "seed": result.seed,
+        "space": result.space,
+        "dither": result.dither,
+        "quality": result.quality,
         "sample": result.sample,
         "n_iter": result.n_iter,
         "inertia": result.inertia,
@@ -347,6 +459,8 @@ def _compress_json(result, metrics, input_name, output, fmt, total, skipped) -> 
 
 def _notes(result) -> list[str]:
     notes = list(result.source.notes) if result.source is not None else []
+    if result.quality_note:
+        notes.append(result.quality_note)
     if result.lossless:
         notes.append(
             f"lossless: the image has {result.n_colors_in} distinct colours, no more than K={result.k_requested}; "
@@ -368,7 +482,9 @@ def _print_compress_report(result, metrics, source, output, fmt, output_bytes, t
     if result.lossless:
         fit = "lossless (every distinct colour kept)"
     else:
-        fit = f"k-means, {result.n_iter} iterations, seed {result.seed if result.seed is not None else 'random'}"
+        fit = f"k-means in {result.space}, {result.n_iter} iterations, seed {result.seed}"
+        if result.dither:
+            fit += f", dithered {result.dither:g}"
         if result.sample is not None:
             fit += f", fitted on {result.sample:g} of the pixels"
     output_name = "<stdout>" if output == "-" else output
@@ -406,17 +522,20 @@ def _run_decompress(args) -> int:
     from .._quantize import load
 
     input_path = None if args.input == "-" or args.input.startswith(("http://", "https://")) else Path(args.input)
-    loaded = load(args.input, max_pixels=args.max_pixels, max_input_bytes=args.max_input_bytes)
+    loaded = load(args.input, max_pixels=args.max_pixels, max_input_bytes=args.max_input_bytes, timeout=args.timeout)
     output = args.output
-    if output is None or (output != "-" and Path(output).is_dir()):
+    folder = _output_folder(output)
+    if output is None or folder is not None:
         if args.input == "-" and output is None:
             output = "-"
         else:
             stem = Path(args.input.split("?")[0]).stem if args.input != "-" else "stdin"
             name = f"{stem}.png" if loaded.k <= 256 else f"{stem}.tif"
-            output = name if output is None else str(Path(output) / name)
+            output = name if folder is None else str(folder / name)
+    if output == "-":
+        _refuse_terminal(args)
     fmt = _io.format_for_path(output, override=args.format or ("png" if output == "-" else None))
-    data = loaded.to_bytes(fmt)
+    data = loaded.to_bytes(fmt, alpha_threshold=args.alpha_threshold, effort=args.effort)
     _io.write_atomic(output, data, force=args.force, inputs=(input_path,))
     if not args.quiet and output != "-":
         h, w = loaded.shape

@@ -184,3 +184,31 @@ def sum_bins(
             weights_out[b] += w
             for c in range(channels):
                 sums_out[b, c] += w * colors[i, c]
+
+
+def hashed_counts(
+    const uint32_t[::1] sorted_keys,
+    const uint32_t[::1] slot_keys,
+    const int32_t[::1] slot_index,
+    int shift,
+    const int64_t[::1] counts_by_first,
+    int64_t[::1] counts_out,
+):
+    """The counts of :func:`count_keys_hashed` in the order of
+    ``sorted_keys`` (its distinct keys, sorted): each key is found again in
+    the hash table, which is cheaper than an argsort of the keys.
+
+    sorted_keys (M,) uint32; slot_keys, slot_index, shift: the table as
+    left by :func:`count_keys_hashed`; counts_by_first (N,) int64: its
+    ``counts_out``; counts_out (M,) int64, OUT.
+    """
+    cdef Py_ssize_t mask = slot_keys.shape[0] - 1
+    cdef Py_ssize_t i, s, m = sorted_keys.shape[0]
+    cdef uint32_t key
+    with nogil:
+        for i in range(m):
+            key = sorted_keys[i]
+            s = <Py_ssize_t>((((<uint64_t>key) * 2654435761ULL) & 0xFFFFFFFFULL) >> shift)
+            while slot_keys[s] != key:
+                s = (s + 1) & mask
+            counts_out[i] = counts_by_first[slot_index[s]]

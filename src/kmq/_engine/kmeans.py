@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 
 from .._errors import UsageError
+from .._estimator import ParamsMixin, check_fitted
 from . import _histogram, _kmeans
 from ._parallel import Chunks, n_threads as _n_threads, pool as _pool
 
@@ -25,9 +26,13 @@ __all__ = ["KMeans", "kmeans_plusplus", "fit_colors", "coarse_histogram"]
 def _check_random_state(random_state) -> np.random.Generator:
     if isinstance(random_state, np.random.Generator):
         return random_state
-    if random_state is None or isinstance(random_state, (int, np.integer)):
-        return np.random.default_rng(random_state)
-    raise UsageError(f"random_state must be None, an int or a numpy Generator, got {random_state!r}")
+    if random_state is None:
+        return np.random.default_rng()
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise UsageError(f"the seed (random_state) must be a whole number >= 0, got {random_state}")
+        return np.random.default_rng(int(random_state))
+    raise UsageError(f"the seed (random_state) must be None, a whole number >= 0 or a numpy Generator, got {random_state!r}")
 
 
 def kmeans_plusplus(X, n_clusters, *, sample_weight=None, random_state=None, n_local_trials=None):
@@ -55,9 +60,48 @@ def kmeans_plusplus(X, n_clusters, *, sample_weight=None, random_state=None, n_l
     indices : ndarray, shape (n_clusters,), intp
         Rows of ``X`` chosen as centres.
     """
-    X = np.ascontiguousarray(X, dtype=np.float64)
-    w = np.ones(X.shape[0]) if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=np.float64)
-    return _plusplus_plan(X, w, n_clusters, _check_random_state(random_state), n_local_trials)()
+    X = KMeans._check_X(X)
+    k = n_clusters
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise UsageError(f"n_clusters must be an integer >= 1, got {k!r}")
+    if k > X.shape[0]:
+        raise UsageError(f"n_clusters={k} is larger than the number of points, {X.shape[0]}")
+    if n_local_trials is not None and (
+        isinstance(n_local_trials, bool) or not isinstance(n_local_trials, (int, np.integer)) or n_local_trials < 1
+    ):
+        raise UsageError(f"n_local_trials must be an integer >= 1, got {n_local_trials!r}")
+    w = _check_weights(sample_weight, X.shape[0])
+    _check_scale(X, w)
+    return _plusplus_plan(X, w, int(k), _check_random_state(random_state), n_local_trials)()
+
+
+#: Coordinates are refused above this magnitude: squared distances summed
+#: over points must stay finite in float64 (1e308 squared is inf).
+_MAX_ABS_COORDINATE = 1e100
+
+
+def _check_weights(sample_weight, n_points: int) -> np.ndarray:
+    if sample_weight is None:
+        return np.ones(n_points)
+    w = np.asarray(sample_weight)
+    if w.dtype.kind not in "iuf" or w.shape != (n_points,):
+        raise UsageError(f"sample_weight must be {n_points} finite non-negative numbers with a positive sum")
+    w = np.ascontiguousarray(w, dtype=np.float64)
+    if not np.isfinite(w).all() or (w < 0).any() or not w.sum() < np.inf:
+        raise UsageError(f"sample_weight must be {n_points} finite non-negative numbers with a positive sum")
+    if not w.sum() > 0:
+        raise UsageError("sample_weight is all zero: at least one weight must be positive")
+    return w
+
+
+def _check_scale(X: np.ndarray, w: np.ndarray | None = None) -> None:
+    """Refuse points whose squared distances would overflow (UsageError)."""
+    biggest = float(np.abs(X).max(initial=0.0))
+    if biggest > _MAX_ABS_COORDINATE:
+        raise UsageError(
+            f"X holds values up to {biggest:.3g} in magnitude; squared distances would overflow: "
+            f"scale the data to within +-{_MAX_ABS_COORDINATE:g}"
+        )
 
 
 def _plusplus_plan(X, w, n_clusters, rng, n_local_trials=None):
@@ -82,8 +126,15 @@ def _plusplus_plan(X, w, n_clusters, rng, n_local_trials=None):
     return compute
 
 
-class KMeans:
+class KMeans(ParamsMixin):
     """Weighted k-means clustering (Lloyd's algorithm).
+
+    scikit-learn's estimator contract: ``get_params``/``set_params``
+    (``sklearn.base.clone`` and ``Pipeline`` work), ``fit``, ``predict``,
+    ``fit_predict``, ``transform`` (distances to the centres),
+    ``fit_transform``, ``score`` (minus the inertia); ``predict`` before
+    ``fit`` raises :class:`kmq.NotFittedError`. It passes
+    ``sklearn.utils.estimator_checks`` (tests/test_sklearn_contract.py).
 
     Parameters
     ----------
@@ -125,6 +176,9 @@ class KMeans:
     4.0
     """
 
+    _estimator_type = "clusterer"
+    _is_transformer = True
+
     def __init__(self, n_clusters=8, *, init="k-means++", n_init=1, max_iter=300, tol=1e-4, random_state=None):
         self.n_clusters = n_clusters
         self.init = init
@@ -148,20 +202,42 @@ class KMeans:
             if self.init not in ("k-means++", "random"):
                 raise UsageError(f"init must be 'k-means++', 'random' or an array of centres, got {self.init!r}")
         else:
-            init = np.asarray(self.init, dtype=np.float64)
+            try:
+                init = np.asarray(self.init, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise UsageError(f"init must be 'k-means++', 'random' or an array of centres, got {self.init!r}") from None
             if init.shape != (k, X.shape[1]):
                 raise UsageError(f"init array must have shape ({k}, {X.shape[1]}), got {init.shape}")
+            if not np.isfinite(init).all():
+                raise UsageError("the init array of centres contains NaN or infinity")
+            _check_scale(init)
             if self.n_init != 1:
                 raise UsageError("n_init must be 1 when init is an array of centres")
 
     @staticmethod
     def _check_X(X):
+        if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
+            raise TypeError("kmq's k-means does not support sparse input; give a dense array (X.toarray())")
         X = np.asarray(X)
-        if X.ndim != 2 or X.shape[0] < 1:
-            raise UsageError(f"X must be a 2-D array of shape (n_samples, n_features), got shape {X.shape}")
+        if X.dtype.kind == "c":
+            raise UsageError("Complex data not supported: X must hold real numbers")
+        if X.ndim != 2:
+            raise UsageError(
+                f"X must be a 2-D array of shape (n_samples, n_features), got shape {X.shape}; "
+                "Reshape your data with X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one sample"
+            )
+        if X.shape[0] < 1:
+            raise UsageError(f"found an array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required.")
+        if X.shape[1] < 1:
+            raise UsageError(f"found an array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
+        if X.dtype.kind == "O":
+            X = X.astype(np.float64)  # TypeError for objects that are not numbers
+        elif X.dtype.kind not in "biuf":
+            raise UsageError(f"X must hold numbers, got dtype {X.dtype}")
         X = np.ascontiguousarray(X, dtype=np.float64)
         if not np.isfinite(X).all():
             raise UsageError("X contains NaN or infinity")
+        _check_scale(X)
         return X
 
     # -- fitting ----------------------------------------------------------
@@ -183,14 +259,7 @@ class KMeans:
         X = self._check_X(X)
         self._check_params(X)
         n_points = X.shape[0]
-        if sample_weight is None:
-            w = np.ones(n_points)
-        else:
-            w = np.ascontiguousarray(sample_weight, dtype=np.float64)
-            if w.shape != (n_points,) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-                raise UsageError(
-                    f"sample_weight must be {n_points} finite non-negative numbers with a positive sum"
-                )
+        w = _check_weights(sample_weight, n_points)
         k = int(self.n_clusters)
         if k > n_points:
             raise UsageError(f"n_clusters={k} is larger than the number of samples, {n_points}")
@@ -225,11 +294,19 @@ class KMeans:
             return _seed(X, w, k, self.init, rng)
         return np.array(self.init, dtype=np.float64, copy=True)
 
-    def predict(self, X):
-        """Index of the nearest centre of each point: (M, D) -> (M,) int32."""
+    def _check_fitted_X(self, X):
+        check_fitted(self, "cluster_centers_")
         X = self._check_X(X)
         if X.shape[1] != self.cluster_centers_.shape[1]:
-            raise UsageError(f"X has {X.shape[1]} features, the model was fitted with {self.cluster_centers_.shape[1]}")
+            raise UsageError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.cluster_centers_.shape[1]} features as input"
+            )
+        return X
+
+    def predict(self, X):
+        """Index of the nearest centre of each point: (M, D) -> (M,) int32."""
+        X = self._check_fitted_X(X)
 
         labels = np.empty(X.shape[0], dtype=np.int32)
         _kmeans.assign_labels(X, self.cluster_centers_, labels, np.empty(X.shape[0]))
@@ -239,8 +316,27 @@ class KMeans:
         """``fit(X).labels_``."""
         return self.fit(X, sample_weight=sample_weight).labels_
 
-    def __repr__(self):
-        return f"KMeans(n_clusters={self.n_clusters!r}, init={self.init if isinstance(self.init, str) else 'array'!r}, n_init={self.n_init}, max_iter={self.max_iter}, tol={self.tol}, random_state={self.random_state!r})"
+    def transform(self, X):
+        """Euclidean distance of each point to each centre.
+
+        (M, D) -> (M, K) float64, as scikit-learn's ``KMeans.transform``."""
+        X = self._check_fitted_X(X)
+        centers = self.cluster_centers_
+        # |x - c|^2 = |x|^2 - 2 x.c + |c|^2, clipped at 0 against rounding.
+        d2 = (X * X).sum(axis=1)[:, None] - 2.0 * (X @ centers.T) + (centers * centers).sum(axis=1)[None, :]
+        return np.sqrt(np.maximum(d2, 0.0))
+
+    def fit_transform(self, X, y=None, sample_weight=None):
+        """``fit(X).transform(X)``: (M, D) -> (M, K) float64."""
+        return self.fit(X, sample_weight=sample_weight).transform(X)
+
+    def score(self, X, y=None, sample_weight=None):
+        """Minus the (weighted) sum of squared distances of X to its nearest
+        centres: higher is better, as scikit-learn's ``KMeans.score``."""
+        X = self._check_fitted_X(X)
+        w = _check_weights(sample_weight, X.shape[0])
+        labels = self.predict(X)
+        return -_inertia(X, w, self.cluster_centers_, labels)
 
 
 #: Above this many centres the K x K neighbour tables of sort-means cost
@@ -455,7 +551,7 @@ def coarse_histogram(colors: np.ndarray, counts: np.ndarray, bits: int):
     return sums / weights[:, None], weights, bin_of_color
 
 
-def fit_colors(colors, counts, k, *, random_state, n_init, max_iter, tol, init="k-means++"):
+def fit_colors(colors, counts, k, *, random_state, n_init, max_iter, tol, init="k-means++", points=None):
     """k-means on a colour histogram, coarse to fine.
 
     When the histogram is large, the seeding and the first Lloyd iterations
@@ -478,22 +574,28 @@ def fit_colors(colors, counts, k, *, random_state, n_init, max_iter, tol, init="
         best of them (lowest coarse inertia) goes on to the finer levels.
     max_iter, tol, init : as :class:`KMeans` (``tol`` relative to the mean
         per-channel variance of the pixels; ``max_iter`` per level).
+    points : (M, D) float64, optional
+        The colours in a working space (``colorspace.to_space``): k-means
+        runs on these. The coarse levels still bin the uint8 colours (their
+        keys), and each bin's point is the count-weighted mean of its
+        colours' points. Default: the colours themselves.
 
     Returns
     -------
-    centers : (k, C) float64
+    centers : (k, C) float64 (or (k, D), in the points' space)
     labels : (M,) int32 — nearest centre of each colour
     inertia : float — pixel-space sum of squared distances to ``centers``
     n_iter : int — Lloyd iterations, all levels
     """
     n_channels = colors.shape[1]
-    X = _pad(colors)
+    source = colors if points is None else np.ascontiguousarray(points, dtype=np.float64)
+    n_features = source.shape[1]
+    X = _pad(source)
     w = counts.astype(np.float64)
     levels = _COARSE_LEVELS[n_channels]
     if len(colors) <= _COARSE_MIN_COLORS or not isinstance(init, str) or not levels:
-        X = colors.astype(np.float64)
-        return fit_colors_exact(X, w, k, random_state, n_init, max_iter, tol, init)
-    tol_abs = _absolute_tol(X[:, :n_channels], w, tol)
+        return fit_colors_exact(source.astype(np.float64), w, k, random_state, n_init, max_iter, tol, init)
+    tol_abs = _absolute_tol(X[:, :n_features], w, tol)
     binned = []
     finer_size = len(colors)
     for bits in reversed(levels):
@@ -502,6 +604,8 @@ def fit_colors(colors, counts, k, *, random_state, n_init, max_iter, tol, init="
             # smaller than the next one, and building it costs a table scan.
             continue
         level = coarse_histogram(colors, counts, bits)
+        if points is not None:
+            level = (_bin_means(source, w, level[2], level[1]), level[1], level[2])
         if len(level[0]) <= _LEVEL_MAX_FRACTION * finer_size:
             binned.insert(0, level)
             finer_size = len(level[0])
@@ -512,7 +616,7 @@ def fit_colors(colors, counts, k, *, random_state, n_init, max_iter, tol, init="
     while binned and len(binned[0][0]) < _MIN_BINS_PER_CENTER * k:
         binned.pop(0)
     if not binned:
-        return fit_colors_exact(colors.astype(np.float64), w, k, random_state, n_init, max_iter, tol)
+        return fit_colors_exact(source.astype(np.float64), w, k, random_state, n_init, max_iter, tol)
     binned = [(_pad(m), wt, b) for m, wt, b in binned]
     means, weights, _ = binned[0]
     coarse_k = min(k, len(means))
@@ -551,7 +655,17 @@ def fit_colors(colors, counts, k, *, random_state, n_init, max_iter, tol, init="
         level_iter = min(max_iter, max(_LEVEL_MIN_ITER, _LEVEL_WORK // len(points)))
         centers, labels, inertia, n_iter = _lloyd(points, point_weights, centers, level_iter, tol_abs, guess=guess, min_iter=_FINE_MIN_ITER)
         total_iter += n_iter
-    return np.ascontiguousarray(centers[:, :n_channels]), labels, inertia, total_iter
+    return np.ascontiguousarray(centers[:, :n_features]), labels, inertia, total_iter
+
+
+def _bin_means(points, weights, bin_of_color, bin_weights):
+    """Count-weighted mean point of each coarse bin: points (M, D) float64,
+    weights (M,), bin_of_color (M,) -> (B, D) float64."""
+    n_bins = len(bin_weights)
+    means = np.empty((n_bins, points.shape[1]))
+    for c in range(points.shape[1]):
+        means[:, c] = np.bincount(bin_of_color, weights=weights * points[:, c], minlength=n_bins)
+    return means / bin_weights[:, None]
 
 
 def fit_colors_exact(X, w, k, random_state, n_init, max_iter, tol, init="k-means++"):

@@ -383,19 +383,30 @@ def _draw_scatter(source, compressed: Compressed, *, seed, sample_size: int, nam
     point_colours = (rgb / 255, centroid_rgb[labels] / 255)
     for index, (title, point_colour) in enumerate(zip(titles, point_colours)):
         ax = fig.add_subplot(1, 2, index + 1, projection="3d")
+        # Drawn in call order, not sorted by depth: the centroids always
+        # come out above the thousands of points around them.
+        ax.computed_zorder = False
         ax.scatter(
-            rgb[:, 0], rgb[:, 1], rgb[:, 2], c=point_colour, s=point_size, depthshade=False, linewidths=0, alpha=0.9
+            rgb[:, 0], rgb[:, 1], rgb[:, 2], c=point_colour, s=point_size, depthshade=False, linewidths=0, alpha=0.6,
+            zorder=1,
+        )
+        size = 110 if k <= 64 else 50
+        # A white halo under a black ring: visible on dark and light points.
+        ax.scatter(
+            centroid_rgb[:, 0], centroid_rgb[:, 1], centroid_rgb[:, 2],
+            c="white", s=size * 1.9, marker="o", linewidths=0, depthshade=False, zorder=2,
         )
         ax.scatter(
             centroid_rgb[:, 0],
             centroid_rgb[:, 1],
             centroid_rgb[:, 2],
             c=centroid_rgb / 255,
-            s=90 if k <= 64 else 40,
+            s=size,
             marker="o",
             edgecolors="black",
-            linewidths=1.0,
+            linewidths=1.3,
             depthshade=False,
+            zorder=3,
         )
         for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
             axis.set_pane_color((0.93, 0.93, 0.93, 1.0))
@@ -580,14 +591,29 @@ def _draw_palette(rows: list[tuple[int, Compressed]], *, name: str, ax=None, fig
         ax = fig.add_subplot()
     else:
         fig = ax.figure
+    has_alpha = any(c.palette.shape[1] in (2, 4) for _, c in rows)
+    if has_alpha:
+        # A checkerboard behind the swatches, as image editors show
+        # transparency: a partly transparent colour lets it through.
+        squares = 200
+        checker = (np.add.outer(np.arange(len(rows) * 8), np.arange(squares)) % 2) * 0.25 + 0.62
+        ax.imshow(
+            checker, cmap="gray", vmin=0, vmax=1, extent=(0, 100, len(rows) - 0.5, -0.5),
+            aspect="auto", interpolation="nearest", zorder=0,
+        )
     for row, (k, compressed) in enumerate(rows):
         pal = compressed.palette
         order = luminance_order(pal)
         counts = np.bincount(compressed.labels.ravel(), minlength=len(pal))[order]
         shares = counts / max(counts.sum(), 1) * 100
         lefts = np.concatenate([[0.0], np.cumsum(shares)[:-1]])
-        shown = display_pixels(pal[order][None, :, :])
-        colours = np.repeat(shown[0][:, None] / 255, 3, axis=1) if shown.ndim == 2 else shown[0] / 255
+        if pal.shape[1] in (2, 4):
+            grey = pal.shape[1] == 2
+            rgb = np.repeat(pal[order][:, :1], 3, axis=1) if grey else pal[order][:, :3]
+            colours = np.concatenate([rgb / 255, pal[order][:, -1:] / 255], axis=1)
+        else:
+            shown = display_pixels(pal[order][None, :, :])
+            colours = np.repeat(shown[0][:, None] / 255, 3, axis=1) if shown.ndim == 2 else shown[0] / 255
         ax.barh(
             row,
             shares,
@@ -599,8 +625,13 @@ def _draw_palette(rows: list[tuple[int, Compressed]], *, name: str, ax=None, fig
         )
         lights = luminance(pal[order])
         for left, share, colour, light in zip(lefts, shares, pal[order], lights):
-            text_colour = "black" if light >= 140 else "white"
+            alpha = int(colour[-1]) if len(colour) in (2, 4) else 255
+            # Over the checkerboard a mostly transparent swatch looks grey.
+            shown_light = (light * alpha + 160 * (255 - alpha)) / 255
+            text_colour = "black" if shown_light >= 140 else "white"
             hex_code = "#" + "".join(f"{v:02x}" for v in (colour[:3] if len(colour) >= 3 else colour[:1].repeat(3)))
+            if alpha < 255:
+                hex_code += f" α{alpha}"
             centre = left + share / 2
             if share >= 7.0:
                 ax.text(centre, row, f"{hex_code}\n{share:.1f} %", ha="center", va="center", fontsize=7, color=text_colour)
@@ -609,7 +640,10 @@ def _draw_palette(rows: list[tuple[int, Compressed]], *, name: str, ax=None, fig
     ax.set_yticks(range(len(rows)), [_k_label(k, c) for k, c in rows], fontsize=9)
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.set_xlim(0, 100)
-    ax.set_xlabel("share of pixels (%), colours ordered from dark to light")
+    ax.set_xlabel(
+        "share of pixels (%), colours ordered from dark to light"
+        + ("; transparency shown over a checkerboard, α = alpha" if has_alpha else "")
+    )
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
     ax.tick_params(axis="y", length=0)

@@ -45,12 +45,60 @@ th, td { padding: 5px 10px; text-align: right; border-bottom: 1px solid #eee; }
 th { background: #f5f5f7; border-bottom: 1px solid #ccc; }
 td:first-child, th:first-child { text-align: left; }
 tr.target td { background: #eef6ee; }
+.table-wrap { overflow-x: auto; max-width: 100%; }
+.table-wrap table { min-width: 760px; }
+.crops { display: flex; flex-wrap: wrap; gap: 14px; }
+.crops figure { margin: 0; }
+.crops img { image-rendering: pixelated; border: 1px solid #ddd; display: block; }
+.crops figcaption { font-size: 0.85em; margin-top: 3px; }
 caption { caption-side: bottom; text-align: left; color: #666; font-size: 0.9em; padding-top: 6px; }
 figure { margin: 1.2em 0 2em; }
 figure img { max-width: 100%; height: auto; display: block; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.92em; margin-top: 6px; }
 footer { color: #888; font-size: 0.85em; margin-top: 3em; }
 """
+
+
+#: Side of the 1:1 crops of the report, in pixels.
+CROP_SIDE = 192
+
+
+def crop_box(height: int, width: int, side: int = CROP_SIDE) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) of the central crop, at most ``side`` a side."""
+    h, w = min(side, height), min(side, width)
+    top, left = (height - h) // 2, (width - w) // 2
+    return top, left, top + h, left + w
+
+
+def _crops_html(sweep: Sweep) -> str:
+    """The centre of the original and of each rebuilt image at 1:1 (one
+    image pixel per screen pixel, never resampled), side by side: the
+    figure above shrinks the images, these show the quantization as it is."""
+    import io
+
+    from PIL import Image
+
+    source = sweep.source
+    top, left, bottom, right = crop_box(*source.pixels.shape[:2])
+    cells = [("original", source.pixels)]
+    cells += [(f"K = {r.k}", r.compressed.reconstruct()) for r in sweep.results]
+    parts = []
+    for label, pixels in cells:
+        crop = pixels[top:bottom, left:right]
+        if crop.ndim == 3 and crop.shape[2] == 1:
+            crop = crop[:, :, 0]
+        buffer = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(crop)).save(buffer, "PNG")
+        h, w = crop.shape[:2]
+        parts.append(
+            f'<figure><img src="{_png_data_url(buffer.getvalue())}" width="{w}" height="{h}" '
+            f'alt="{html.escape(label)}, 1:1 crop"><figcaption>{html.escape(label)}</figcaption></figure>'
+        )
+    return (
+        f'<div class="crops" id="crops">\n' + "\n".join(parts) + "\n</div>\n"
+        f"<p class=\"lead\">The centre of each image at 1:1 ({right - left} × {bottom - top} pixels from "
+        f"({left}, {top})), not resampled.</p>"
+    )
 
 
 def featured_k(sweep: Sweep) -> int:
@@ -97,15 +145,17 @@ def _table_html(sweep: Sweep, targets: dict) -> str:
             f"<td>{_percent_of(result.png_bytes, input_bytes)}</td></tr>"
         )
     input_text = f"{input_bytes:,} B" if input_bytes is not None else "unknown (not read from a file)"
+    # The wrapper scrolls sideways on a narrow screen instead of cutting
+    # the table's right-hand columns off.
     return (
-        "<table>\n<thead><tr><th>K</th><th>colours used</th><th>MSE</th><th>PSNR</th><th>SSIM</th>"
+        '<div class="table-wrap">\n<table>\n<thead><tr><th>K</th><th>colours used</th><th>MSE</th><th>PSNR</th><th>SSIM</th>'
         "<th>ratio (bits)</th><th>.kmq (B)</th><th>.kmq / input</th><th>indexed PNG (B)</th>"
         "<th>PNG / input</th></tr></thead>\n<tbody>\n"
         + "\n".join(rows)
         + "\n</tbody>\n"
         f"<caption>Input file: {input_text}. MSE in squared 8-bit levels per channel; ratio = raw bits ÷ "
         "(index bits + palette bits), as the k-means tutorials count it; indexed PNG holds at most 256 "
-        "colours. Shaded: the first K to reach each PSNR level.</caption>\n</table>"
+        "colours. Shaded: the first K to reach each PSNR level.</caption>\n</table>\n</div>"
     )
 
 
@@ -240,6 +290,8 @@ k-means colour quantization for K = {ks_text}; {html.escape(seed)}{html.escape(s
 {_verdict_html(sweep, targets)}
 <h2>Quality and size for each K</h2>
 {_table_html(sweep, targets)}
+<h2>Up close: 1:1 crops</h2>
+{_crops_html(sweep)}
 <h2>Figures</h2>
 {figure_html}
 <footer>Made with kmq {html.escape(__version__)}: <code>{html.escape(command)}</code></footer>

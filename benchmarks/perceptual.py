@@ -1,0 +1,277 @@
+"""Perceptual quality of kmq against pngquant and libimagequant.
+
+Images: the Kodak photographs, the photographs of a folder resized to 768
+pixels wide (Lanczos), and images with alpha made here (Kodak photographs
+under soft masks; icons, logos and a UI screen drawn with Pillow). For each
+K in {16, 64, 256}, undithered and dithered, each tool quantizes each image
+to a PNG at the same K:
+
+* kmq: ``kmq.compress(image, K, dither=0 or 1)`` (defaults otherwise);
+* pngquant: ``pngquant K`` (``--nofs`` when undithered), the CLI;
+* libimagequant: ``imagequant.quantize_pil_image(max_colors=K,
+  dithering_level=0 or 1)``.
+
+Scores: SSIMULACRA2 (higher is better; ``ssimulacra2`` on PyPI, with its
+dark/light-background variant on images with alpha) and the mean CIEDE2000
+difference (lower is better; scikit-image; on images with alpha, the mean
+over the image composited on black and on white). Writes a JSON file of
+every score and prints Markdown tables: per K and setting, the number of
+images on which kmq beats each tool, and the medians.
+
+    python benchmarks/perceptual.py --kodak ../shared/bench/kodak \\
+        --photos ../shared/bench/photos --out /tmp/perceptual.json
+
+Needs the ``bench`` extra (scikit-image, ssimulacra2, imagequant) and the
+``pngquant`` command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+import kmq
+
+KS = (16, 64, 256)
+
+
+def _resize(image: Image.Image, width: int = 768) -> Image.Image:
+    if image.width <= width:
+        return image
+    height = round(image.height * width / image.width)
+    return image.resize((width, height), Image.LANCZOS)
+
+
+def soft_mask(image: Image.Image, seed: int) -> Image.Image:
+    """The photograph under a blurred ellipse (alpha 0 outside, 255 inside,
+    a soft ramp between)."""
+    rng = np.random.default_rng(seed)
+    w, h = image.size
+    mask = Image.new("L", (w, h), 0)
+    cx, cy = w * rng.uniform(0.4, 0.6), h * rng.uniform(0.4, 0.6)
+    rx, ry = w * rng.uniform(0.3, 0.45), h * rng.uniform(0.3, 0.45)
+    ImageDraw.Draw(mask).ellipse([cx - rx, cy - ry, cx + rx, cy + ry], fill=255)
+    mask = mask.filter(ImageFilter.GaussianBlur(min(w, h) * 0.06))
+    out = image.convert("RGBA")
+    out.putalpha(mask)
+    return out
+
+
+def icon(seed: int, size: int = 256) -> Image.Image:
+    """An app icon: a rounded square with a gradient, a glyph and a shadow,
+    antialiased (drawn 4x, downscaled)."""
+    rng = np.random.default_rng(seed)
+    s = size * 4
+    base = Image.new("RGBA", (s, s), (0, 0, 0, 0))
+    shadow = Image.new("L", (s, s), 0)
+    ImageDraw.Draw(shadow).rounded_rectangle([s * 0.1, s * 0.14, s * 0.92, s * 0.96], radius=s * 0.18, fill=110)
+    shadow = shadow.filter(ImageFilter.GaussianBlur(s * 0.03))
+    base.paste((0, 0, 0, 255), (0, 0), shadow)
+    top, bottom = rng.integers(40, 255, 3), rng.integers(0, 200, 3)
+    t = np.linspace(0, 1, s)[:, None, None]
+    grad = (top * (1 - t) + bottom * t).astype(np.uint8).repeat(s, axis=1)
+    body = Image.fromarray(np.dstack([grad, np.full((s, s, 1), 255, np.uint8)]), "RGBA")
+    mask = Image.new("L", (s, s), 0)
+    ImageDraw.Draw(mask).rounded_rectangle([s * 0.08, s * 0.08, s * 0.9, s * 0.9], radius=s * 0.18, fill=255)
+    base.paste(body, (0, 0), mask)
+    draw = ImageDraw.Draw(base)
+    glyph = tuple(int(v) for v in rng.integers(200, 256, 3)) + (int(rng.integers(180, 256)),)
+    draw.ellipse([s * 0.3, s * 0.3, s * 0.68, s * 0.68], outline=glyph, width=int(s * 0.05))
+    draw.line([s * 0.6, s * 0.6, s * 0.75, s * 0.75], fill=glyph, width=int(s * 0.06))
+    return base.resize((size, size), Image.LANCZOS)
+
+
+def logo(seed: int) -> Image.Image:
+    """A flat logo on transparency: a few solid shapes and a wordmark."""
+    rng = np.random.default_rng(seed)
+    s = 4
+    w, h = 480 * s, 160 * s
+    image = Image.new("RGBA", (w, h), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    colors = [tuple(int(v) for v in rng.integers(0, 256, 3)) + (255,) for _ in range(3)]
+    draw.ellipse([10 * s, 10 * s, 150 * s, 150 * s], fill=colors[0])
+    draw.polygon([(80 * s, 30 * s), (140 * s, 130 * s), (20 * s, 130 * s)], fill=colors[1])
+    for i in range(5):
+        x = (170 + i * 58) * s
+        draw.rounded_rectangle([x, 45 * s, x + 44 * s, 115 * s], radius=10 * s, fill=colors[2 if i % 2 else 1])
+    return image.resize((w // s, h // s), Image.LANCZOS)
+
+
+def ui_screen(seed: int) -> Image.Image:
+    """A UI screenshot: window chrome, buttons, text-like bars, a photo
+    thumbnail, a translucent overlay with a soft shadow."""
+    rng = np.random.default_rng(seed)
+    w, h = 800, 520
+    image = Image.new("RGBA", (w, h), (246, 246, 248, 255))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([0, 0, w, 40], fill=(40, 44, 52, 255))
+    for i in range(3):
+        draw.ellipse([12 + i * 22, 13, 26 + i * 22, 27], fill=[(255, 95, 86, 255), (255, 189, 46, 255), (39, 201, 63, 255)][i])
+    for row in range(9):
+        y = 70 + row * 40
+        draw.rectangle([30, y, 30 + int(rng.integers(120, 330)), y + 12], fill=(90, 90, 100, 255))
+        draw.rectangle([30, y + 18, 30 + int(rng.integers(60, 200)), y + 24], fill=(170, 170, 180, 255))
+    accent = tuple(int(v) for v in rng.integers(0, 200, 3)) + (255,)
+    draw.rounded_rectangle([420, 420, 560, 460], radius=10, fill=accent)
+    draw.rounded_rectangle([580, 420, 760, 460], radius=10, outline=accent, width=2)
+    t = np.linspace(0, 1, 300)
+    thumb = (np.stack([t * 255, 128 + 100 * np.sin(6 * t), 255 - t * 200], -1)[None, :, :] * np.linspace(0.5, 1, 200)[:, None, None])
+    image.paste(Image.fromarray(thumb.astype(np.uint8)).convert("RGBA"), (430, 80))
+    overlay = Image.new("RGBA", (w, h), (0, 0, 0, 0))
+    shade = Image.new("L", (w, h), 0)
+    ImageDraw.Draw(shade).rounded_rectangle([250, 180, 610, 380], radius=14, fill=120)
+    overlay.paste((0, 0, 0, 255), (0, 0), shade.filter(ImageFilter.GaussianBlur(12)))
+    ImageDraw.Draw(overlay).rounded_rectangle([240, 170, 600, 370], radius=14, fill=(255, 255, 255, 235))
+    image = Image.alpha_composite(image, overlay)
+    # Round the window corners: the screenshot has alpha.
+    mask = Image.new("L", (w, h), 0)
+    ImageDraw.Draw(mask).rounded_rectangle([0, 0, w - 1, h - 1], radius=12, fill=255)
+    image.putalpha(Image.fromarray(np.minimum(np.asarray(image)[:, :, 3], np.asarray(mask))))
+    return image
+
+
+def image_set(kodak: Path | None, photos: Path | None, every: int) -> list[tuple[str, str, Image.Image]]:
+    """[(group, name, image)]."""
+    images = []
+    kodak_files = sorted(kodak.glob("*.png")) if kodak else []
+    for path in kodak_files[::every]:
+        images.append(("kodak", path.stem, Image.open(path).convert("RGB")))
+    if photos:
+        for path in sorted(photos.iterdir())[::every]:
+            if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"):
+                images.append(("photos", path.stem, _resize(Image.open(path).convert("RGB"))))
+    for i, path in enumerate(kodak_files[1::max(1, 2 * every)][:4]):
+        images.append(("alpha", f"{path.stem}-mask", soft_mask(Image.open(path).convert("RGB"), i)))
+    for i in range(2):
+        images.append(("alpha", f"icon{i}", icon(i)))
+    images.append(("alpha", "logo", logo(0)))
+    images.append(("alpha", "ui", ui_screen(0)))
+    return images
+
+
+def run_kmq(image, k, dither, path):
+    kmq.compress(np.asarray(image), k, dither=dither).save(path, format="png")
+
+
+def run_pngquant(image, k, dither, path, work):
+    src = os.path.join(work, "src.png")
+    image.save(src)
+    cmd = ["pngquant", "--force", "--output", path, str(k), src]
+    if not dither:
+        cmd.insert(1, "--nofs")
+    subprocess.run(cmd, check=True)
+
+
+def run_imagequant(image, k, dither, path):
+    import imagequant
+
+    imagequant.quantize_pil_image(image.convert("RGBA"), dithering_level=float(dither), max_colors=k).save(path)
+
+
+def ciede2000(original: np.ndarray, result: np.ndarray) -> float:
+    """Mean CIEDE2000; with alpha, the mean over composites on black and white."""
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    def lab(rgb):
+        return rgb2lab(rgb.astype(np.float64) / 255.0)
+
+    if original.shape[2] == 3:
+        return float(deltaE_ciede2000(lab(original), lab(result)).mean())
+    scores = []
+    for background in (0.0, 255.0):
+        def seen(rgba):
+            a = rgba[:, :, 3:4].astype(np.float64) / 255.0
+            return np.rint(rgba[:, :, :3] * a + background * (1 - a)).astype(np.uint8)
+
+        scores.append(float(deltaE_ciede2000(lab(seen(original)), lab(seen(result))).mean()))
+    return float(np.mean(scores))
+
+
+def score(original_path, result_path, has_alpha):
+    import ssimulacra2
+
+    if has_alpha:
+        s2 = ssimulacra2.compute_ssimulacra2_with_alpha(original_path, result_path)
+    else:
+        s2 = ssimulacra2.compute_ssimulacra2(original_path, result_path)
+    mode = "RGBA" if has_alpha else "RGB"
+    original = np.asarray(Image.open(original_path).convert(mode))
+    result = np.asarray(Image.open(result_path).convert(mode))
+    return float(s2), ciede2000(original, result)
+
+
+TOOLS = ("kmq", "pngquant", "imagequant")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kodak", type=Path)
+    parser.add_argument("--photos", type=Path)
+    parser.add_argument("--every", type=int, default=1, help="take every n-th image of each folder")
+    parser.add_argument("--ks", default=",".join(map(str, KS)))
+    parser.add_argument("--out", type=Path, default=Path("perceptual.json"))
+    args = parser.parse_args(argv)
+    ks = [int(v) for v in args.ks.split(",")]
+    rows = []
+    with tempfile.TemporaryDirectory() as work:
+        for group, name, image in image_set(args.kodak, args.photos, args.every):
+            has_alpha = image.mode == "RGBA"
+            original_path = os.path.join(work, f"{name}.png")
+            image.save(original_path)
+            for k in ks:
+                for dither in (0, 1):
+                    row = {"group": group, "image": name, "k": k, "dither": dither}
+                    for tool in TOOLS:
+                        path = os.path.join(work, f"{name}-{tool}.png")
+                        started = time.perf_counter()
+                        if tool == "kmq":
+                            run_kmq(image, k, dither, path)
+                        elif tool == "pngquant":
+                            run_pngquant(image, k, dither, path, work)
+                        else:
+                            run_imagequant(image, k, dither, path)
+                        seconds = time.perf_counter() - started
+                        s2, de = score(original_path, path, has_alpha)
+                        row[tool] = {"ssimulacra2": s2, "ciede2000": de, "bytes": os.path.getsize(path), "seconds": seconds}
+                    rows.append(row)
+                    print(json.dumps(row), file=sys.stderr, flush=True)
+    args.out.write_text(json.dumps(rows, indent=1))
+    print(summarise(rows))
+
+
+def summarise(rows) -> str:
+    lines = []
+    groups = sorted({r["group"] for r in rows})
+    for metric, better in (("ssimulacra2", max), ("ciede2000", min)):
+        lines.append(f"\n{metric} ({'higher' if better is max else 'lower'} is better): kmq wins / images, medians kmq | pngquant | imagequant\n")
+        lines.append("| images | K | dither | kmq > pngquant | kmq > imagequant | median kmq | median pngquant | median imagequant | bytes kmq / pngquant |")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
+        for group in groups + ["all"]:
+            for k in sorted({r["k"] for r in rows}):
+                for dither in (0, 1):
+                    sel = [r for r in rows if r["k"] == k and r["dither"] == dither and (group == "all" or r["group"] == group)]
+                    if not sel:
+                        continue
+                    def wins(other):
+                        return sum(1 for r in sel if better(r["kmq"][metric], r[other][metric]) == r["kmq"][metric] and r["kmq"][metric] != r[other][metric])
+                    med = {t: statistics.median(r[t][metric] for r in sel) for t in TOOLS}
+                    size = statistics.median(r["kmq"]["bytes"] / r["pngquant"]["bytes"] for r in sel)
+                    lines.append(
+                        f"| {group} | {k} | {'yes' if dither else 'no'} | {wins('pngquant')}/{len(sel)} | {wins('imagequant')}/{len(sel)} "
+                        f"| {med['kmq']:.2f} | {med['pngquant']:.2f} | {med['imagequant']:.2f} | {size:.2f} |"
+                    )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""Working colour spaces: where k-means runs and where the nearest palette
+entry is searched.
+
+The histogram stays exact (distinct sRGB colours and their counts); only
+the points fed to k-means change. Each distinct colour becomes a float64
+point in the working space, k-means runs on those points weighted by the
+counts, the centres go back to sRGB uint8 (rounded, clipped: the stored
+palette), and pixels are mapped to the entry nearest in the same space, the
+palette being converted back from its uint8 values so that the search is in
+the space of what is stored.
+
+Spaces, all with units of comparable size (one unit is a just-noticeable
+difference or less):
+
+* ``"oklab"``: Oklab (Ottosson 2020, his published matrices), L, a, b
+  times 100, so L runs 0..100 and a distance of 1 is ~1 % of the lightness
+  range.
+* ``"lab"``: CIELAB, D65 white (sRGB's), L 0..100; distances are CIE76 ΔE.
+* ``"rgb"``: the sRGB values themselves, 0..255.
+
+With alpha the colour coordinates are premultiplied (times alpha/255), as
+libimagequant does: two colours differ by what they show over a dark
+background, and a nearly transparent pixel's hidden colour hardly counts.
+Alpha itself is one more coordinate, alpha/255 times ``ALPHA_SCALE`` of the
+space, so an alpha step weighs like a lightness step of the same fraction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["SPACES", "to_space", "from_space", "nearest_in_space", "PaletteSearch"]
+
+SPACES = {"oklab": 1, "lab": 2, "rgb": 0}
+#: Alpha 0..1 maps to 0..ALPHA_SCALE: the full lightness range of the space.
+ALPHA_SCALE = {"rgb": 255.0, "oklab": 100.0, "lab": 100.0}
+#: Palettes larger than this are searched by brute force: the K x K
+#: neighbour tables would cost more than they save.
+_MAX_SORTED_K = 1024
+
+
+def _space_id(space: str) -> int:
+    try:
+        return SPACES[space]
+    except KeyError:
+        raise ValueError(f"unknown colour space {space!r}: expected one of {', '.join(SPACES)}") from None
+
+
+def to_space(colors: np.ndarray, space: str) -> np.ndarray:
+    """sRGB colours (M, C) uint8, C in 1..4 -> working-space points (M, C)
+    float64 (see the module docstring)."""
+    from . import _colorspace
+
+    colors = np.ascontiguousarray(colors, dtype=np.uint8)
+    out = np.empty(colors.shape, dtype=np.float64)
+    _colorspace.to_space(colors, _space_id(space), ALPHA_SCALE[space], out)
+    return out
+
+
+def from_space(points: np.ndarray, space: str) -> np.ndarray:
+    """Inverse of :func:`to_space`: (M, C) float64 -> (M, C) uint8, rounded
+    to nearest, clipped to 0..255."""
+    from . import _colorspace
+
+    points = np.ascontiguousarray(points, dtype=np.float64)
+    out = np.empty(points.shape, dtype=np.uint8)
+    _colorspace.from_space(points, _space_id(space), ALPHA_SCALE[space], out)
+    return out
+
+
+class PaletteSearch:
+    """A palette in the working space, ready for nearest-entry searches.
+
+    Attributes
+    ----------
+    points : (K, D) float64
+    dist : (K, K) float64 — Euclidean distances between entries
+    order : (K, K) int32 — each row: entries by increasing distance
+        (shape (0, 0) above ``_MAX_SORTED_K`` entries: brute force)
+    """
+
+    def __init__(self, palette: np.ndarray, space: str):
+        self.points = to_space(palette, space)
+        k = len(self.points)
+        if k <= _MAX_SORTED_K:
+            diff = self.points[:, None, :] - self.points[None, :, :]
+            self.dist = np.ascontiguousarray(np.sqrt((diff * diff).sum(axis=2)))
+            self.order = np.ascontiguousarray(np.argsort(self.dist, axis=1, kind="stable"), dtype=np.int32)
+        else:
+            self.dist = np.zeros((0, 0))
+            self.order = np.zeros((0, 0), dtype=np.int32)
+
+    def nearest(self, points: np.ndarray, *, guess=None, allowed=None):
+        """(labels (M,) int32, dist2 (M,) float64) of the nearest allowed
+        entry of each point; ties to the lowest index. ``guess`` (M,) speeds
+        the search up only; ``allowed`` (K,) bool, default all."""
+        from . import _colorspace
+        from ._parallel import run_chunked
+
+        points = np.ascontiguousarray(points, dtype=np.float64)
+        n, k = len(points), len(self.points)
+        if guess is None:
+            guess = np.zeros(n, dtype=np.int32)
+        guess = np.ascontiguousarray(guess, dtype=np.int32)
+        allowed = np.ones(k, dtype=np.uint8) if allowed is None else np.ascontiguousarray(allowed, dtype=np.uint8)
+        labels = np.empty(n, dtype=np.int32)
+        dist2 = np.empty(n)
+        run_chunked(
+            _colorspace.nearest,
+            n,
+            (points, self.points, guess, self.dist, self.order, allowed),
+            (labels, dist2),
+        )
+        return labels, dist2
+
+
+def nearest_in_space(points: np.ndarray, palette: np.ndarray, space: str, *, guess=None):
+    """Nearest entry of ``palette`` (K, C) uint8 for each working-space
+    point (M, C): (labels (M,) int32, dist2 (M,) float64)."""
+    return PaletteSearch(palette, space).nearest(points, guess=guess)

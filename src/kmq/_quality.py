@@ -1,0 +1,101 @@
+"""Quality targets: kmq's 0-100 quality scale and the search for the
+fewest colours that reach a target (``compress(quality=(min, max))``,
+``kmq compress --quality MIN-MAX``).
+
+The scale
+---------
+kmq's quality is defined on the mean Oklab difference between each pixel
+and its (undithered) palette entry, ``E`` = mean ΔEok x 100 (so a
+difference of 1 is about 1 % of the black-to-white lightness range, near
+the threshold of visibility), as ``quality = clip(100 - 8 E, 0, 100)``:
+lossless is 100; ``E`` = 1.25 (a 256-colour photograph, typically) is 90;
+``E`` = 2.5 (64 colours) is 80; ``E`` = 5 (16 colours) is 60; ``E`` >= 12.5
+is 0. pngquant's scale is like JPEG's, derived from a mean squared error in
+its own colour space; the two agree roughly but not exactly (README,
+"Quality targets").
+
+The search
+----------
+One histogram, one k-means fit at the largest K allowed, then the centres
+are merged pairwise, cheapest first (Ward's criterion: the merge that adds
+least to the weighted squared error), which gives a palette for every
+smaller K in one pass. The quality of a candidate K is measured exactly
+(map the distinct colours to its rounded palette); bisection over K finds
+the fewest colours reaching the target, assuming quality grows with K.
+The merged palette then seeds a short Lloyd run on the exact histogram
+at that K (kept if it measures at least as well): the larger K's palette
+warm-starts the smaller.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._errors import KmqError
+
+__all__ = ["QualityError", "quality_from_error", "ward_palettes", "EXIT_QUALITY"]
+
+#: pngquant's exit code when the minimum quality cannot be reached.
+EXIT_QUALITY = 99
+#: Quality points lost per unit of mean ΔEok x 100.
+QUALITY_PER_UNIT = 8.0
+
+
+class QualityError(KmqError, ValueError):
+    """Even the largest K allowed falls short of the minimum quality; nothing
+    is written. Exit code 99 (as pngquant)."""
+
+    exit_code = EXIT_QUALITY
+
+
+def quality_from_error(mean_error: float) -> float:
+    """kmq quality 0..100 from the mean Oklab difference (ΔEok x 100)."""
+    return float(min(100.0, max(0.0, 100.0 - QUALITY_PER_UNIT * mean_error)))
+
+
+def ward_palettes(centers: np.ndarray, weights: np.ndarray) -> list[np.ndarray]:
+    """Merge centres pairwise, cheapest first, down to one.
+
+    Parameters
+    ----------
+    centers : (K, D) float64; weights : (K,) float64 (pixels of each)
+
+    Returns
+    -------
+    list of K arrays: entry ``k - 1`` is the (k, D) centres after merging
+    down to k (entry K - 1 is ``centers``). Merging i and j costs
+    ``w_i w_j / (w_i + w_j) |c_i - c_j|^2``; ties go to the lowest pair.
+    """
+    c = np.array(centers, dtype=np.float64)
+    w = np.array(weights, dtype=np.float64)
+    k = len(c)
+    alive = np.ones(k, dtype=bool)
+
+    def costs(i):
+        d2 = ((c - c[i]) ** 2).sum(axis=1)
+        total = w + w[i]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = np.where(total > 0, w * w[i] / np.where(total > 0, total, 1.0), 0.0) * d2
+        out[~alive] = np.inf
+        out[i] = np.inf
+        return out
+
+    cost = np.stack([costs(i) for i in range(k)]) if k > 1 else np.full((1, 1), np.inf)
+    out = [None] * k
+    out[k - 1] = c.copy()
+    for n in range(k - 1, 0, -1):
+        flat = int(np.argmin(cost))
+        i, j = divmod(flat, k)
+        i, j = min(i, j), max(i, j)
+        total = w[i] + w[j]
+        if total > 0:
+            c[i] = (w[i] * c[i] + w[j] * c[j]) / total
+        w[i] = total
+        alive[j] = False
+        cost[j, :] = np.inf
+        cost[:, j] = np.inf
+        row = costs(i)
+        cost[i, :] = row
+        cost[:, i] = row
+        out[n - 1] = c[alive].copy()
+    return out

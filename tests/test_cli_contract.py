@@ -1,0 +1,144 @@
+"""The command line does what README.md says: folders with a trailing
+slash, the demo run twice, --json's shape, -V, help hints, seeds, memory,
+transparency in GIF and JPEG."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import kmq
+from kmq._cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and "internal error" not in err, err
+    return code, out, err
+
+
+def one_line_error(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kmq: error: "), err
+    return lines[0]
+
+
+def test_seed_minus_one_is_a_usage_error(capsys, photo_png):
+    code, _, err = run(capsys, "compress", str(photo_png), "--seed", "-1")
+    assert code == 2
+    assert one_line_error(err) == (
+        "kmq: error: argument --seed: the seed must be from 0 to 2**128 - 1, got -1 (see 'kmq compress --help')"
+    )
+    with pytest.raises(kmq.UsageError, match=r"seed \(random_state\) must be a whole number >= 0, got -1"):
+        kmq.compress(np.zeros((4, 4, 3), np.uint8), 2, seed=-1)
+
+
+def test_readme_command_one_runs_twice(capsys, in_tmp, monkeypatch):
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
+    # README's `kmq compress`, twice: the demo replaces its own output.
+    assert run(capsys, "compress", "--seed", "0")[0] == 0
+    first = (in_tmp / "kodim23-k16.kmq").read_bytes()
+    code, _, err = run(capsys, "compress", "--seed", "1")
+    assert code == 0, err
+    assert (in_tmp / "kodim23-k16.kmq").read_bytes() != first
+    # With INPUT or -o, an existing file is still protected.
+    code, _, err = run(capsys, "compress", str(kmq.sample_image_path()), "-o", "kodim23-k16.kmq")
+    assert code == 5 and "already exists" in one_line_error(err)
+
+
+@pytest.mark.parametrize("command", ["compress", "decompress"])
+def test_output_with_a_trailing_slash_is_a_folder(capsys, in_tmp, photo_png, command):
+    if command == "compress":
+        argv = ["compress", str(photo_png), "-k", "4", "-o", "small/deeper/"]
+        expected = in_tmp / "small" / "deeper" / "photo-k4.kmq"
+    else:
+        kmq.compress(photo_png, 4, seed=0).save("photo-k4.kmq")
+        argv = ["decompress", "photo-k4.kmq", "-o", "restored/"]
+        expected = in_tmp / "restored" / "photo-k4.png"
+    code, _, err = run(capsys, *argv, "-q")
+    assert code == 0, err
+    assert expected.is_file()
+
+
+def test_several_inputs_into_a_new_folder(capsys, in_tmp, photo_png):
+    Image.open(photo_png).save("second.png")
+    code, _, err = run(capsys, "compress", str(photo_png), "second.png", "-k", "4", "-o", "small/", "--format", "png", "-q")
+    assert code == 0, err
+    assert sorted(p.name for p in (in_tmp / "small").iterdir()) == ["photo-k4.png", "second-k4.png"]
+
+
+def test_json_has_one_shape_for_one_and_several_inputs(capsys, in_tmp, photo_png):
+    Image.open(photo_png).save("second.png")
+    _, one, _ = run(capsys, "compress", str(photo_png), "-k", "4", "--seed", "0", "--json")
+    _, several, _ = run(capsys, "compress", "second.png", str(photo_png), "-k", "4", "--seed", "0", "--json", "-f")
+    one, several = json.loads(one), json.loads(several)
+    assert isinstance(one, list) and isinstance(several, list) and len(one) == 1 and len(several) == 2
+    assert set(one[0]) == set(several[0]) == set(several[1])
+    assert one[0]["metrics"] == several[1]["metrics"]
+
+
+def test_dash_capital_v_prints_the_version(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["-V"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.strip() == f"kmq {kmq.__version__}"
+
+
+@pytest.mark.parametrize("command", ["compress", "decompress", "info", "report"])
+def test_unknown_option_hint_names_the_subcommand_help(capsys, command):
+    code, _, err = run(capsys, command, "x.png", "--no-such-option")
+    assert code == 2
+    assert one_line_error(err) == f"kmq: error: unrecognized arguments: --no-such-option (see 'kmq {command} --help')"
+
+
+def test_decompress_out_of_memory_has_its_own_message_and_code(capsys, in_tmp, photo_png, monkeypatch):
+    kmq.compress(photo_png, 4, seed=0).save("p.kmq")
+    from kmq import _container
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(_container, "decode", no_memory)
+    code, _, err = run(capsys, "decompress", "p.kmq")
+    assert code == 7
+    assert one_line_error(err) == (
+        "kmq: error: out of memory while decompressing: the image the file declares does not fit in memory"
+    )
+    assert not (in_tmp / "p.png").exists()
+
+
+def test_gif_of_soft_alpha_takes_a_threshold(capsys, in_tmp):
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 0] = 250
+    rgba[:, :4, 3] = 100
+    rgba[:, 4:, 3] = 180
+    Image.fromarray(rgba, "RGBA").save("soft.png")
+    code, _, err = run(capsys, "compress", "soft.png", "-k", "2", "-o", "default.gif", "-q")
+    assert code == 0, err
+    code, _, err = run(capsys, "compress", "soft.png", "-k", "2", "-o", "high.gif", "--alpha-threshold", "200", "-q")
+    assert code == 0, err
+    default = np.asarray(Image.open("default.gif").convert("RGBA"))[..., 3]
+    high = np.asarray(Image.open("high.gif").convert("RGBA"))[..., 3]
+    assert (default[:, :4] == 0).all() and (default[:, 4:] == 255).all()
+    assert (high == 0).all()
+    code, _, err = run(capsys, "compress", "soft.png", "-o", "x.gif", "--alpha-threshold", "300")
+    assert code == 2 and "expected a whole number from 0 to 255, got 300" in one_line_error(err)
+
+
+def test_jpeg_of_an_opaque_rgba_image_drops_the_alpha(capsys, in_tmp, photo):
+    rgba = np.dstack([photo, np.full(photo.shape[:2], 255, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save("opaque.png")
+    code, _, err = run(capsys, "compress", "opaque.png", "-k", "8", "-o", "out.jpg", "-q")
+    assert code == 0, err
+    with Image.open("out.jpg") as jpeg:
+        assert jpeg.mode == "RGB" and jpeg.size == (photo.shape[1], photo.shape[0])
+    rgba[0, 0, 3] = 0  # now one pixel is transparent: JPEG cannot say so
+    Image.fromarray(rgba, "RGBA").save("holed.png")
+    code, _, err = run(capsys, "compress", "holed.png", "-k", "8", "-o", "holed.jpg")
+    assert code == 5 and "JPEG cannot store transparency" in one_line_error(err)

@@ -1,0 +1,364 @@
+"""Working colour spaces, alpha, dithering and same-bytes-every-run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import kmq
+from kmq import metrics
+from kmq._cli import main
+from kmq._engine.colorspace import PaletteSearch, from_space, to_space
+from kmq._quantize import DEFAULT_SEED
+
+# -- conversions ---------------------------------------------------------------
+
+# Ottosson's published Oklab values (https://bottosson.github.io/posts/oklab/,
+# "Table of example Lab values" uses XYZ; these are sRGB primaries through his
+# sRGB -> Oklab code), times 100.
+OKLAB = {
+    (255, 255, 255): (100.0, 0.0, 0.0),
+    (255, 0, 0): (62.7955, 22.4863, 12.5846),
+    (0, 255, 0): (86.6440, -23.3888, 17.9498),
+    (0, 0, 255): (45.2014, -3.2457, -31.1528),
+    (0, 0, 0): (0.0, 0.0, 0.0),
+}
+# CIELAB D65 of the sRGB primaries (Lindbloom's calculator values).
+LAB = {
+    (255, 255, 255): (100.0, 0.0, 0.0),
+    (255, 0, 0): (53.2408, 80.0925, 67.2032),
+    (0, 255, 0): (87.7347, -86.1827, 83.1793),
+    (0, 0, 255): (32.2970, 79.1875, -107.8602),
+}
+
+
+@pytest.mark.parametrize("space, table", [("oklab", OKLAB), ("lab", LAB)])
+def test_conversion_matches_reference_values(space, table):
+    colors = np.array(list(table), dtype=np.uint8)
+    expected = np.array(list(table.values()))
+    np.testing.assert_allclose(to_space(colors, space), expected, atol=2e-3)
+
+
+def test_mid_gray_lightness():
+    gray = np.array([[119, 119, 119]], np.uint8)
+    # sRGB 119 is ((119/255 + 0.055)/1.055)^2.4 = 18.45 % linear light:
+    # Oklab L = 100 cbrt(0.18448) = 56.93 (a gray's l = m = s), CIELAB L = 50.0.
+    linear = ((119 / 255 + 0.055) / 1.055) ** 2.4
+    assert to_space(gray, "oklab")[0, 0] == pytest.approx(100 * linear ** (1 / 3), abs=1e-6)
+    assert to_space(gray, "oklab")[0, 0] == pytest.approx(56.93, abs=0.005)
+    assert to_space(gray, "lab")[0, 0] == pytest.approx(50.0, abs=0.1)
+    # A gray is the same in a gray image and in an RGB one.
+    assert to_space(np.array([[119]], np.uint8), "oklab")[0, 0] == pytest.approx(to_space(gray, "oklab")[0, 0])
+
+
+@pytest.mark.parametrize("space", ["oklab", "lab", "rgb"])
+def test_every_srgb_colour_round_trips(space):
+    keys = np.arange(0, 1 << 24, 7, dtype=np.uint32)
+    colors = np.stack([(keys >> 16) & 255, (keys >> 8) & 255, keys & 255], axis=1).astype(np.uint8)
+    np.testing.assert_array_equal(from_space(to_space(colors, space), space), colors)
+
+
+@pytest.mark.parametrize("space", ["oklab", "lab", "rgb"])
+def test_alpha_is_premultiplied_and_round_trips(space):
+    rng = np.random.default_rng(0)
+    colors = rng.integers(0, 256, (5000, 4)).astype(np.uint8)
+    colors[:, 3] = np.maximum(colors[:, 3], 128)  # at alpha >= 128 the colour survives uint8
+    points = to_space(colors, space)
+    opaque = to_space(np.ascontiguousarray(colors[:, :3]), space)
+    np.testing.assert_allclose(points[:, :3], opaque * (colors[:, 3:] / 255.0))
+    np.testing.assert_allclose(points[:, 3], colors[:, 3] / 255.0 * (255.0 if space == "rgb" else 100.0))
+    np.testing.assert_array_equal(from_space(points, space), colors)
+    # Alpha 0 comes back as the one transparent colour.
+    assert from_space(to_space(np.array([[9, 80, 200, 0]], np.uint8), space), space).tolist() == [[0, 0, 0, 0]]
+
+
+def test_out_of_gamut_points_are_clipped():
+    out = from_space(np.array([[150.0, 0.0, 0.0], [-10.0, 0.0, 0.0]]), "oklab")
+    assert out.tolist() == [[255, 255, 255], [0, 0, 0]]
+
+
+# -- nearest search --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("k", [1, 7, 64, 300, 1100])
+def test_nearest_is_exact_with_ties_to_the_lowest_index(k):
+    rng = np.random.default_rng(k)
+    palette = rng.integers(0, 256, (k, 3)).astype(np.uint8)
+    palette[k // 2] = palette[0]  # a duplicate entry: the lower index wins
+    search = PaletteSearch(palette, "oklab")
+    points = to_space(rng.integers(0, 256, (3000, 3)).astype(np.uint8), "oklab")
+    points[:10] = search.points[0]
+    guess = rng.integers(0, k, len(points)).astype(np.int32)
+    labels, dist2 = search.nearest(points, guess=guess)
+    brute = ((points[:, None, :] - search.points[None]) ** 2).sum(axis=2)
+    np.testing.assert_array_equal(labels, brute.argmin(axis=1))  # argmin: first minimum
+    np.testing.assert_allclose(dist2, brute.min(axis=1))
+    assert (labels[:10] == 0).all()
+    allowed = np.zeros(k, bool)
+    allowed[::3] = True
+    labels, _ = search.nearest(points, guess=guess, allowed=allowed)
+    np.testing.assert_array_equal(labels, np.flatnonzero(allowed)[brute[:, allowed].argmin(axis=1)])
+
+
+# -- fitting in a space ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("space", ["oklab", "lab", "rgb"])
+def test_pixels_map_to_the_nearest_entry_in_the_space(photo, space):
+    c = kmq.compress(photo, 16, space=space, dither=0)
+    assert c.space == space and c.palette.dtype == np.uint8 and len(c.palette) == 16
+    points = to_space(photo.reshape(-1, 3), space)
+    pal = to_space(c.palette, space)
+    brute = ((points[:, None, :] - pal[None]) ** 2).sum(axis=2)
+    np.testing.assert_array_equal(c.labels.reshape(-1), brute.argmin(axis=1))
+    # The quantizer maps a new image by the same rule.
+    q = kmq.ColorQuantizer(16, space=space).fit(photo)
+    other = np.ascontiguousarray(photo[::-1, ::-1])
+    np.testing.assert_array_equal(
+        q.transform(other).reshape(-1),
+        (((to_space(other.reshape(-1, 3), space)[:, None] - pal[None]) ** 2).sum(2)).argmin(1),
+    )
+
+
+def test_oklab_fit_lowers_the_oklab_error(sample_pixels):
+    crop = np.ascontiguousarray(sample_pixels[::2, ::2])
+    errors = {}
+    for space in ("oklab", "rgb"):
+        c = kmq.compress(crop, 32, space=space, dither=0)
+        diff = to_space(crop.reshape(-1, 3), "oklab") - to_space(c.reconstruct().reshape(-1, 3), "oklab")
+        errors[space] = np.sqrt((diff**2).sum(1)).mean()
+    assert errors["oklab"] < errors["rgb"]
+
+
+def test_bad_space_and_dither_are_usage_errors(photo):
+    with pytest.raises(kmq.UsageError, match="colour space must be one of oklab, lab, rgb"):
+        kmq.compress(photo, 4, space="xyz")
+    with pytest.raises(kmq.UsageError, match="dithering level must be from 0 to 1"):
+        kmq.compress(photo, 4, dither=2)
+
+
+# -- alpha -----------------------------------------------------------------------
+
+
+def soft_mask_image(photo):
+    h, w = photo.shape[:2]
+    yy, xx = np.mgrid[:h, :w]
+    r = np.hypot((yy - h / 2) / (h / 2), (xx - w / 2) / (w / 2))
+    alpha = np.clip((1.0 - r) * 4 * 255, 0, 255).astype(np.uint8)
+    return np.dstack([photo, alpha])
+
+
+@pytest.mark.parametrize("k", [16, 64, 256])
+@pytest.mark.parametrize("dither", [0, 1])
+def test_opaque_pixels_stay_opaque(sample_pixels, k, dither):
+    rgba = soft_mask_image(np.ascontiguousarray(sample_pixels[::2, ::2]))
+    alpha = rgba[:, :, 3]
+    assert 0.2 < (alpha == 255).mean() < 0.8 and ((alpha > 0) & (alpha < 255)).mean() > 0.1
+    out = kmq.compress(rgba, k, dither=dither).reconstruct()
+    assert (out[:, :, 3][alpha == 255] == 255).mean() >= 0.99
+    # Every fully transparent pixel shares one entry: (0, 0, 0, 0).
+    assert (out[alpha == 0] == 0).all()
+
+
+def test_transparent_pixels_share_one_entry():
+    rng = np.random.default_rng(3)
+    rgba = rng.integers(0, 256, (40, 40, 4)).astype(np.uint8)
+    rgba[:20, :, 3] = 0  # hidden colours of every kind
+    c = kmq.compress(rgba, 8, dither=1)
+    assert len(np.unique(c.labels[:20])) == 1
+    assert c.palette[c.labels[0, 0]].tolist() == [0, 0, 0, 0]
+
+
+def test_metrics_with_alpha_count_what_is_seen():
+    rng = np.random.default_rng(0)
+    original = rng.integers(0, 256, (32, 32, 4)).astype(np.uint8)
+    original[:16, :, 3] = 0  # hidden colour under transparent pixels
+    original[16:, :, 3] = 255
+    rebuilt = original.copy()
+    rebuilt[:16, :, :3] = 0  # differs only where nothing is seen
+    assert metrics.psnr_seen(original, rebuilt) == float("inf")
+    assert metrics.ssim_seen(original, rebuilt) == 1.0
+    assert metrics.psnr(original, rebuilt) < 10
+    np.testing.assert_array_equal(metrics.composite(np.array([[[200, 100, 0, 51]]], np.uint8), 255), [[[244, 224, 204]]])
+    assert metrics.seen(original).shape == (32, 64, 3)
+    c = kmq.compress(original, 64, dither=0)
+    m = c.metrics()
+    seen_original, seen_rebuilt = metrics.seen(original), metrics.seen(c.reconstruct())
+    assert m.psnr == pytest.approx(metrics.psnr(seen_original, seen_rebuilt))
+    assert m.mse_per_channel[:3] == pytest.approx(list(metrics.mse_per_channel(seen_original, seen_rebuilt)))
+
+
+# -- dithering -------------------------------------------------------------------
+
+
+def gradient(h=64, w=256):
+    t = np.linspace(0, 1, w)[None, :, None]
+    rows = np.linspace(0.2, 1, h)[:, None, None]
+    return np.rint(255 * np.concatenate([t * rows, 0.6 * t + 0 * rows, 1 - t + 0 * rows], axis=2)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("space", ["oklab", "rgb"])
+def test_dithering_is_deterministic_and_palette_only(space):
+    image = gradient()
+    a = kmq.compress(image, 8, space=space, dither=1)
+    b = kmq.compress(image, 8, space=space, dither=1)
+    plain = kmq.compress(image, 8, space=space, dither=0)
+    assert a == b
+    np.testing.assert_array_equal(a.palette, plain.palette)
+    assert int(a.labels.max()) < len(a.palette)
+    assert not np.array_equal(a.labels, plain.labels)
+    # Error diffusion keeps local averages: a blurred dithered gradient is
+    # nearer the blurred original than a blurred banded one.
+    def blur(x):
+        x = x.astype(np.float64)
+        return sum(np.roll(np.roll(x, dy, 0), dx, 1) for dy in range(-2, 3) for dx in range(-2, 3))[4:-4, 4:-4] / 25
+
+    err = {name: np.abs(blur(c.reconstruct()) - blur(image)).mean() for name, c in (("dither", a), ("plain", plain))}
+    assert err["dither"] < 0.75 * err["plain"]
+
+
+def test_half_dithering_lies_between():
+    image = gradient()
+    changed = {
+        level: int((kmq.compress(image, 8, dither=level).labels != kmq.compress(image, 8, dither=0).labels).sum())
+        for level in (0.5, 1.0)
+    }
+    assert 0 < changed[0.5] < changed[1.0]
+
+
+def test_dithering_gray_and_la_images():
+    image = gradient()[:, :, 0]
+    c = kmq.compress(image, 4, dither=1)
+    assert c.mode == "L" and set(np.unique(c.reconstruct())) <= set(c.palette[:, 0].tolist())
+    la = np.dstack([image, np.full_like(image, 255)])
+    la[:, :10, 1] = 0
+    c = kmq.compress(la, 4, dither=1)
+    out = c.reconstruct()
+    assert (out[:, 10:, 1] == 255).all() and (out[:, :10] == 0).all()
+
+
+# -- the same bytes every run ------------------------------------------------------
+
+
+def test_same_bytes_every_run_without_a_seed(photo):
+    a = kmq.compress(photo, 16).to_bytes("png")
+    b = kmq.compress(photo, 16).to_bytes("png")
+    assert a == b
+    assert kmq.compress(photo, 16).seed == DEFAULT_SEED == 0
+    assert kmq.compress(photo, 16, seed=5).to_bytes("png") != a
+
+
+def test_cli_same_bytes_every_run(tmp_path, photo_png, capsys):
+    for name in ("a.png", "b.png"):
+        assert main(["compress", str(photo_png), "-k", "16", "-q", "-o", str(tmp_path / name)]) == 0
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    assert main(["compress", str(photo_png), "-k", "16", "-q", "--nofs", "-o", str(tmp_path / "c.png")]) == 0
+    assert main(["compress", str(photo_png), "-k", "16", "-q", "--dither", "0", "-o", str(tmp_path / "d.png")]) == 0
+    assert (tmp_path / "c.png").read_bytes() == (tmp_path / "d.png").read_bytes() != (tmp_path / "a.png").read_bytes()
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--space", "xyz"], "argument --space: invalid choice: 'xyz' (choose from 'oklab', 'lab', 'rgb')"),
+        (["--dither", "2"], "argument --dither: the dithering level must be from 0 to 1, got 2.0"),
+        (["--dither", "-0.5"], "argument --dither: the dithering level must be from 0 to 1, got -0.5"),
+        (["--dither", "x"], "argument --dither: the dithering level must be a number from 0 to 1, got 'x'"),
+    ],
+)
+def test_cli_bad_perceptual_options(tmp_path, photo_png, capsys, argv, message):
+    code = main(["compress", str(photo_png), "-o", str(tmp_path / "x.png"), *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"kmq: error: {message}")
+    assert not (tmp_path / "x.png").exists()
+
+
+# -- quality targets ---------------------------------------------------------------
+
+from kmq._quality import QualityError, quality_from_error, ward_palettes  # noqa: E402
+
+
+def test_quality_scale():
+    assert quality_from_error(0.0) == 100.0
+    assert quality_from_error(1.25) == 90.0
+    assert quality_from_error(2.5) == 80.0
+    assert quality_from_error(20.0) == 0.0
+
+
+def test_ward_merges_the_cheapest_pair_first():
+    centers = np.array([[0.0, 0.0], [1.0, 0.0], [10.0, 0.0], [30.0, 0.0]])
+    weights = np.array([1.0, 3.0, 1.0, 1.0])
+    merged = ward_palettes(centers, weights)
+    assert [len(m) for m in merged] == [1, 2, 3, 4]
+    np.testing.assert_allclose(merged[2], [[0.75, 0.0], [10.0, 0.0], [30.0, 0.0]])
+    np.testing.assert_allclose(merged[0], [[(0.75 * 4 + 10 + 30) / 6, 0.0]])
+
+
+def test_quality_search_picks_the_smallest_k_reaching_the_target(photo):
+    c = kmq.compress(photo, 64, quality=(0, 80), dither=0)
+    assert c.quality >= 80 and c.k <= 64
+    assert c.quality_note.startswith(f"quality {c.quality:.0f}: {c.k} colours, the fewest reaching the target 80")
+    # The measured quality is that of the output: mean Oklab difference.
+    diff = to_space(photo.reshape(-1, 3), "oklab") - to_space(c.reconstruct().reshape(-1, 3), "oklab")
+    assert c.quality == pytest.approx(quality_from_error(np.sqrt((diff**2).sum(1)).mean()))
+    # One colour fewer, fitted from scratch, falls short: c.k is the fewest.
+    fewer = kmq.compress(photo, c.k - 1, dither=0).reconstruct()
+    diff = to_space(photo.reshape(-1, 3), "oklab") - to_space(fewer.reshape(-1, 3), "oklab")
+    assert quality_from_error(np.sqrt((diff**2).sum(1)).mean()) < 80
+
+
+def test_quality_below_the_minimum_raises_and_writes_nothing(photo, photo_png, tmp_path, capsys):
+    with pytest.raises(QualityError, match="below the minimum 99"):
+        kmq.compress(photo, 4, quality=(99, 100))
+    code = main(["compress", str(photo_png), "-k", "4", "--quality", "99-100", "-o", str(tmp_path / "x.png")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 99 and len(err) == 1 and err[0].startswith("kmq: error: the quality reached with 4 colours is")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_quality_range_not_reached_uses_the_most_colours(photo):
+    c = kmq.compress(photo, 4, quality=(0, 100), dither=0)
+    assert c.k == 4 and "the most allowed" in c.quality_note
+
+
+def test_cli_quality_reports_the_k(photo_png, tmp_path, capsys):
+    code = main(["compress", str(photo_png), "--quality", "60-80", "--json", "-o", str(tmp_path / "q.png")])
+    out = capsys.readouterr().out
+    import json
+
+    report = json.loads(out)
+    assert code == 0 and report["quality"] >= 80 and report["k"] <= 256
+    assert any(note.startswith(f"quality {report['quality']:.0f}: {report['k']} colours") for note in report["notes"])
+
+
+@pytest.mark.parametrize("speed", ["1", "4", "11"])
+def test_cli_speed_levels_run(photo_png, tmp_path, capsys, speed):
+    assert main(["compress", str(photo_png), "-k", "8", "--speed", speed, "-q", "-o", str(tmp_path / "s.png")]) == 0
+    assert len(Image.open(tmp_path / "s.png").getcolors()) <= 8
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--quality", "80-60"], "argument --quality: the minimum must not exceed the maximum (expected MIN-MAX with 0 <= MIN <= MAX <= 100), got '80-60'"),
+        (["--quality", "0-120"], "argument --quality: quality values must be from 0 to 100"),
+        (["--quality=-5-50"], "argument --quality: expected MIN-MAX with 0 <= MIN <= MAX <= 100, got '-5-50'"),
+        (["--speed", "0"], "argument --speed: the speed must be from 1 to 11, got 0"),
+        (["--speed", "12"], "argument --speed: the speed must be from 1 to 11, got 12"),
+    ],
+)
+def test_cli_bad_quality_and_speed(tmp_path, photo_png, capsys, argv, message):
+    code = main(["compress", str(photo_png), "-o", str(tmp_path / "x.png"), *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"kmq: error: {message}")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_api_bad_quality():
+    image = np.zeros((4, 4, 3), np.uint8)
+    with pytest.raises(kmq.UsageError, match="quality minimum must not exceed the maximum"):
+        kmq.compress(image, 4, quality=(80, 60))
+    with pytest.raises(kmq.UsageError, match="quality values must be from 0 to 100"):
+        kmq.compress(image, 4, quality=(0, 101))
