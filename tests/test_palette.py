@@ -52,7 +52,8 @@ def test_rgb_and_rgba_histograms_merge_as_rgba():
 def test_palette_is_the_one_of_all_pixels_pooled(frames, jobs):
     names, stacked = frames
     palette, n_images, n_colors = kp.fit_palette(names, 8, seed=0, jobs=jobs)
-    expected = kmq.ColorQuantizer(8, seed=0).fit(stacked)
+    # Shared palettes are fitted and mapped in RGB, undithered (README).
+    expected = kmq.ColorQuantizer(8, seed=0, space="rgb", dither=0).fit(stacked)
     assert np.array_equal(palette, expected.palette_)
     assert (n_images, n_colors) == (3, expected.n_colors_in_)
 
