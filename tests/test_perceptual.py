@@ -111,13 +111,17 @@ def test_pixels_map_to_the_nearest_entry_in_the_space(photo, space):
     points = to_space(photo.reshape(-1, 3), space)
     pal = to_space(c.palette, space)
     brute = ((points[:, None, :] - pal[None]) ** 2).sum(axis=2)
-    np.testing.assert_array_equal(c.labels.reshape(-1), brute.argmin(axis=1))
+    # Each pixel's entry is a nearest one (on ties any of them: the order of
+    # the palette is chosen for compression after the mapping).
+    chosen = brute[np.arange(len(points)), c.labels.reshape(-1)]
+    np.testing.assert_array_equal(chosen, brute.min(axis=1))
     # The quantizer maps a new image by the same rule.
     q = kmq.ColorQuantizer(16, space=space).fit(photo)
     other = np.ascontiguousarray(photo[::-1, ::-1])
+    pal_q = to_space(q.palette_, space)
     np.testing.assert_array_equal(
         q.transform(other).reshape(-1),
-        (((to_space(other.reshape(-1, 3), space)[:, None] - pal[None]) ** 2).sum(2)).argmin(1),
+        (((to_space(other.reshape(-1, 3), space)[:, None] - pal_q[None]) ** 2).sum(2)).argmin(1),
     )
 
 
@@ -205,7 +209,8 @@ def test_dithering_is_deterministic_and_palette_only(space):
     b = kmq.compress(image, 8, space=space, dither=1)
     plain = kmq.compress(image, 8, space=space, dither=0)
     assert a == b
-    np.testing.assert_array_equal(a.palette, plain.palette)
+    # The same colours (their order is chosen for compression, from the labels).
+    np.testing.assert_array_equal(np.unique(a.palette, axis=0), np.unique(plain.palette, axis=0))
     assert int(a.labels.max()) < len(a.palette)
     assert not np.array_equal(a.labels, plain.labels)
     # Error diffusion keeps local averages: a blurred dithered gradient is
@@ -328,7 +333,7 @@ def test_cli_quality_reports_the_k(photo_png, tmp_path, capsys):
     out = capsys.readouterr().out
     import json
 
-    report = json.loads(out)
+    (report,) = json.loads(out)  # --json prints a list, one report per input
     assert code == 0 and report["quality"] >= 80 and report["k"] <= 256
     assert any(note.startswith(f"quality {report['quality']:.0f}: {report['k']} colours") for note in report["notes"])
 
