@@ -489,7 +489,8 @@ def report(R: dict) -> str:
         ratio = inst["first"] / inst["later"]
         L += ["### 3. First run after installing; size of the install", "",
               f"`{inst['wheel']}` ({inst['wheel_mb']:.1f} MB; compiled modules: {', '.join('`' + Path(c).name.split('.')[0] + '`' for c in inst['compiled'])}), "
-              f"built by `pip wheel --no-deps` in {R['meta']['wheel_seconds']:.0f} s, installed by `pip install WHEEL` in a new venv (pip byte-compiles). "
+              + (f"built by `pip wheel --no-deps` in {R['meta']['wheel_seconds']:.0f} s, " if R["meta"]["wheel_seconds"] == R["meta"]["wheel_seconds"] else "given by `--wheel`, ")
+              + f"installed by `pip install WHEEL` in a new venv (pip byte-compiles). "
               f"The very first `kmq compress IN -k 64 -o OUT.png -f` there, then the median of {inst['n_later']} later runs.", "",
               "| first run | later runs | first / later | `python -c \"import kmq\"` |", "|---:|---:|---:|---:|",
               f"| {inst['first']:.3f} s | {inst['later']:.3f} s | {ratio:.2f} | {inst['import']:.3f} s |", "",
