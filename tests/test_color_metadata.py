@@ -100,3 +100,13 @@ def test_exif_orientation_outside_1_to_8_is_ignored_silently(photo, orientation)
     Image.fromarray(photo).save(buffer, "JPEG", quality=95, exif=exif)
     source = _io.read_image(buffer.getvalue())
     assert source.pixels.shape == photo.shape and source.notes == []
+
+
+def test_icc_profile_round_trips_through_kmq(photo_with_profile, icc, tmp_path):
+    c = kmq.compress(photo_with_profile, 8, seed=0)
+    loaded = kmq.load(c.to_bytes("kmq"))
+    assert loaded.icc_profile == icc and loaded == c
+    assert kmq.load(c.to_bytes("kmq", strip=True)).icc_profile is None
+    # Decompressed to PNG, the profile is there again.
+    with Image.open(io.BytesIO(loaded.to_bytes("png"))) as out:
+        assert out.info.get("icc_profile") == icc

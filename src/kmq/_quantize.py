@@ -689,8 +689,7 @@ class Compressed:
         effort = check_effort(effort)
         icc = None if strip else self.icc_profile
         if fmt == "kmq":
-            # Hook for the container's optional ICC field: pass ``icc`` here.
-            return _container.encode(self.palette, self.labels, mode=self.mode)
+            return _container.encode(self.palette, self.labels, mode=self.mode, icc_profile=icc)
         return encode_export(self.palette, self.labels, self.mode, fmt, alpha_threshold=alpha_threshold, icc_profile=icc, effort=effort)
 
     def save(
@@ -909,7 +908,10 @@ def load(
     """
     data = _read_kmq_bytes(source, max_input_bytes, timeout)
     container = _container.decode(data, max_pixels=max_pixels)
-    return Compressed(palette=container.palette, labels=container.labels, mode=container.mode, k_requested=len(container.palette))
+    return Compressed(
+        palette=container.palette, labels=container.labels, mode=container.mode, k_requested=len(container.palette),
+        icc_profile=container.icc_profile,
+    )
 
 
 def decompress(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:

@@ -110,6 +110,8 @@ class Settings:
     max_input_bytes: int | None = _io.DEFAULT_MAX_INPUT_BYTES
     force: bool = False
     skip_if_larger: bool = False
+    #: Measure each result fully (:func:`describe`: SSIM too), for ``--json``.
+    details: bool = False
     #: A shared palette (K, C) uint8: map every image to it, fit nothing.
     palette: np.ndarray | None = field(default=None, compare=False)
 
@@ -292,7 +294,43 @@ def _psnr(pixels: np.ndarray, palette: np.ndarray, labels: np.ndarray) -> float:
     return 10.0 * math.log10(255.0 * 255.0 / mse)
 
 
-def _record(task: Task, k, status, *, bytes_in=None, bytes_out=None, psnr=None, seconds=None, error="", exit_code=0):
+#: What a record says of the result beyond the manifest's fields (the
+#: ``--json`` report of one image and of a batch alike); None for a failure.
+DETAIL_FIELDS = (
+    "format", "k_requested", "lossless", "distinct_colors", "seed", "space", "dither", "quality", "sample",
+    "n_iter", "inertia", "notes", "metrics",
+)
+
+
+def result_notes(result) -> list[str]:
+    """What the report notes of a :class:`kmq.Compressed`: the input's
+    conversions, the quality search, losslessness."""
+    notes = list(result.source.notes) if result.source is not None else []
+    if result.quality_note:
+        notes.append(result.quality_note)
+    if result.lossless:
+        notes.append(
+            f"lossless: the image has {result.n_colors_in} distinct colours, no more than K={result.k_requested}; "
+            "the palette is exactly those colours"
+        )
+    return notes
+
+
+def describe(result, fmt: str, output_bytes: int, metrics=None) -> dict:
+    """The :data:`DETAIL_FIELDS` of a :class:`kmq.Compressed` written as
+    ``fmt`` in ``output_bytes`` bytes (``metrics``: its kmq.metrics.Metrics,
+    measured here if not given)."""
+    metrics = result.metrics(output_bytes=output_bytes) if metrics is None else metrics
+    notes = result_notes(result)
+    return {
+        "format": fmt, "k_requested": result.k_requested, "lossless": result.lossless,
+        "distinct_colors": result.n_colors_in, "seed": result.seed, "space": result.space, "dither": result.dither,
+        "quality": result.quality, "sample": result.sample, "n_iter": result.n_iter, "inertia": result.inertia,
+        "notes": notes, "metrics": metrics.as_dict(),
+    }
+
+
+def _record(task: Task, k, status, *, bytes_in=None, bytes_out=None, psnr=None, seconds=None, error="", exit_code=0, details=None):
     return {
         "input": task.input,
         "output": task.output if status in ("ok", "done") else "",
@@ -305,6 +343,7 @@ def _record(task: Task, k, status, *, bytes_in=None, bytes_out=None, psnr=None, 
         "error": error,
         "exit_code": exit_code,
         "index": task.index,
+        **(details or dict.fromkeys(DETAIL_FIELDS)),
     }
 
 
@@ -407,13 +446,15 @@ def run_task(task: Task, settings: Settings) -> dict:
         data = result.to_bytes(
             settings.format, alpha_threshold=settings.alpha_threshold, strip=settings.strip, effort=settings.effort
         )
-        psnr = _psnr(source.pixels, result.palette, result.labels)
+        details = describe(result, settings.format, len(data)) if settings.details else None
+        psnr = details["metrics"]["psnr"] if details else _psnr(source.pixels, result.palette, result.labels)
+        psnr = math.inf if psnr is None else psnr  # JSON's null: identical
         bytes_in = source.input_bytes
         if settings.skip_if_larger and bytes_in is not None:
             # In place, an output of the same size is no gain: keep the original.
             if len(data) > bytes_in or (task.in_place and len(data) >= bytes_in):
                 return _record(task, result.k, "skipped", bytes_in=bytes_in, bytes_out=len(data), psnr=psnr,
-                               seconds=time.perf_counter() - started, exit_code=EXIT_SKIPPED)
+                               seconds=time.perf_counter() - started, exit_code=EXIT_SKIPPED, details=details)
         if task.in_place:
             _replace_in_place(task.output, data, before)
         elif not settings.force and _holds(task.output, data):
@@ -426,7 +467,7 @@ def run_task(task: Task, settings: Settings) -> dict:
                 os.makedirs(folder, exist_ok=True)
             _io.write_atomic(task.output, data, force=settings.force, inputs=(source.path,))
         return _record(task, result.k, "ok", bytes_in=bytes_in, bytes_out=len(data), psnr=psnr,
-                       seconds=time.perf_counter() - started)
+                       seconds=time.perf_counter() - started, details=details)
     except KmqError as exc:
         message = str(exc) if task.input in str(exc) else f"{task.input}: {exc}"
         return _record(task, settings.k, "failed", error=message, exit_code=exc.exit_code,
@@ -638,6 +679,7 @@ def compress_many(
     resume: bool = False,
     progress: bool | None = None,
     on_result=None,
+    details: bool = False,
 ) -> BatchResult:
     """Compress many images, each to its own file.
 
@@ -674,6 +716,9 @@ def compress_many(
         for ok the output there with the recorded size); status "done".
     progress : bool or None
         A tqdm progress bar on stderr; None: only when stderr is a terminal.
+    details : bool
+        Add :data:`DETAIL_FIELDS` to each record (full metrics, SSIM
+        included: slower), as ``kmq compress --json`` reports them.
     on_result : callable or None
         Called with each record as soon as it and every input before it are
         finished (so in input order), in this process.
@@ -700,7 +745,7 @@ def compress_many(
         k=k, format=fmt, seed=seed, sample=sample, n_init=n_init, max_iter=max_iter, tol=tol, init=init,
         space=space, dither=dither, quality=quality, effort=effort, strip=strip, alpha_threshold=alpha_threshold,
         max_pixels=max_pixels, max_input_bytes=max_input_bytes, force=force, skip_if_larger=skip_if_larger,
-        palette=palette,
+        palette=palette, details=details,
     )
     book = _Manifest(manifest) if manifest is not None else None
     if book is not None:

@@ -160,7 +160,7 @@ def run_batch(args, names) -> int:
             effort=args.effort, strip=args.strip, alpha_threshold=args.alpha_threshold,
             max_input_bytes=args.max_input_bytes, palette=args.palette, jobs=args.jobs,
             client=client, manifest=args.manifest, resume=args.resume,
-            progress=False if args.quiet else None, on_result=show,
+            progress=False if args.quiet else None, on_result=show, details=args.json,
         )
     finally:
         if client is not None:
@@ -175,7 +175,7 @@ def run_batch(args, names) -> int:
 def _json_record(record) -> dict:
     shown = {key: value for key, value in record.items() if key != "index"}
     if shown["psnr"] is not None and math.isinf(shown["psnr"]):
-        shown["psnr"] = "inf"
+        shown["psnr"] = None  # identical images: JSON has no infinity, as in "metrics"
     shown["output"] = shown["output"] or None
     return shown
 

@@ -48,6 +48,7 @@ from ._args import (
     _positive_int,
     _seed_value,
 )
+from ..batch import result_notes
 from ._batch import add_batch_options, is_batch, register_palette, run_batch
 from ._figures import register_plot, register_report
 from ._serve import register_serve
@@ -419,7 +420,7 @@ def _compress_one(args, name: str | None, k: int, output: str, fmt: str, started
         metrics = result.metrics(output_bytes=len(data))
         total = time.perf_counter() - started
     if args.json:
-        payload = _compress_json(result, metrics, source_arg, output, fmt, total, skipped)
+        payload = _compress_json(result, metrics, source_arg, output, fmt, len(data), total, skipped)
         if print_json:
             print(json.dumps(payload, indent=2), file=report_stream)
     elif not args.quiet:
@@ -434,39 +435,25 @@ def _compress_one(args, name: str | None, k: int, output: str, fmt: str, started
     return 0, payload, source.input_bytes, len(data)
 
 
-def _compress_json(result, metrics, input_name, output, fmt, total, skipped) -> dict:
+def _compress_json(result, metrics, input_name, output, fmt, output_bytes, total, skipped) -> dict:
+    """One image's ``--json`` record: the shape of a batch's records
+    (kmq.batch: the manifest's fields, ``exit_code`` and the details)."""
+    from ..batch import describe
+
+    details = describe(result, fmt, output_bytes, metrics)
     return {
         "input": input_name,
         "output": None if skipped else output,
-        "format": fmt,
         "k": result.k,
-        "k_requested": result.k_requested,
-        "lossless": result.lossless,
-        "distinct_colors": result.n_colors_in,
-        "seed": result.seed,
-        "space": result.space,
-        "dither": result.dither,
-        "quality": result.quality,
-        "sample": result.sample,
-        "n_iter": result.n_iter,
-        "inertia": result.inertia,
-        "skipped": skipped,
-        "notes": _notes(result),
-        "metrics": metrics.as_dict(),
-        "seconds": {"quantize": result.seconds, "total": total},
+        "bytes_in": result.source.input_bytes if result.source is not None else None,
+        "bytes_out": output_bytes,
+        "psnr": details["metrics"]["psnr"],
+        "seconds": total,
+        "status": "skipped" if skipped else "ok",
+        "error": "",
+        "exit_code": EXIT_SKIPPED if skipped else 0,
+        **details,
     }
-
-
-def _notes(result) -> list[str]:
-    notes = list(result.source.notes) if result.source is not None else []
-    if result.quality_note:
-        notes.append(result.quality_note)
-    if result.lossless:
-        notes.append(
-            f"lossless: the image has {result.n_colors_in} distinct colours, no more than K={result.k_requested}; "
-            "the palette is exactly those colours"
-        )
-    return notes
 
 
 def _fmt_bytes(n: int | None) -> str:
@@ -510,7 +497,7 @@ def _print_compress_report(result, metrics, source, output, fmt, output_bytes, t
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         print(f"  {label:<{width}}  {value}", file=stream)
-    for note in _notes(result):
+    for note in result_notes(result):
         print(f"  note: {note}", file=stream)
 
 
