@@ -110,3 +110,9 @@ def test_icc_profile_round_trips_through_kmq(photo_with_profile, icc, tmp_path):
     # Decompressed to PNG, the profile is there again.
     with Image.open(io.BytesIO(loaded.to_bytes("png"))) as out:
         assert out.info.get("icc_profile") == icc
+
+
+def test_an_empty_icc_profile_is_no_profile_in_kmq(photo):
+    c = kmq.compress(photo, 4, seed=0)
+    c.icc_profile = b""
+    assert kmq.load(c.to_bytes("kmq")).icc_profile is None

@@ -689,7 +689,7 @@ class Compressed:
         effort = check_effort(effort)
         icc = None if strip else self.icc_profile
         if fmt == "kmq":
-            return _container.encode(self.palette, self.labels, mode=self.mode, icc_profile=icc)
+            return _container.encode(self.palette, self.labels, mode=self.mode, icc_profile=icc or None)
         return encode_export(self.palette, self.labels, self.mode, fmt, alpha_threshold=alpha_threshold, icc_profile=icc, effort=effort)
 
     def save(
