@@ -331,3 +331,59 @@ def test_same_bytes_whatever_the_thread_count(sample_pixels, monkeypatch):
         monkeypatch.setattr(_parallel, "_MIN_POINTS_PER_THREAD", 64)
         outputs.append(kmq.compress(sample_pixels, 64, seed=3).to_bytes("png"))
     assert outputs[0] == outputs[1] == outputs[2]
+
+
+def _same(a, b) -> bool:
+    return (
+        a == b and a.labels.dtype == b.labels.dtype and a.n_iter == b.n_iter and a.inertia == b.inertia
+        and a.mean_error == b.mean_error and a.quality == b.quality and a.quality_note == b.quality_note
+    )
+
+
+def test_a_kept_image_analysis_gives_compress_results_bit_for_bit(sample_pixels, photo):
+    """kmq serve keeps one ImageAnalysis per image and compresses with it
+    again and again: each result is compress()'s, whatever came before
+    (nothing that reads the shared parts writes to them)."""
+    from kmq._io import read_image
+    from kmq._quantize import ImageAnalysis, _compress
+
+    rgba = np.dstack([photo, np.tile(np.arange(0, 256, 2, dtype=np.uint8), (96, 1))])
+    rgba[:20, :20, 3] = 0
+    images = {
+        "RGB": sample_pixels,  # 72k colours: the coarse-to-fine fit
+        "RGBA": rgba,
+        "LA": np.ascontiguousarray(rgba[:, :, [0, 3]]),
+        "L": np.ascontiguousarray(photo[:, :, 0]),
+    }
+    defaults = dict(seed=1, sample=None, n_init=2, max_iter=300, tol=1e-4, init="k-means++", space="oklab", dither=1.0, quality=None)
+    settings = [{}, dict(space="rgb", dither=0), dict(space="lab", dither=0.5), dict(sample=0.3), dict(quality=(0, 70))]
+    for mode, pixels in images.items():
+        source = read_image(pixels)
+        analysis = ImageAnalysis(source.pixels)
+        for options in settings:
+            for k in (5, 40):
+                kept = _compress(source, k, {**defaults, **options}, analysis)
+                assert _same(kept, kmq.compress(source, k, **{**defaults, **options})), (mode, options, k)
+                assert kept.mode == mode
+
+
+def test_compress_check_stops_between_fitting_and_mapping(photo):
+    from kmq._io import read_image
+    from kmq._quantize import _compress
+
+    steps = []
+
+    class Stop(Exception):
+        pass
+
+    def check():
+        steps.append(len(steps))
+        raise Stop()
+
+    defaults = dict(seed=0, sample=None, n_init=2, max_iter=300, tol=1e-4, init="k-means++", space="oklab", dither=1.0, quality=None)
+    with pytest.raises(Stop):
+        _compress(read_image(photo), 8, defaults, check=check)
+    assert steps == [0]
+    calls = []
+    c = _compress(read_image(photo), 8, defaults, check=lambda: calls.append(1))
+    assert calls == [1, 1] and c == kmq.compress(photo, 8, seed=0)

@@ -189,7 +189,8 @@ def test_bad_parameters_400_and_404(client, photo_bytes):
         "sample=0": "kmq: error: sample must be in (0, 1], got 0",
         "tol=nan": "kmq: error: tol must be a finite number, got 'nan'",
         "init=best": "kmq: error: init must be one of k-means++, random, got 'best'",
-        "colours=3": "kmq: error: unknown parameter 'colours'; the parameters are k, seed, sample, n_init, max_iter, tol, init, quick",
+        "colours=3": "kmq: error: unknown parameter 'colours'; the parameters are k, space, dither, quality, speed, seed, "
+        "sample, n_init, max_iter, tol, init, quick, webp",
     }
     for query, message in cases.items():
         r = client.get(f"/api/images/{image_id}/result?{query}")
@@ -200,6 +201,129 @@ def test_bad_parameters_400_and_404(client, photo_bytes):
     r = client.post("/api/images", json={"url": "file:///etc/passwd"})
     assert r.status_code == 400 and "http(s) URL" in r.json()["message"]
     assert client.post("/api/images", content=b"{", headers={"content-type": "application/json"}).status_code == 400
+
+
+#: Settings of kmq compress as API queries, their CLI flags, and the
+#: keywords kmq.compress gets for them (the CLI's resolution of --speed).
+PERCEPTUAL_CASES = [
+    ("k=12&space=rgb&dither=0", ["-k", "12", "--space", "rgb", "--dither", "0"], dict(k=12, space="rgb", dither=0.0)),
+    ("k=12&space=lab&dither=0.5", ["-k", "12", "--space", "lab", "--dither", "0.5"], dict(k=12, space="lab", dither=0.5)),
+    # --speed 11: one start, a loose tol, a sixteenth of the pixels, no dithering ...
+    ("k=12&speed=11", ["-k", "12", "--speed", "11"], dict(k=12, n_init=1, tol=1e-2, sample=0.0625, dither=0.0)),
+    # ... unless the dithering is given.
+    ("k=12&speed=8&dither=0.25", ["-k", "12", "--speed", "8", "--dither", "0.25"],
+     dict(k=12, n_init=1, tol=1e-3, sample=0.5, dither=0.25)),
+    ("k=64&quality=0-60", ["-k", "64", "--quality", "0-60"], dict(k=64, quality=(0.0, 60.0))),
+]
+
+
+@pytest.mark.parametrize("query, flags, kwargs", PERCEPTUAL_CASES)
+def test_space_dither_quality_speed_equal_compress_and_the_cli(client, photo_bytes, in_tmp, query, flags, kwargs):
+    image_id = upload(client, photo_bytes).json()["id"]
+    meta = client.get(f"/api/images/{image_id}/result?{query}").json()
+    kwargs = dict(kwargs)
+    k = kwargs.pop("k")
+    c = kmq.compress(photo_bytes, k, **kwargs)
+    m = c.metrics()
+    expected = {"k": k, "seed": 0, "max_iter": 300, "init": "k-means++", "space": "oklab", "dither": 1.0, "sample": None,
+                "n_init": 2, "tol": 1e-4, "quality": None, **kwargs}
+    expected["quality"] = None if expected["quality"] is None else list(expected["quality"])
+    assert meta["compress"] == expected
+    assert [p["value"] for p in meta["palette"]] == c.palette.tolist() and meta["k"] == c.k
+    assert meta["bytes"]["png"] == len(c.to_bytes("png")) and meta["bytes"]["kmq"] == len(c.to_bytes("kmq"))
+    assert meta["bytes"]["webp"] == len(c.to_bytes("webp")) and meta["complete"] is True
+    assert meta["psnr"] == m.psnr and meta["ssim"] == m.ssim
+    assert (meta["quality"], meta["quality_note"]) == (c.quality, c.quality_note)
+    # The file is the one `kmq compress` writes with the same flags.
+    (in_tmp / "photo.png").write_bytes(photo_bytes)
+    assert main(["compress", "photo.png", *flags, "-o", "out.png", "-q"]) == 0
+    assert client.get(f"/api/images/{image_id}/result.png?{query}").content == (in_tmp / "out.png").read_bytes()
+
+
+def test_webp_0_leaves_out_only_the_webp_size(client, photo_bytes):
+    image_id = upload(client, photo_bytes).json()["id"]
+    meta = client.get(f"/api/images/{image_id}/result?k=10&webp=0").json()
+    c = kmq.compress(photo_bytes, 10)
+    assert meta["bytes"]["webp"] is None and meta["complete"] is False
+    assert meta["bytes"]["kmq"] == len(c.to_bytes("kmq")) and meta["ssim"] == c.metrics().ssim
+
+
+def test_quality_target_picks_k_and_a_missed_minimum_is_422(client, photo_bytes, in_tmp, capsys):
+    image_id = upload(client, photo_bytes).json()["id"]
+    meta = client.get(f"/api/images/{image_id}/result?quality=0-60&quick=1").json()
+    # No K: up to 256, as kmq compress --quality.
+    c = kmq.compress(photo_bytes, 256, quality=(0, 60))
+    assert meta["k_requested"] == 256 and meta["options"]["k"] == 256 and meta["options"]["quality"] == [0.0, 60.0]
+    assert meta["k"] == c.k < 64 and meta["quality"] == c.quality >= 60
+    assert meta["quality_note"].startswith(f"quality {c.quality:.0f}: {c.k} colours, the fewest reaching the target 60")
+    (in_tmp / "photo.png").write_bytes(photo_bytes)
+    code, line = cli_error(["compress", "photo.png", "-k", "2", "--quality", "99-100"], capsys)
+    assert code == 99
+    for _ in range(2):  # the second answer comes from the cache: the same error
+        r = client.get(f"/api/images/{image_id}/result?k=2&quality=99-100&quick=1")
+        assert r.status_code == 422 and r.json() == {"error": "QualityError", "message": line, "status": 422}
+    assert client.get(f"/api/images/{image_id}/result.png?k=2&quality=99-100").status_code == 422
+
+
+def test_bad_space_dither_quality_speed_get_the_cli_check(client, photo_bytes, in_tmp, capsys):
+    image_id = upload(client, photo_bytes).json()["id"]
+    (in_tmp / "photo.png").write_bytes(photo_bytes)
+    for name, value in [("dither", "2"), ("dither", "-0.5"), ("dither", "abc"), ("quality", "90-10"), ("quality", "abc"),
+                        ("quality", "50-150"), ("speed", "12"), ("speed", "x")]:
+        code, line = cli_error(["compress", "photo.png", f"--{name}={value}"], capsys)
+        assert code == 2
+        # The CLI's line, the option named as the API names it, without the pointer to --help.
+        expected = line.replace(f"argument --{name}: ", f"{name}: ").removesuffix(" (see 'kmq compress --help')")
+        assert expected != line
+        r = client.get(f"/api/images/{image_id}/result?{name}={value}")
+        assert (r.status_code, r.json()["message"]) == (400, expected), (name, value)
+    # The space is one of the library's spaces: the library's check.
+    with pytest.raises(kmq.UsageError) as error:
+        kmq.compress(photo_bytes, 4, space="xyz")
+    r = client.get(f"/api/images/{image_id}/result?space=xyz")
+    assert (r.status_code, r.json()["message"]) == (400, f"kmq: error: space: {error.value}")
+    assert r.json()["message"] == "kmq: error: space: the colour space must be one of oklab, lab, rgb, got 'xyz'"
+
+
+def test_moving_k_reuses_the_image_histogram_and_points(client, photo_bytes, monkeypatch):
+    """After the first result of an image, a new K (or dithering, or seed)
+    refits and remaps: the histogram and working-space points are not made
+    again."""
+    from kmq import _quantize
+
+    calls = []
+    for name in ("color_histogram", "to_space"):
+        real = getattr(_quantize, name)
+
+        def counting(colors, *args, real=real, name=name):
+            if len(colors) > 1000:  # the image's colours, not a palette
+                calls.append(name)
+            return real(colors, *args)
+
+        monkeypatch.setattr(_quantize, name, counting)
+    image_id = upload(client, photo_bytes).json()["id"]
+    client.get(f"/api/images/{image_id}/result?k=8&quick=1")
+    assert sorted(calls) == ["color_histogram", "to_space"]
+    for query in ("k=9", "k=10&dither=0.5", "k=11&dither=0", "k=12&seed=4"):
+        client.get(f"/api/images/{image_id}/result?{query}&quick=1")
+    assert len(calls) == 2
+    client.get(f"/api/images/{image_id}/result?k=8&space=lab&quick=1")
+    assert calls == ["color_histogram", "to_space", "to_space"]  # a new space: its points, once
+    analysis = client.app.state.images.get(image_id).analysis
+    assert analysis.nbytes > analysis.histogram().colors.nbytes
+
+
+def test_a_cancelled_compression_stops_and_is_not_kept(photo_bytes):
+    from kmq._web._state import Result, StoredImage, parse_options
+
+    image = StoredImage.decode("x", photo_bytes, name="photo.png", max_pixels=None)
+    result = Result(image, parse_options({"k": "6"}))
+    gone = threading.Event()
+    gone.set()
+    with pytest.raises(Cancelled):
+        result.compressed(gone)
+    assert not result.computed
+    assert result.compressed() == kmq.compress(photo_bytes, 6)
 
 
 class _Files(http.server.SimpleHTTPRequestHandler):
@@ -298,7 +422,14 @@ def test_page_is_self_contained(client):
         body = client.get(f"/static/{name}").text.replace("http://www.w3.org/2000/svg", "")
         assert "http://" not in body and "https://" not in body and "@import" not in body
     options = client.get("/api/options").json()
-    assert [o["name"] for o in options["options"]] == ["k", "seed", "sample", "n_init", "max_iter", "tol", "init"]
+    assert [o["name"] for o in options["options"]] == [
+        "k", "space", "dither", "quality", "speed", "seed", "sample", "n_init", "max_iter", "tol", "init",
+    ]
+    by_name = {o["name"]: o for o in options["options"]}
+    assert by_name["space"]["choices"] == ["oklab", "lab", "rgb"] and by_name["space"]["default"] == "oklab"
+    assert by_name["speed"]["default"] == 4 and (by_name["speed"]["low"], by_name["speed"]["high"]) == (1, 11)
+    # Not given: kmq compress's rule (1, or 0 at speed 11), said in words.
+    assert by_name["dither"]["default"] is None and by_name["dither"]["auto"] == "1 (0 at speed 11)"
 
 
 class _Client:

@@ -9,6 +9,7 @@ itself. :func:`load` and :func:`decompress` read ``.kmq`` files back.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -38,7 +39,7 @@ from ._engine.remap import label_dtype, map_pixels, nearest_palette_index, rebui
 from ._engine.colorspace import SPACES, PaletteSearch, from_space, to_space
 from ._engine.dither import MODE_ANY, MODE_FIXED, MODE_OPAQUE, dither_labels
 
-__all__ = ["ColorQuantizer", "Compressed", "compress", "load", "decompress", "DEFAULT_K"]
+__all__ = ["ColorQuantizer", "Compressed", "compress", "load", "decompress", "DEFAULT_K", "ImageAnalysis"]
 
 #: Palette size when none is given (the CLI's prompt default too).
 DEFAULT_K = 16
@@ -168,6 +169,74 @@ def _check_sample(sample) -> float | None:
     return float(sample)
 
 
+class ImageAnalysis:
+    """What compressing an image computes from its pixels before any
+    setting but the colour space matters, each part made on first use and
+    kept: the packed colour of every pixel, the colour histogram, the
+    distinct colours as points of each working space, and each pixel's row
+    in the histogram (for dithering).
+
+    :func:`compress` makes a new one for every call; a caller that
+    compresses the same pixels again and again (``kmq serve``, moving K)
+    keeps one and passes it to :func:`_compress`, which then skips this
+    work. The parts are the same arrays compress() would compute, so the
+    results are bit for bit the same. Safe to share between threads (each
+    part is made once, under a lock); nothing that reads a part writes
+    to it.
+
+    pixels : (H, W, C) uint8, C in 1..4.
+    """
+
+    def __init__(self, pixels: np.ndarray):
+        self.pixels = pixels
+        self._parts: dict = {}
+        self._locks: dict = {}
+        self._lock = threading.Lock()
+
+    def _part(self, name, make):
+        value = self._parts.get(name)
+        if value is not None:
+            return value
+        with self._lock:
+            lock = self._locks.setdefault(name, threading.Lock())
+        with lock:
+            if name not in self._parts:
+                self._parts[name] = make()
+            return self._parts[name]
+
+    def keys(self) -> np.ndarray:
+        """(N,) uint32: the packed colour of every pixel, fully transparent
+        pixels all as colour 0 (see _normalise_transparent)."""
+        channels = self.pixels.shape[2]
+        return self._part("keys", lambda: pack_colors(_normalise_transparent(self.pixels.reshape(-1, channels))))
+
+    def histogram(self):
+        """The ColorHistogram of ``keys()``: M distinct colours."""
+        return self._part("histogram", lambda: color_histogram(self.keys(), self.pixels.shape[2]))
+
+    def points(self, space: str) -> np.ndarray:
+        """(M, C) float64: the histogram's colours in working space ``space``."""
+        return self._part(("points", space), lambda: to_space(self.histogram().colors, space))
+
+    def color_index(self) -> np.ndarray:
+        """(H, W) int32: each pixel's row in the histogram."""
+        def make():
+            histogram = self.histogram()
+            rows = np.arange(histogram.n_colors, dtype=np.int32)
+            return histogram.lookup(rows, self.keys()).reshape(self.pixels.shape[:2])
+
+        return self._part("color_index", make)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the parts made so far (not the pixels)."""
+        total = 0
+        for value in list(self._parts.values()):
+            arrays = (value.colors, value.counts, value.keys) if hasattr(value, "counts") else (value,)
+            total += sum(a.nbytes for a in arrays)
+        return total
+
+
 class ColorQuantizer(ParamsMixin):
     """Learn a K-colour palette by k-means and map images to it.
 
@@ -268,21 +337,30 @@ class ColorQuantizer(ParamsMixin):
         self._fit_pixels(source.pixels)
         return self
 
-    def _fit_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        """Fit on (H, W, C) uint8 pixels; return their packed keys (N,)."""
+    def _fit_pixels(self, pixels: np.ndarray, analysis: ImageAnalysis | None = None) -> np.ndarray:
+        """Fit on (H, W, C) uint8 pixels; return their packed keys (N,).
+        ``analysis``: an ImageAnalysis of these pixels to take the
+        histogram and working-space points from (made here if None)."""
         k = _check_k(self.k)
         sample = _check_sample(self.sample)
         space = _check_space(self.space)
         _check_dither(self.dither)
         rng = _check_random_state(DEFAULT_SEED if self.seed is None else self.seed)
         channels = pixels.shape[2]
-        flat = _normalise_transparent(pixels.reshape(-1, channels))
-        keys = pack_colors(flat)
+        if analysis is None:
+            analysis = ImageAnalysis(pixels)
+        keys = analysis.keys()
         fit_keys = keys
         if sample is not None and sample < 1:
             n_sample = max(min(len(keys), k), int(round(sample * len(keys))))
             fit_keys = keys[rng.choice(len(keys), size=n_sample, replace=False)]
-        histogram = color_histogram(fit_keys, channels)
+            histogram = color_histogram(fit_keys, channels)
+
+            def space_points(space):
+                return to_space(histogram.colors, space)
+        else:
+            histogram = analysis.histogram()
+            space_points = analysis.points
 
         self._fitted_mapping = None
         self._search = None
@@ -305,7 +383,7 @@ class ColorQuantizer(ParamsMixin):
         # RGB without alpha keeps the exact integer search; every other case
         # runs on float points in the working space.
         integer = space == "rgb" and channels in (1, 3)
-        points_all = None if integer else to_space(histogram.colors, space)
+        points_all = None if integer else space_points(space)
         points = points_all
         reserved = None
         if channels in (2, 4) and k >= 2 and histogram.keys[0] == 0:
@@ -326,7 +404,8 @@ class ColorQuantizer(ParamsMixin):
         self.quality_ = None
         if quality is not None:
             centers, color_labels, extra_iter = self._search_quality(
-                quality, histogram, colors, counts, points, centers, color_labels, reserved, space, integer, rng
+                quality, histogram, colors, counts, points, centers, color_labels, reserved, space, integer, rng,
+                space_points,
             )
             n_iter += extra_iter
         palette = self._finish_palette(centers, reserved, space, integer)
@@ -365,17 +444,20 @@ class ColorQuantizer(ParamsMixin):
             palette = np.concatenate([reserved, palette])
         return palette
 
-    def _search_quality(self, quality, histogram, colors, counts, points, centers, color_labels, reserved, space, integer, rng):
+    def _search_quality(
+        self, quality, histogram, colors, counts, points, centers, color_labels, reserved, space, integer, rng, space_points,
+    ):
         """The fewest colours reaching ``quality[1]`` (kmq._quality): returns
         (centres, labels of ``colors``, Lloyd iterations), sets quality_ and
-        quality_note_; raises QualityError below ``quality[0]``."""
+        quality_note_; raises QualityError below ``quality[0]``.
+        ``space_points(space)``: the histogram's colours in that space."""
         from ._engine.kmeans import fit_colors_exact
         from ._quality import QualityError, quality_from_error, ward_palettes
 
         low, high = quality
         work_points = to_space(colors, "rgb") if points is None else points
-        oklab = to_space(histogram.colors, "oklab")
-        all_points = to_space(histogram.colors, space)
+        oklab = space_points("oklab")
+        all_points = space_points(space)
         total = float(histogram.counts.sum())
 
         full_labels = color_labels if reserved is None else np.concatenate([[-1], color_labels])
@@ -487,10 +569,12 @@ class ColorQuantizer(ParamsMixin):
         pixels = source.pixels
         if MODES[pixels.shape[2]] != self.mode_:
             raise UsageError(f"the palette was fitted on a {self.mode_} image, got a {MODES[pixels.shape[2]]} image")
-        keys = pack_colors(_normalise_transparent(pixels.reshape(-1, pixels.shape[2])))
-        return self._map_keys(keys, pixels.shape[:2])
+        analysis = ImageAnalysis(pixels)
+        return self._map_keys(analysis.keys(), pixels.shape[:2], analysis)
 
-    def _map_keys(self, keys: np.ndarray, shape) -> np.ndarray:
+    def _map_keys(self, keys: np.ndarray, shape, analysis: ImageAnalysis) -> np.ndarray:
+        """Palette index (H, W) of every pixel; ``keys`` (N,) is
+        ``analysis.keys()``, the packed colours of the pixels."""
         level = _check_dither(self.dither)
         space = getattr(self, "space_", None) or _check_space(self.space)
         cached = getattr(self, "_fitted_mapping", None)
@@ -498,22 +582,22 @@ class ColorQuantizer(ParamsMixin):
         if cached is not None and cached[0] is keys:
             _, histogram, palette_labels = cached
         else:
-            histogram = color_histogram(keys, self.palette_.shape[1])
+            histogram = analysis.histogram()
             channels = self.palette_.shape[1]
             if space == "rgb" and channels in (1, 3):
                 palette_labels = nearest_palette_index(histogram.colors, self.palette_)
             else:
-                points = to_space(histogram.colors, space)
+                points = analysis.points(space)
                 palette_labels, _ = self._nearest_colors(histogram.colors, points, _grid_guess(histogram.colors, self._palette_search(), space))
         if level == 0 or len(self.palette_) < 2:
             return histogram.lookup(palette_labels, keys).reshape(shape)
-        return self._dither(histogram, palette_labels, keys, shape, level, space)
+        return self._dither(histogram, palette_labels, analysis, level, space)
 
-    def _dither(self, histogram, palette_labels, keys, shape, level, space):
+    def _dither(self, histogram, palette_labels, analysis, level, space):
         """Floyd-Steinberg in the working space; (H, W) labels."""
         search = self._palette_search()
         colors = histogram.colors
-        color_index = histogram.lookup(np.arange(histogram.n_colors, dtype=np.int32), keys).reshape(shape)
+        color_index = analysis.color_index()
         mode = np.full(histogram.n_colors, MODE_ANY, dtype=np.uint8)
         opaque_entry = self._opaque_entries()
         if opaque_entry is None:
@@ -523,14 +607,24 @@ class ColorQuantizer(ParamsMixin):
             # ones that were mapped to an opaque entry stay among those.
             mode[colors[:, -1] == 0] = MODE_FIXED
             mode[(colors[:, -1] == 255) & opaque_entry[palette_labels]] = MODE_OPAQUE
-        labels = dither_labels(color_index, to_space(colors, space), palette_labels, mode, search, opaque_entry, level)
+        labels = dither_labels(color_index, analysis.points(space), palette_labels, mode, search, opaque_entry, level)
         return labels.astype(label_dtype(len(self.palette_)))
 
     def fit_transform(self, image, y=None) -> np.ndarray:
         """``fit(image)`` then ``transform(image)``, reading the image once."""
         source = image if isinstance(image, SourceImage) else read_image(image)
-        keys = self._fit_pixels(source.pixels)
-        return self._map_keys(keys, source.pixels.shape[:2])
+        return self._fit_transform_pixels(source.pixels)
+
+    def _fit_transform_pixels(self, pixels, analysis: ImageAnalysis | None = None, check=None) -> np.ndarray:
+        """fit_transform on (H, W, C) uint8 pixels and, if given, their
+        ImageAnalysis; ``check()`` is called between fitting and mapping
+        (it may raise to stop the work there)."""
+        if analysis is None:
+            analysis = ImageAnalysis(pixels)
+        keys = self._fit_pixels(pixels, analysis)
+        if check is not None:
+            check()
+        return self._map_keys(keys, pixels.shape[:2], analysis)
 
     def inverse_transform(self, labels) -> np.ndarray:
         """Rebuild an image from palette indices.
@@ -835,12 +929,27 @@ def compress(
     True
     """
     source = image if isinstance(image, SourceImage) else read_image(image, max_pixels=max_pixels)
-    quantizer = ColorQuantizer(
-        k, seed=seed, sample=sample, n_init=n_init, max_iter=max_iter, tol=tol, init=init, space=space, dither=dither,
-        quality=quality,
+    return _compress(
+        source, k, dict(seed=seed, sample=sample, n_init=n_init, max_iter=max_iter, tol=tol, init=init, space=space, dither=dither, quality=quality)
     )
+
+
+def _compress(source: SourceImage, k, options: dict, analysis: ImageAnalysis | None = None, check=None) -> Compressed:
+    """:func:`compress` of a read image: ``options`` are compress()'s
+    keyword arguments but ``max_pixels`` (all of them: seed, sample,
+    n_init, max_iter, tol, init, space, dither, quality).
+
+    ``analysis``: an ImageAnalysis of ``source.pixels`` kept by the caller
+    (the same result, less work when it is reused). ``check()``, if given,
+    is called between the steps (fitting, mapping); an exception it raises
+    stops the work there.
+    """
+    seed, sample, dither = options["seed"], options["sample"], options["dither"]
+    quantizer = ColorQuantizer(k, **options)
     start = time.perf_counter()
-    labels = quantizer.fit_transform(source)
+    labels = quantizer._fit_transform_pixels(source.pixels, analysis, check)
+    if check is not None:
+        check()
     # The one place the palette order is chosen, for every output format.
     palette, labels = reorder(quantizer.palette_, labels)
     seconds = time.perf_counter() - start

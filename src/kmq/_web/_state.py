@@ -7,6 +7,7 @@ threads); app.py puts it behind HTTP.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import hashlib
 import io
@@ -14,19 +15,47 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 
 from .. import metrics as _metrics
-from .._errors import UsageError
+from .._cli._args import _dither_level, _quality_range, _speed, engine_options
+from .._engine.colorspace import SPACES
+from .._errors import KmqError, UsageError
 from .._io import SourceImage, read_image
-from .._quantize import DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_TOL, compress
+from .._quantize import (
+    DEFAULT_DITHER, DEFAULT_MAX_ITER, DEFAULT_SPACE, DEFAULT_SPEED, ImageAnalysis, _check_space, _compress,
+)
 
-__all__ = ["Option", "OPTIONS", "parse_options", "LRU", "Jobs", "Busy", "Cancelled", "StoredImage", "Result", "image_id"]
+__all__ = ["Option", "OPTIONS", "parse_options", "compress_options", "LRU", "Jobs", "Busy", "Cancelled", "StoredImage", "Result", "image_id"]
 
 
 # -- options ------------------------------------------------------------------
+
+
+def _cli_check(convert):
+    """A ``kmq compress`` argument type (kmq._cli._args: text -> value or
+    argparse.ArgumentTypeError) as the check of a query value: the CLI's
+    own check and words, the parameter named as the API names it."""
+
+    def check(name: str, text: str):
+        try:
+            return convert(text)
+        except argparse.ArgumentTypeError as exc:
+            raise UsageError(f"{name}: {exc}") from None
+
+    return check
+
+
+def _space_check(name: str, text: str) -> str:
+    """The library's check of a colour space (the CLI's --space offers the
+    same choices)."""
+    try:
+        return _check_space(text)
+    except UsageError as exc:
+        raise UsageError(f"{name}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -34,9 +63,14 @@ class Option:
     """One setting of :func:`kmq.compress` as the API takes it (a query
     parameter of the same name) and as the page shows it (``describe()``).
 
-    kind : "int", "float" or "choice"; ``low``/``high`` bound numbers
-    (``low_open``: the lower bound itself is refused); ``choices`` for a
-    choice. ``default`` None means "not given" (compress's own default).
+    kind : "int", "float", "choice" or "range" (quality's MIN-MAX);
+    ``low``/``high`` bound numbers (``low_open``: the lower bound itself is
+    refused); ``choices`` for a choice. ``default`` None means "not given":
+    kmq compress's own rule then applies, which ``auto`` says in words (the
+    --speed level picks n_init, tol, sample and the dithering). ``check``:
+    ``(name, text) -> value`` for the settings ``kmq compress`` has, so that
+    a bad value gets the CLI's check and words; the others are checked here
+    against the bounds. ``group``: "main" (shown beside K) or "more".
     """
 
     name: str
@@ -47,8 +81,13 @@ class Option:
     high: float | None = None
     low_open: bool = False
     choices: tuple = ()
+    check: object = field(default=None, compare=False, repr=False)
+    auto: str | None = None
+    group: str = "more"
 
     def parse(self, text: str):
+        if self.check is not None:
+            return self.check(self.name, text)
         if self.kind == "choice":
             if text not in self.choices:
                 raise UsageError(f"{self.name} must be one of {', '.join(self.choices)}, got {text!r}")
@@ -78,28 +117,49 @@ class Option:
             "high": self.high,
             "low_open": self.low_open,
             "choices": list(self.choices),
+            "auto": self.auto,
+            "group": self.group,
         }
 
 
-#: The settings a result depends on: each is a keyword of kmq.compress and a
-#: query parameter of the API, and the page draws a control for each from
-#: GET /api/options. A new compress() setting is one line here.
+_SPEED_AUTO = "from speed"
+
+#: The settings a result depends on: each is a query parameter of the API
+#: and, but for ``speed``, a keyword of kmq.compress; the page draws a
+#: control for each from GET /api/options. ``speed`` and the unset
+#: n_init, tol, sample and dither become compress()'s keywords as in
+#: ``kmq compress`` (compress_options). A new compress() setting is one
+#: line here.
 OPTIONS: tuple[Option, ...] = (
-    Option("k", "int", 16, "number of colours (PNG and GIF hold at most 256)", low=1, high=256),
+    Option("k", "int", 16, "number of colours (PNG and GIF hold at most 256); with a quality target, the most allowed",
+           low=1, high=256, group="main"),
+    Option("space", "choice", DEFAULT_SPACE, "colour space of k-means and of the mapping to the palette",
+           choices=tuple(SPACES), check=_space_check, group="main"),
+    Option("dither", "float", None, "Floyd-Steinberg dithering level, 0 (none) to 1 (full)", low=0, high=1,
+           check=_cli_check(_dither_level), auto=f"{DEFAULT_DITHER:g} (0 at speed 11)", group="main"),
+    Option("quality", "range", None, "quality target MIN-MAX (0-100, kmq's scale): the fewest colours, up to K, "
+           "reaching MAX; an error if even K colours fall short of MIN", low=0, high=100,
+           check=_cli_check(_quality_range), auto="off", group="main"),
+    Option("speed", "int", DEFAULT_SPEED, "1 (slowest, best) to 11 (fastest): sets n_init, tol and sample unless given",
+           low=1, high=11, check=_cli_check(_speed), group="main"),
     Option("seed", "int", 0, "random seed: the same seed gives the same result", low=0, high=2**32 - 1),
-    Option("sample", "float", None, "fit the palette on this fraction of the pixels", low=0, high=1, low_open=True),
-    Option("n_init", "int", DEFAULT_N_INIT, "k-means runs, the best kept", low=1, high=10),
+    Option("sample", "float", None, "fit the palette on this fraction of the pixels", low=0, high=1, low_open=True,
+           auto=_SPEED_AUTO),
+    Option("n_init", "int", None, "k-means runs, the best kept", low=1, high=10, auto=_SPEED_AUTO),
     Option("max_iter", "int", DEFAULT_MAX_ITER, "maximum k-means iterations", low=1, high=1000),
-    Option("tol", "float", DEFAULT_TOL, "k-means convergence tolerance", low=0, high=1),
+    Option("tol", "float", None, "k-means convergence tolerance", low=0, high=1, auto=_SPEED_AUTO),
     Option("init", "choice", "k-means++", "k-means seeding", choices=("k-means++", "random")),
 )
 _BY_NAME = {option.name: option for option in OPTIONS}
+#: K when a quality target is given without one: kmq compress's rule.
+K_WITH_QUALITY = 256
 
 
 def parse_options(query, *, allowed_extra: tuple = ()) -> dict:
     """Query parameters -> every option's value (defaults filled in), in
     OPTIONS order; unknown names are refused (UsageError) so that a typo is
-    not silently a default."""
+    not silently a default. A quality target without K allows 256 colours,
+    as in kmq compress."""
     for name in query.keys():
         if name not in _BY_NAME and name not in allowed_extra:
             known = ", ".join([*_BY_NAME, *allowed_extra])
@@ -108,11 +168,22 @@ def parse_options(query, *, allowed_extra: tuple = ()) -> dict:
     for option in OPTIONS:
         text = query.get(option.name)
         values[option.name] = option.default if text in (None, "") else option.parse(text)
+    if values["quality"] is not None and query.get("k") in (None, ""):
+        values["k"] = K_WITH_QUALITY
     return values
 
 
-def options_key(options: dict) -> tuple:
-    return tuple(options[o.name] for o in OPTIONS)
+def compress_options(values: dict) -> dict:
+    """parse_options' values -> the keyword arguments of kmq.compress
+    (``k`` included), resolved as ``kmq compress`` resolves its options
+    (kmq._cli._args.engine_options: --speed sets what is not given)."""
+    args = SimpleNamespace(**{name: values[name] for name in ("speed", "sample", "n_init", "tol", "space", "dither", "quality")})
+    return {"k": values["k"], "seed": values["seed"], "max_iter": values["max_iter"], "init": values["init"], **engine_options(args)}
+
+
+def options_key(kwargs: dict) -> tuple:
+    """A result's cache key from compress_options: K first."""
+    return (kwargs["k"], *(kwargs[name] for name in sorted(kwargs) if name != "k"))
 
 
 # -- a bounded cache ----------------------------------------------------------
@@ -244,11 +315,15 @@ def image_id(data: bytes) -> str:
 
 
 class StoredImage:
-    """An uploaded image, decoded once (pixels (H, W, C) uint8)."""
+    """An uploaded image, decoded once (pixels (H, W, C) uint8), with what
+    every compression of it shares (``analysis``: its colour histogram and
+    working-space points, made by the first and kept for the next: moving K
+    refits and remaps, nothing more)."""
 
     def __init__(self, id: str, source: SourceImage):
         self.id = id
         self.source = source
+        self.analysis = ImageAnalysis(source.pixels)
         self._png = None
         self._lock = threading.Lock()
 
@@ -258,7 +333,7 @@ class StoredImage:
 
     @property
     def nbytes(self) -> int:
-        return self.source.pixels.nbytes + (len(self._png) if self._png else 0)
+        return self.source.pixels.nbytes + self.analysis.nbytes + (len(self._png) if self._png else 0)
 
     def info(self) -> dict:
         h, w, c = self.source.pixels.shape
@@ -296,13 +371,23 @@ DOWNLOADS = {"png": "png", "webp": "webp", "gif": "gif", "kmq": "kmq"}
 MEDIA_TYPES = {"png": "image/png", "webp": "image/webp", "gif": "image/gif", "kmq": "application/octet-stream"}
 
 
+class _Failed:
+    """A part that failed with a KmqError (a quality target missed): kept,
+    so that asking again gives the same error without the work."""
+
+    def __init__(self, error: KmqError):
+        self.error = error
+
+
 class Result:
-    """kmq.compress(image, **options) and what is derived from it, each part
-    made on first use and kept: the encoded files, PSNR, SSIM, shares."""
+    """kmq.compress(image, **compress_options(options)) and what is derived
+    from it, each part made on first use and kept: the encoded files, PSNR,
+    SSIM, shares. ``options``: the API's values (parse_options)."""
 
     def __init__(self, image: StoredImage, options: dict):
         self.image = image
         self.options = dict(options)
+        self.kwargs = compress_options(self.options)
         self._parts: dict[str, object] = {}
         # One lock per part: a slow part (WebP) being made does not hold up
         # a quick one (the PNG) of the same result.
@@ -314,8 +399,14 @@ class Result:
             lock = self._locks.setdefault(name, threading.Lock())
         with lock:
             if name not in self._parts:
-                self._parts[name] = make()
-            return self._parts[name]
+                try:
+                    self._parts[name] = make()
+                except KmqError as exc:
+                    self._parts[name] = _Failed(exc)
+            value = self._parts[name]
+        if isinstance(value, _Failed):
+            raise value.error
+        return value
 
     @property
     def nbytes(self) -> int:
@@ -331,15 +422,28 @@ class Result:
     def computed(self) -> bool:
         return "compressed" in self._parts
 
-    def compressed(self):
-        return self._part("compressed", lambda: compress(self.image.source, **self.options))
+    def compressed(self, cancel: threading.Event | None = None):
+        """The kmq.Compressed (the same as kmq.compress gives for these
+        options, made with the image's kept analysis). ``cancel`` set: stop
+        between the steps of the compression (Cancelled)."""
 
-    def encoded(self, fmt: str) -> bytes:
-        c = self.compressed()
+        def check():
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+
+        def make():
+            kwargs = dict(self.kwargs)
+            k = kwargs.pop("k")
+            return _compress(self.image.source, k, kwargs, self.image.analysis, check)
+
+        return self._part("compressed", make)
+
+    def encoded(self, fmt: str, cancel: threading.Event | None = None) -> bytes:
+        c = self.compressed(cancel)
         return self._part(fmt, lambda: c.to_bytes(fmt))
 
-    def _measure(self):
-        c = self.compressed()
+    def _measure(self, cancel=None):
+        c = self.compressed(cancel)
         return self._part(
             "measure", lambda: _metrics.measure(c.source.pixels, c, input_bytes=c.source.input_bytes, with_ssim=False)
         )
@@ -349,22 +453,27 @@ class Result:
         original = c.source.pixels
         return self._part("ssim", lambda: _metrics.ssim(original, c.reconstruct().reshape(original.shape)))
 
-    def metadata(self, *, full: bool, cancel: threading.Event | None = None) -> dict:
+    def metadata(self, *, full: bool, webp: bool = True, cancel: threading.Event | None = None) -> dict:
         """The figures the page shows (JSON-ready). Without ``full``, the
         fast ones only (webp and kmq bytes and SSIM are None): the picture
-        and its PNG size come first, the slower figures after.
+        and its PNG size come first, the slower figures after; ``webp``
+        False leaves out the slowest of those, the WebP size (None).
         ``cancel`` set: stop before the next slow step (Cancelled)."""
-        c = self.compressed()
+        c = self.compressed(cancel)
         m = self._measure()
         png = self.encoded("png")
-        webp = kmq_bytes = ssim = None
+        webp_bytes = kmq_bytes = ssim = None
         if full:
-            steps = []
-            for step in (self.ssim, lambda: self.encoded("kmq"), lambda: self.encoded("webp")):
+            steps = [self.ssim, lambda: len(self.encoded("kmq"))]
+            if webp:
+                steps.append(lambda: len(self.encoded("webp")))
+            values = []
+            for step in steps:
                 if cancel is not None and cancel.is_set():
                     raise Cancelled()
-                steps.append(step())
-            ssim, kmq_bytes, webp = steps[0], len(steps[1]), len(steps[2])
+                values.append(step())
+            ssim, kmq_bytes = values[:2]
+            webp_bytes = values[2] if webp else None
         counts = np.bincount(c.labels.ravel(), minlength=c.k)
         n = c.labels.size
         palette = []
@@ -378,9 +487,12 @@ class Result:
                 "pixels": count,
                 "share": count / n,
             })
+        kwargs = {**self.kwargs, "quality": None if self.kwargs["quality"] is None else list(self.kwargs["quality"])}
+        options = {**self.options, "quality": kwargs["quality"]}
         return {
             "image": self.image.id,
-            "options": self.options,
+            "options": options,
+            "compress": kwargs,
             "width": m.width,
             "height": m.height,
             "mode": c.mode,
@@ -390,12 +502,14 @@ class Result:
             "lossless": c.lossless,
             "distinct_colors": c.n_colors_in,
             "n_iter": c.n_iter,
+            "quality": c.quality,
+            "quality_note": c.quality_note,
             "palette": palette,
             "bytes": {
                 "original": c.source.input_bytes,
                 "raw": m.raw_bytes,
                 "png": len(png),
-                "webp": webp,
+                "webp": webp_bytes,
                 "kmq": kmq_bytes,
             },
             "mse": m.mse,
@@ -405,12 +519,12 @@ class Result:
             "ratio_to_1": m.ratio_to_1,
             "index_bits": m.index_bits,
             "seconds": c.seconds,
-            "complete": full,
+            "complete": full and webp,
         }
 
     def curve_point(self, cancel: threading.Event | None = None) -> dict:
         """One K of the size-and-quality curve: PNG and .kmq bytes, PSNR, SSIM."""
-        c = self.compressed()
+        c = self.compressed(cancel)
         m = self._measure()
         png = len(self.encoded("png"))
         if cancel is not None and cancel.is_set():

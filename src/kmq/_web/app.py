@@ -14,8 +14,9 @@ whose message is the line the CLI prints for the same input:
                                          ``{"url": "https://..."}``; -> info
 ``GET  /api/images/{id}``                the upload's info (size, mode, notes)
 ``GET  /api/images/{id}/original.png``   the decoded original
-``GET  /api/images/{id}/result``         metadata for ``?k=..&seed=..``;
-                                         ``quick=1``: without webp/kmq/SSIM
+``GET  /api/images/{id}/result``         metadata for ``?k=..&space=..``;
+                                         ``quick=1``: without webp/kmq/SSIM;
+                                         ``webp=0``: without webp
 ``GET  /api/images/{id}/result.{fmt}``   the result as png, webp, gif or kmq
 ``GET  /api/images/{id}/curve?ks=2,4``   bytes and quality against K
 =======================================  ======================================
@@ -23,7 +24,8 @@ whose message is the line the CLI prints for the same input:
 Status codes: 400 bad parameter or URL, 403 cross-origin write, 404 no
 such image (uploads are kept in a bounded cache: upload again), 413 upload
 over the byte cap or image over the pixel cap, 422 not a readable image
-(not an image, truncated, corrupt) or a format that cannot hold the result,
+(not an image, truncated, corrupt), a format that cannot hold the result or
+a quality target missed (``quality`` MIN not reached: the CLI's exit 99),
 503 every job slot busy for the whole wait.
 """
 
@@ -41,7 +43,11 @@ from starlette.staticfiles import StaticFiles
 
 from .._errors import DecodeError, InputError, KmqError, LimitError, OutputError, UsageError
 from .._io import _is_url, read_source_bytes, sample_image_path
-from ._state import DOWNLOADS, MEDIA_TYPES, OPTIONS, LRU, Busy, Cancelled, Jobs, Result, StoredImage, image_id, options_key, parse_options
+from .._quality import QualityError
+from ._state import (
+    DOWNLOADS, MEDIA_TYPES, OPTIONS, LRU, Busy, Cancelled, Jobs, Result, StoredImage, compress_options, image_id, options_key,
+    parse_options,
+)
 
 __all__ = ["create_app", "DEFAULT_MAX_UPLOAD_BYTES", "DEFAULT_MAX_PIXELS", "DEFAULT_CURVE_KS"]
 
@@ -52,7 +58,7 @@ DEFAULT_MAX_PIXELS = 50_000_000
 #: The K values of the page's curve.
 DEFAULT_CURVE_KS = (2, 4, 8, 16, 32, 64, 128, 256)
 
-_STATUS = {UsageError: 400, InputError: 400, LimitError: 413, DecodeError: 422, OutputError: 422}
+_STATUS = {UsageError: 400, InputError: 400, LimitError: 413, DecodeError: 422, OutputError: 422, QualityError: 422}
 
 
 class _TooLarge(Exception):
@@ -131,8 +137,16 @@ def create_app(
         return image
 
     def find_result(request, image, options) -> tuple[Result, bool]:
-        result, hit = results.get_or_add((image.id, options_key(options)), lambda: Result(image, options))
+        # Keyed by what kmq.compress is given: speed=4 and its n_init and
+        # tol spelled out are one result.
+        key = (image.id, options_key(compress_options(options)))
+        result, hit = results.get_or_add(key, lambda: Result(image, options))
         return result, hit and result.computed
+
+    def trim():
+        # Results and the images' kept analyses grow as their parts are made.
+        results.trim()
+        images.trim()
 
     # -- routes ---------------------------------------------------------------
 
@@ -241,15 +255,16 @@ def create_app(
         if isinstance(image, Response):
             return image
         try:
-            options = parse_options(request.query_params, allowed_extra=("quick",))
+            options = parse_options(request.query_params, allowed_extra=("quick", "webp"))
         except UsageError as exc:
             return _kmq_error(exc)
         full = request.query_params.get("quick") not in ("1", "true")
+        webp = request.query_params.get("webp") not in ("0", "false")
         entry, hit = find_result(request, image, options)
-        meta = await guarded(request, lambda cancel: entry.metadata(full=full, cancel=cancel), heavy=full)
+        meta = await guarded(request, lambda cancel: entry.metadata(full=full, webp=webp, cancel=cancel), heavy=full)
         if isinstance(meta, Response):
             return meta
-        results.trim()
+        trim()
         return JSONResponse(meta, headers={"X-Kmq-Cache": "hit" if hit else "miss"})
 
     async def download(request):
@@ -265,10 +280,10 @@ def create_app(
             return _kmq_error(exc)
         entry, hit = find_result(request, image, options)
         # The page's preview is the PNG: interactive; other formats are heavy.
-        data = await guarded(request, lambda cancel: entry.encoded(fmt), heavy=fmt != "png")
+        data = await guarded(request, lambda cancel: entry.encoded(fmt, cancel), heavy=fmt != "png")
         if isinstance(data, Response):
             return data
-        results.trim()
+        trim()
         filename = _download_name(image.source.name, options["k"], DOWNLOADS[fmt])
         return Response(data, media_type=MEDIA_TYPES[fmt], headers={
             "Content-Disposition": f'attachment; filename="{filename}"',
@@ -294,7 +309,7 @@ def create_app(
             point = await guarded(request, entry.curve_point, heavy=True)
             if isinstance(point, Response):
                 return point
-            results.trim()
+            trim()
             points.append(point)
         return JSONResponse({"image": image.id, "options": {**options, "k": None}, "points": points})
 
