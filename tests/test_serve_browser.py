@@ -258,3 +258,110 @@ def test_latency_one_megapixel_k64(server, browser, tmp_path):
     if os.environ.get("KMQ_SERVE_TIMINGS"):
         Path(os.environ["KMQ_SERVE_TIMINGS"]).write_text(json.dumps(result, indent=2) + "\n")
     assert errors == []
+
+
+def shown_count(page) -> int:
+    return page.evaluate("window.kmq.timings.length")
+
+
+def wait_state(page, state, k, after, timeout=180_000):
+    """Wait for a result at K = k shown after the ``after``-th, and for the
+    viewer to reach ``state``: "measured" (every figure but maybe the WebP
+    size) or "complete"; or for "error" (no result)."""
+    page.wait_for_function(
+        "([s, k, n]) => { const v = document.getElementById('viewer'); const t = window.kmq.timings;"
+        " if (s === 'error') return v.dataset.state === 'error';"
+        " const ok = s === 'measured' ? ['measured', 'complete'] : [s];"
+        " return t.length > n && t[t.length - 1].k === k && ok.includes(v.dataset.state) && v.dataset.k === String(k); }",
+        arg=[state, k, after], timeout=timeout,
+    )
+
+
+def set_range(page, selector, value):
+    page.eval_on_selector(selector, "(el, v) => { el.value = v; el.dispatchEvent(new Event('input', {bubbles: true})); }", str(value))
+
+
+def check_numbers(page, c, *, webp=True):
+    m = c.metrics()
+    original = SAMPLE.stat().st_size
+    assert text(page, "#n-png") == expected_row(len(c.to_bytes("png")), original)
+    assert text(page, "#n-kmq") == expected_row(len(c.to_bytes("kmq")), original)
+    if webp:
+        assert text(page, "#n-webp") == expected_row(len(c.to_bytes("webp")), original)
+    assert text(page, "#n-psnr") == f"{m.psnr:.2f} dB"
+    assert text(page, "#n-ssim") == f"{m.ssim:.4f}"
+    assert page.locator("#palette .swatch").count() == c.k
+
+
+def test_space_dithering_speed_and_quality_on_the_page(server, browser, tmp_path):
+    page, errors = open_page(browser, server, 420, 900)  # at a phone's width: the controls are beside K
+    page.click("#use-sample")
+    wait_state(page, "measured", 16, 0)
+    assert text(page, "#opt-dither-value") == "1.00"  # not set: kmq compress's default
+    assert "auto" in page.get_attribute("#opt-dither-value", "class")
+
+    # Speed 11 with the dithering not set: kmq compress's rule turns it off.
+    n = shown_count(page)
+    set_range(page, "#opt-speed", 11)
+    wait_state(page, "measured", 16, n)
+    assert text(page, "#opt-speed-value") == "11" and text(page, "#opt-dither-value") == "0.00"
+    check_numbers(page, kmq.compress(SAMPLE, 16, n_init=1, tol=1e-2, sample=0.0625, dither=0), webp=False)
+
+    # Back to speed 4; RGB, half dithering: the figures are kmq.compress's with those settings.
+    n = shown_count(page)
+    set_range(page, "#opt-speed", 4)
+    page.select_option("#opt-space", "rgb")
+    set_range(page, "#opt-dither", 0.5)
+    wait_state(page, "complete", 16, n)
+    assert text(page, "#opt-dither-value") == "0.50" and "auto" not in page.get_attribute("#opt-dither-value", "class")
+    timing = page.evaluate("window.kmq.timings[window.kmq.timings.length - 1]")
+    assert (timing["space"], timing["dither"]) == ("rgb", "0.5")
+    check_numbers(page, kmq.compress(SAMPLE, 16, space="rgb", dither=0.5))
+    assert "/result.png?k=16&space=rgb&dither=0.5&speed=4&seed=0&" in page.get_attribute("#dl-png", "href")
+
+    # A quality target: the fewest colours, up to K, reaching MAX.
+    n = shown_count(page)
+    page.fill("#k-number", "64")
+    page.press("#k-number", "Enter")
+    page.fill("#opt-quality-max", "50")
+    page.dispatch_event("#opt-quality-max", "change")
+    c = kmq.compress(SAMPLE, 64, space="rgb", dither=0.5, quality=(0, 50))
+    page.wait_for_function("t => document.getElementById('n-k').textContent === t", arg=f"{c.k} of 64 colours", timeout=180_000)
+    wait_state(page, "measured", 64, n)
+    assert c.k < 64 and text(page, "#n-k") == f"{c.k} of 64 colours"
+    assert text(page, "#n-quality") == f"{c.quality:.1f} (target 0–50)"
+    check_numbers(page, c, webp=False)
+
+    # Below the minimum: the CLI's message (its exit 99), and no result shown.
+    run = subprocess.run(
+        [sys.executable, "-m", "kmq", "compress", str(SAMPLE), "-k", "64", "--space", "rgb", "--dither", "0.5",
+         "--quality", "99-100", "-o", str(tmp_path / "out.png")],
+        capture_output=True, text=True,
+    )
+    assert run.returncode == 99 and not (tmp_path / "out.png").exists()
+    page.fill("#opt-quality-max", "100")
+    page.fill("#opt-quality-min", "99")
+    page.dispatch_event("#opt-quality-min", "change")
+    wait_state(page, "error", 64, 0)
+    assert text(page, "#message") == run.stderr.strip()
+    assert page.eval_on_selector("#layer-result", "el => getComputedStyle(el).visibility") == "hidden"
+    assert page.get_attribute("#dl-png", "aria-disabled") == "true" and text(page, "#n-png") == "–"
+    # The target off again: a result, and the message gone.
+    n = shown_count(page)
+    page.fill("#opt-quality-min", "")
+    page.fill("#opt-quality-max", "")
+    page.dispatch_event("#opt-quality-max", "change")
+    wait_state(page, "measured", 64, n)
+    assert page.locator("#message").is_hidden()
+    check_numbers(page, kmq.compress(SAMPLE, 64, space="rgb", dither=0.5), webp=False)
+
+    # The curve starts once every figure is shown; moving K pauses it (its
+    # request is aborted) and it goes on after: all 8 K values, 3 dots each.
+    page.wait_for_function("() => document.querySelectorAll('#curve circle').length >= 3", timeout=600_000)
+    n = shown_count(page)
+    set_range(page, "#k-range", 32)
+    wait_state(page, "complete", 32, n)
+    page.wait_for_function("() => document.getElementById('curve-note').textContent.startsWith('seed')", timeout=600_000)
+    assert text(page, "#curve-note") == "seed 0; click to set K"
+    assert page.locator("#curve circle").count() == 3 * 8
+    assert errors == []

@@ -11,12 +11,13 @@ const state = {
   file: null,           // what was uploaded, to upload again if the server dropped it
   options: [],          // GET /api/options
   curveKs: [],
-  values: {},           // the current settings, by option name
+  values: {},           // the current settings, by option name (null: not given)
+  showEffective: {},    // name -> shows the value kmq used for a setting not given
   seq: 0,               // number of the newest update; older responses are dropped
   controller: null,     // AbortController of the update in flight
   inFlight: false,
   lastInput: 0,         // performance.now() of the last slider or setting change
-  curve: { seq: 0, controller: null, points: [] },
+  curve: { seq: 0, running: false, request: null, points: [] },
   view: { scale: 1, tx: 0, ty: 0, fitted: true },
   divider: 0.5,
   pointers: new Map(),
@@ -102,46 +103,132 @@ function query(values, skip = []) {
   return parts.join("&");
 }
 
+function settingChanged(name, value, immediate) {
+  state.values[name] = value;
+  state.lastInput = performance.now();
+  cancelCurve();        // the curve depends on every setting but K
+  state.curve.points = [];
+  drawCurve();
+  if (immediate) update(); else scheduleUpdate();
+}
+
+// A slider with its value beside it (dithering, speed). A setting that is
+// not given (dithering) shows the value kmq used, from the result's
+// "compress" keywords, marked "auto".
+function sliderControl(option, id, step) {
+  const input = document.createElement("input");
+  input.type = "range";
+  input.min = option.low;
+  input.max = option.high;
+  input.step = step;
+  const out = document.createElement("output");
+  out.htmlFor = id;
+  out.id = `${id}-value`;
+  const show = (value, auto) => {
+    input.value = value;
+    out.textContent = option.kind === "int" ? String(value) : Number(value).toFixed(2);
+    out.classList.toggle("auto", Boolean(auto));
+    out.title = auto ? `not set: ${option.auto}` : "";
+  };
+  show(option.default === null ? option.high : option.default, option.default === null);
+  input.addEventListener("input", () => {
+    show(input.value, false);
+    settingChanged(option.name, input.value, false);
+  });
+  state.showEffective[option.name] = (value) => { if (state.values[option.name] === null) show(value, true); };
+  return [input, out];
+}
+
+// Quality MIN-MAX as two number boxes; both empty: no target.
+function qualityControl(option, id) {
+  const box = document.createElement("div");
+  box.className = "pair";
+  const make = (which, placeholder) => {
+    const input = document.createElement("input");
+    input.type = "number";
+    input.min = option.low;
+    input.max = option.high;
+    input.step = "any";
+    input.placeholder = placeholder;
+    input.id = `${id}-${which}`;
+    input.setAttribute("aria-label", `quality ${which}`);
+    input.title = option.help;
+    return input;
+  };
+  const low = make("min", "min"), high = make("max", "max");
+  const dash = document.createElement("span");
+  dash.textContent = "–";
+  const changed = () => {
+    const a = low.value.trim(), b = high.value.trim();
+    // kmq compress --quality's form: MIN-MAX, or MAX alone (MIN 0).
+    const value = !a && !b ? null : !a ? b : `${a}-${b || 100}`;
+    settingChanged(option.name, value, true);
+  };
+  low.addEventListener("change", changed);
+  high.addEventListener("change", changed);
+  box.append(low, dash, high);
+  return box;
+}
+
 function buildOptions() {
-  const box = $("options");
-  box.textContent = "";
+  const main = $("main-options");
+  const more = $("options");
+  for (const row of main.querySelectorAll(".opt-row")) row.remove(); // K's row stays
+  more.textContent = "";
+  state.showEffective = {};
   for (const option of state.options) {
     state.values[option.name] = option.default;
     if (option.name === "k") continue; // the slider
     const id = `opt-${option.name}`;
     const label = document.createElement("label");
     label.htmlFor = id;
-    label.textContent = option.name.replace(/_/g, " ");
+    label.textContent = { space: "colour space", dither: "dithering", quality: "quality" }[option.name] || option.name.replace(/_/g, " ");
     label.title = option.help;
-    let input;
+    let parts;
     if (option.kind === "choice") {
-      input = document.createElement("select");
+      const input = document.createElement("select");
       for (const choice of option.choices) {
         const item = document.createElement("option");
         item.value = item.textContent = choice;
         input.append(item);
       }
       input.value = option.default;
+      input.addEventListener("change", () => settingChanged(option.name, input.value, true));
+      parts = [input];
+    } else if (option.kind === "range") {
+      label.htmlFor = `${id}-max`;
+      parts = [qualityControl(option, id)];
+    } else if (option.group === "main") {
+      parts = sliderControl(option, id, option.kind === "int" ? "1" : "0.05");
     } else {
-      input = document.createElement("input");
+      const input = document.createElement("input");
       input.type = "number";
       input.step = option.kind === "int" ? "1" : "any";
       if (option.low !== null) input.min = option.low;
       if (option.high !== null) input.max = option.high;
-      if (option.default === null) input.placeholder = "off"; else input.value = option.default;
+      if (option.default === null) input.placeholder = option.auto || "off"; else input.value = option.default;
+      input.addEventListener("change", () => settingChanged(option.name, input.value === "" ? null : input.value, true));
+      parts = [input];
+      // Not given: the value kmq used (e.g. set by speed) as the placeholder.
+      if (option.default === null) state.showEffective[option.name] = (value) => {
+        input.placeholder = value === null ? (option.auto || "off") : `${value} (auto)`;
+      };
     }
-    input.id = id;
-    input.title = option.help;
-    input.addEventListener("change", () => {
-      state.values[option.name] = input.value === "" ? null : input.value;
-      state.lastInput = performance.now();
-      cancelCurve();        // the curve depends on every setting but K
-      state.curve.points = [];
-      drawCurve();
-      update();
-    });
-    box.append(label, input);
+    parts[0].id = parts[0].id || id;
+    parts[0].title = option.help;
+    if (option.group === "main") {
+      const row = document.createElement("div");
+      row.className = "opt-row";
+      row.append(label, ...parts);
+      main.append(row);
+    } else {
+      more.append(label, ...parts);
+    }
   }
+}
+
+function showEffective(meta) {
+  for (const [name, show] of Object.entries(state.showEffective)) show(meta.compress[name]);
 }
 
 function setK(k, from) {
@@ -173,6 +260,7 @@ async function update() {
   const seq = ++state.seq;
   state.controller = controller;
   state.inFlight = true;
+  pauseCurve();
   const started = state.lastInput;
   const values = { ...state.values };
   const image = state.image;
@@ -181,8 +269,12 @@ async function update() {
   setBusy(true);
   const stale = () => seq !== state.seq;
   try {
-    const meta = await (await api(`/api/images/${image.id}/result?${q}&quick=1`, { signal: controller.signal })).json();
-    const blob = await (await api(`/api/images/${image.id}/result.png?${q}`, { signal: controller.signal })).blob();
+    // Both at once: the server compresses once (the second waits for the
+    // first's result) and the figures do not wait for the picture's transfer.
+    const [meta, blob] = await Promise.all([
+      api(`/api/images/${image.id}/result?${q}&quick=1`, { signal: controller.signal }).then((r) => r.json()),
+      api(`/api/images/${image.id}/result.png?${q}`, { signal: controller.signal }).then((r) => r.blob()),
+    ]);
     if (stale()) return;
     const img = $("img-result");
     const previous = img.src;
@@ -197,16 +289,21 @@ async function update() {
     viewer.dataset.state = "shown";
     viewer.dataset.k = String(values.k);
     viewer.dataset.seq = String(seq);
-    const timing = { k: values.k, seed: values.seed, shown_ms: shown, numbers_ms: null };
+    const timing = { k: values.k, seed: values.seed, space: values.space, dither: values.dither, shown_ms: shown, numbers_ms: null };
     window.kmq.timings.push(timing);
     setBusy(true, "measuring…");
+    // SSIM and the .kmq size first; WebP's (the slowest encoder) after.
+    const most = await fullMetadata(image, `${q}&webp=0`, controller.signal, stale);
+    if (!most || stale()) return;
+    showNumbers(most);
+    viewer.dataset.state = "measured";
     const full = await fullMetadata(image, q, controller.signal, stale);
     if (!full || stale()) return;
     showNumbers(full);
     timing.numbers_ms = performance.now() - started;
     viewer.dataset.state = "complete";
     setBusy(false);
-    if (!state.curve.points.length && !state.curve.controller) startCurve();
+    if (!state.curve.points.length && !state.curve.running) startCurve();
   } catch (error) {
     if (isAbort(error) || stale()) return;
     setBusy(false);
@@ -216,7 +313,12 @@ async function update() {
       return;
     }
     showMessage(error.message);
+    // No result for these settings (a quality target missed, say): show
+    // none rather than the last one's picture and figures.
     $("viewer").dataset.state = "error";
+    $("img-result").removeAttribute("src");
+    clearNumbers();
+    for (const fmt of ["png", "webp", "gif", "kmq"]) $(`dl-${fmt}`).setAttribute("aria-disabled", "true");
   } finally {
     if (!stale()) state.inFlight = false;
   }
@@ -264,9 +366,26 @@ function bytesCell(id, value, original) {
   }
 }
 
+function clearNumbers() {
+  for (const id of ["n-k", "n-png", "n-webp", "n-kmq", "n-psnr", "n-ssim", "n-ratio", "n-time", "n-quality"]) {
+    $(id).textContent = "–";
+    $(id).classList.remove("pending");
+  }
+  $("tag-result").textContent = "no result";
+  $("palette").textContent = "";
+  $("palette-note").textContent = "";
+}
+
 function showNumbers(meta) {
   const b = meta.bytes;
-  $("n-k").textContent = `${meta.k} colours` + (meta.lossless ? " (lossless: every colour kept)" : "");
+  const target = meta.compress.quality;
+  $("n-k").textContent = (target ? `${meta.k} of ${meta.k_requested} colours` : `${meta.k} colours`) + (meta.lossless ? " (lossless: every colour kept)" : "");
+  $("row-quality").hidden = !target;
+  if (target) {
+    $("n-quality").textContent = meta.quality === null ? "–" : `${meta.quality.toFixed(1)} (target ${target[0]}–${target[1]})`;
+    $("n-quality").title = meta.quality_note || "";
+  }
+  showEffective(meta);
   bytesCell("n-png", b.png, b.original);
   bytesCell("n-webp", b.webp, b.original);
   bytesCell("n-kmq", b.kmq, b.original);
@@ -300,36 +419,58 @@ function showPalette(palette) {
 // -- the curve: size and quality against K -----------------------------------
 
 function cancelCurve() {
-  if (state.curve.controller) state.curve.controller.abort();
-  state.curve.controller = null;
+  if (state.curve.request) state.curve.request.abort();
+  state.curve.request = null;
+  state.curve.running = false;
   state.curve.seq++;
+  $("curve-note").textContent = "";
 }
+
+// The slider comes first: a new update aborts the curve's request in
+// flight (the server stops its job at the next step), and the curve asks
+// for that K again once the update is done.
+function pauseCurve() {
+  if (state.curve.request) state.curve.request.abort();
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function startCurve() {
   cancelCurve();
   const image = state.image;
-  const controller = new AbortController();
   const seq = state.curve.seq;
-  state.curve.controller = controller;
+  state.curve.running = true;
   state.curve.points = [];
   const q = query(state.values, ["k"]);
   $("curve-note").textContent = "measuring…";
   try {
     for (const k of state.curveKs) {
-      // The slider comes first: wait while an update is in flight.
-      while (state.inFlight) await new Promise((resolve) => setTimeout(resolve, 100));
-      if (seq !== state.curve.seq) return;
-      const data = await (await api(`/api/images/${image.id}/curve?ks=${k}&${q}`, { signal: controller.signal })).json();
-      if (seq !== state.curve.seq) return;
-      state.curve.points.push(...data.points);
-      drawCurve();
+      for (;;) {
+        while (state.inFlight) await sleep(100);
+        if (seq !== state.curve.seq) return;
+        const request = new AbortController();
+        state.curve.request = request;
+        let data;
+        try {
+          data = await (await api(`/api/images/${image.id}/curve?ks=${k}&${q}`, { signal: request.signal })).json();
+        } catch (error) {
+          if (isAbort(error) && seq === state.curve.seq) continue; // paused: ask again
+          throw error;
+        } finally {
+          if (state.curve.request === request) state.curve.request = null;
+        }
+        if (seq !== state.curve.seq) return;
+        state.curve.points.push(...data.points);
+        drawCurve();
+        break;
+      }
     }
     $("curve-note").textContent = `seed ${state.values.seed}; click to set K`;
   } catch (error) {
     if (isAbort(error) || seq !== state.curve.seq) return;
     $("curve-note").textContent = error.status === 503 ? "server busy" : error.message;
   } finally {
-    if (seq === state.curve.seq) state.curve.controller = null;
+    if (seq === state.curve.seq) state.curve.running = false;
   }
 }
 
