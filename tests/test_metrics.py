@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+import kmq
 from kmq import metrics
 
 
@@ -98,3 +99,230 @@ def test_ssim_is_the_same_on_one_thread_and_several(sample_pixels, monkeypatch):
     monkeypatch.setattr(_parallel.os, "cpu_count", lambda: 4)
     several = metrics.ssim(sample_pixels, rebuilt)
     assert several == pytest.approx(one, abs=1e-12)
+
+
+# -- the perceptual error ---------------------------------------------------------
+
+
+def _oklab(colors):
+    """(M, C) uint8 -> Oklab x 100 through the engine's conversion (the reference)."""
+    from kmq._engine.colorspace import to_space
+
+    colors = np.asarray(colors, np.uint8)
+    return to_space(colors.reshape(-1, colors.shape[-1]), "oklab")
+
+
+def _reference_error(original, reconstructed, sigma_l, sigma_c):
+    """The definition with scipy's Gaussian filter (mode "reflect", cut at
+    4 sigma): Oklab difference, blurred channel by channel, its length
+    averaged. (H, W, 1|3) uint8 images."""
+    from scipy.ndimage import gaussian_filter
+
+    height, width, channels = original.shape
+    diff = (_oklab(original) - _oklab(reconstructed)).reshape(height, width, channels)
+    for c in range(channels):
+        sigma = sigma_l if c == 0 else sigma_c
+        if sigma > 0:
+            diff[:, :, c] = gaussian_filter(diff[:, :, c], sigma, mode="reflect", truncate=4.0)
+    return float(np.sqrt((diff * diff).sum(axis=2)).mean())
+
+
+SIGMAS = (metrics.PERCEPTUAL_SIGMA_LIGHTNESS, metrics.PERCEPTUAL_SIGMA_CHROMA)
+
+
+def test_perceptual_error_of_identical_images_is_zero():
+    rng = np.random.default_rng(0)
+    for shape in [(9, 7), (9, 7, 1), (9, 7, 2), (9, 7, 3), (9, 7, 4)]:
+        image = rng.integers(0, 256, shape, dtype=np.uint8)
+        assert metrics.perceptual_error(image, image) == 0.0
+        assert metrics.perceptual_score(image, image) == 100.0
+        assert type(metrics.perceptual_error(image, image)) is float
+
+
+def test_white_against_black_is_100():
+    # Oklab's lightness runs 0 (black) to 1 (white), its a and b are 0 on
+    # grays: x 100, white and black differ by 100; the blur of a uniform
+    # difference is that difference.
+    white = np.full((6, 5, 3), 255, np.uint8)
+    black = np.zeros((6, 5, 3), np.uint8)
+    assert metrics.perceptual_error(white, black) == pytest.approx(100.0, abs=1e-6)
+    assert metrics.perceptual_error(white[:, :, 0], black[:, :, 0]) == pytest.approx(100.0, abs=1e-6)
+    assert metrics.perceptual_score(white, black) == 0.0
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (5, 40), (37, 23)])
+def test_a_uniform_difference_is_its_delta_e(shape):
+    # However small the image against the blur (the reflection folds more
+    # than once on 1 x 1 and 2 x 3), a uniform difference stays uniform.
+    pairs = [((200, 30, 90), (180, 60, 80)), ((10, 10, 10), (12, 10, 9)), ((0, 0, 255), (255, 255, 0))]
+    for first, second in pairs:
+        a = np.broadcast_to(np.array(first, np.uint8), (*shape, 3))
+        b = np.broadcast_to(np.array(second, np.uint8), (*shape, 3))
+        expected = float(np.linalg.norm(_oklab([first]) - _oklab([second])))
+        assert metrics.perceptual_error(a, b) == pytest.approx(expected, rel=1e-12)
+        assert metrics.perceptual_score(a, b) == pytest.approx(max(0.0, 100.0 - 8.0 * expected), rel=1e-12)
+
+
+def test_small_offset_scores_on_the_quality_scale():
+    # Gray 118 against 119: ΔEok x 100 is 0.326..., so the score is 100 - 8 times that.
+    a = np.full((8, 8), 118, np.uint8)
+    b = np.full((8, 8), 119, np.uint8)
+    expected = abs(float(_oklab([[118]])[0, 0] - _oklab([[119]])[0, 0]))
+    assert 0.3 < expected < 0.35
+    assert metrics.perceptual_error(a, b) == pytest.approx(expected, rel=1e-12)
+    assert metrics.perceptual_score(a, b) == pytest.approx(100.0 - 8.0 * expected, rel=1e-12)
+
+
+def test_compiled_oklab_equals_the_engines():
+    # One pixel against black, no blur: the distance of each colour's Oklab
+    # from black's, for all gray levels and a spread of colours.
+    rng = np.random.default_rng(1)
+    colors = np.concatenate([np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, 1), rng.integers(0, 256, (300, 3), dtype=np.uint8)])
+    black = np.zeros((1, 1, 3), np.uint8)
+    reference = np.linalg.norm(_oklab(colors) - _oklab(black), axis=1)
+    for color, expected in zip(colors, reference):
+        got = metrics._perceptual_error(color.reshape(1, 1, 3), black, 0.0, 0.0)
+        assert got == pytest.approx(expected, rel=1e-13, abs=1e-13), color
+    grays = np.arange(256, dtype=np.uint8)
+    assert metrics._perceptual_error(grays[None, :], np.zeros((1, 256), np.uint8), 0.0, 0.0) == pytest.approx(
+        float(np.abs(_oklab(grays[:, None])[:, 0] - _oklab([[0]])[0, 0]).mean()), rel=1e-13
+    )
+
+
+@pytest.mark.parametrize("sigmas", [SIGMAS, (0.0, 0.0), (1.7, 0.0), (0.4, 5.7), (3.0, 12.0)])
+def test_perceptual_error_equals_the_definition(sigmas):
+    rng = np.random.default_rng(2)
+    a = rng.integers(0, 256, (41, 57, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-40, 41, a.shape), 0, 255).astype(np.uint8)
+    b[:5, :9] = a[:5, :9]  # some pixels equal (they are skipped)
+    assert metrics._perceptual_error(a, b, *sigmas) == pytest.approx(_reference_error(a, b, *sigmas), rel=1e-12)
+    gray_a, gray_b = a[:, :, :1], b[:, :, :1]
+    assert metrics._perceptual_error(gray_a, gray_b, *sigmas) == pytest.approx(
+        _reference_error(gray_a, gray_b, *sigmas), rel=1e-12
+    )
+
+
+def test_default_widths_are_perceptual_error():
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    b = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    assert metrics.perceptual_error(a, b) == metrics._perceptual_error(a, b, *SIGMAS)
+
+
+def test_a_checkerboard_is_seen_as_its_average():
+    # Two grays alternating pixel by pixel against the gray between them
+    # (in Oklab lightness): per pixel every dot is off by ~10 units, but the
+    # eye, and the blur, see the average.
+    light, dark = 160, 100
+    middle = int(np.argmin(np.abs(_oklab(np.arange(256)[:, None])[:, 0] - 0.5 * (_oklab([[light]])[0, 0] + _oklab([[dark]])[0, 0]))))
+    y, x = np.indices((32, 48))
+    checker = np.where((x + y) % 2 == 0, light, dark).astype(np.uint8)
+    flat = np.full_like(checker, middle)
+    rgb = np.repeat(checker[:, :, None], 3, 2), np.repeat(flat[:, :, None], 3, 2)
+    per_pixel = metrics._perceptual_error(flat, checker, 0.0, 0.0)
+    assert per_pixel > 9.0
+    seen = metrics.perceptual_error(flat, checker)
+    assert seen < per_pixel / 10
+    assert seen == pytest.approx(_reference_error(flat[:, :, None], checker[:, :, None], *SIGMAS), rel=1e-12)
+    # The same grays as RGB: Oklab's matrices give grays a and b of ~1e-8.
+    assert metrics.perceptual_error(rgb[1], rgb[0]) == pytest.approx(seen, rel=1e-6)
+    # A colour checkerboard too: red and green dots against their Oklab mean.
+    colors = np.array([[220, 40, 40], [40, 180, 40]], np.uint8)
+    dots = colors[(x + y) % 2]
+    mean_lab = _oklab(colors).mean(axis=0)
+    nearest = np.argmin(np.linalg.norm(_oklab(_all_colors_sample()) - mean_lab, axis=1))
+    average = np.broadcast_to(_all_colors_sample()[nearest], dots.shape)
+    assert metrics.perceptual_error(average, dots) < metrics._perceptual_error(average, dots, 0.0, 0.0) / 4
+    # Coarser dots (4 x 4 pixel squares) are seen as such, not averaged away.
+    squares = colors[(x // 4 + y // 4) % 2]
+    assert metrics._perceptual_error(average, squares, 0.0, 0.0) == pytest.approx(metrics._perceptual_error(average, dots, 0.0, 0.0))
+    assert metrics.perceptual_error(average, squares) > 2 * metrics.perceptual_error(average, dots)
+    assert metrics.perceptual_score(average, dots) > metrics.perceptual_score(average, squares)
+
+
+def _all_colors_sample():
+    """Every sRGB colour on a grid of step 5, (52^3, 3) uint8."""
+    levels = np.arange(0, 256, 5, dtype=np.uint8)
+    return np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(-1, 3)
+
+
+def test_alpha_hidden_colour_does_not_count():
+    rng = np.random.default_rng(4)
+    a = rng.integers(0, 256, (16, 20, 4), dtype=np.uint8)
+    a[:, :10, 3] = 0  # transparent on the left
+    b = a.copy()
+    b[:, :10, :3] = rng.integers(0, 256, (16, 10, 3), dtype=np.uint8)  # other hidden colour
+    assert metrics.perceptual_error(a, b) == 0.0
+    assert metrics.perceptual_score(a, b) == 100.0
+    la_a, la_b = a[:, :, [0, 3]], b[:, :, [0, 3]]
+    assert metrics.perceptual_error(la_a, la_b) == 0.0
+    # Seen colour that differs counts: the mean over black and white composites.
+    b[:, 10:, :3] = 255 - b[:, 10:, :3]
+    expected = 0.5 * sum(
+        _reference_error(metrics.composite(a, bg), metrics.composite(b, bg), *SIGMAS) for bg in (0, 255)
+    )
+    assert metrics.perceptual_error(a, b) == pytest.approx(expected, rel=1e-12)
+    # A pixel made fully transparent shows the background: it counts.
+    c = a.copy()
+    c[:, 10:, 3] = 0
+    assert metrics.perceptual_error(a, c) > 1.0
+
+
+def test_perceptual_error_takes_floats_and_shapes():
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 256, (12, 14, 3), dtype=np.uint8)
+    b = rng.integers(0, 256, (12, 14, 3), dtype=np.uint8)
+    expected = metrics.perceptual_error(a, b)
+    assert metrics.perceptual_error(a / 255.0, b) == pytest.approx(expected, rel=1e-12)
+    assert metrics.perceptual_error(a.astype(np.float64), b.astype(np.int32)) == pytest.approx(expected, rel=1e-12)
+    # (H, W) is (H, W, 1); a non-contiguous view is measured as its copy.
+    assert metrics.perceptual_error(a[:, :, 0], b[:, :, 0]) == metrics.perceptual_error(a[:, :, :1], b[:, :, :1])
+    assert metrics.perceptual_error(a[::2, ::-1], b[::2, ::-1]) == metrics.perceptual_error(
+        np.ascontiguousarray(a[::2, ::-1]), np.ascontiguousarray(b[::2, ::-1])
+    )
+
+
+def test_perceptual_error_refuses_bad_input():
+    a = np.zeros((4, 5, 3), np.uint8)
+    with pytest.raises(kmq.UsageError, match=r"images differ in shape: \(4, 5, 3\) vs \(4, 4, 3\)"):
+        metrics.perceptual_error(a, a[:, :4])
+    with pytest.raises(ValueError, match=r"images differ in shape"):
+        metrics.perceptual_score(a, a[:, :, :1])
+    with pytest.raises(kmq.UsageError, match=r"1 to 4 channels\), got 5 channels"):
+        metrics.perceptual_error(np.zeros((4, 5, 5), np.uint8), np.zeros((4, 5, 5), np.uint8))
+    with pytest.raises(kmq.UsageError, match=r"without pixels is undefined, got shape \(0, 5, 3\)"):
+        metrics.perceptual_error(a[:0], a[:0])
+    with pytest.raises(kmq.UsageError, match=r"NaN or infinity"):
+        metrics.perceptual_error(np.full((2, 2), np.nan), np.zeros((2, 2)))
+    with pytest.raises(kmq.UsageError, match=r"must be a number >= 0"):
+        metrics._perceptual_error(a, a, -1.0, 1.0)
+
+
+def test_perceptual_error_is_the_same_on_one_thread_and_several(sample_pixels, monkeypatch):
+    from kmq._engine import _parallel
+
+    rebuilt = kmq_compress_reconstruct(sample_pixels, 8)
+    # Twice as tall: tall enough for three row ranges on four cores.
+    original, rebuilt = np.concatenate([sample_pixels, sample_pixels[::-1]]), np.concatenate([rebuilt, rebuilt[::-1]])
+    calls = []
+    real = metrics._metrics.perceptual_rows
+    monkeypatch.setattr(metrics._metrics, "perceptual_rows", lambda *args: calls.append(args[4:6]) or real(*args))
+    monkeypatch.setattr(_parallel.os, "cpu_count", lambda: 1)
+    one = metrics.perceptual_error(original, rebuilt)
+    assert calls == [(0, 1024)]
+    monkeypatch.setattr(_parallel.os, "cpu_count", lambda: 4)
+    several = metrics.perceptual_error(original, rebuilt)
+    assert len(calls) == 4 and calls[1][0] == 0 and calls[-1][1] == 1024
+    assert several == pytest.approx(one, rel=1e-12)
+    assert one > 0
+
+
+def test_dithering_is_credited(sample_pixels):
+    # Per-pixel ΔE says dithering makes K = 16 worse; after the eye's blur
+    # it is better (as SSIMULACRA2 says, docs/benchmarks.md).
+    import kmq
+
+    plain = kmq.compress(sample_pixels, 16, seed=0, dither=0).reconstruct()
+    dithered = kmq.compress(sample_pixels, 16, seed=0).reconstruct()
+    assert metrics._perceptual_error(sample_pixels, dithered, 0, 0) > metrics._perceptual_error(sample_pixels, plain, 0, 0)
+    assert metrics.perceptual_error(sample_pixels, dithered) < metrics.perceptual_error(sample_pixels, plain)

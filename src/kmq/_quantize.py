@@ -91,6 +91,10 @@ DEFAULT_SPACE = "oklab"
 #: dithered at every K, as for every ditherer. Use --nofs / dither=0 for the
 #: smallest files at K >= 64.
 DEFAULT_DITHER = 1.0
+DITHER_LEVEL_SCALE = 1.0
+DITHER_EDGE = 0.0
+DITHER_MAX_ERROR = 0.0
+DITHER_CELL_RATIO = 0.15
 #: Opaque pixels stay opaque: palette centres with alpha at or above this
 #: are made fully opaque (a cluster of opaque pixels with a few soft-edge
 #: ones mixed in would otherwise be slightly see-through everywhere) ...
@@ -607,7 +611,12 @@ class ColorQuantizer(ParamsMixin):
             # ones that were mapped to an opaque entry stay among those.
             mode[colors[:, -1] == 0] = MODE_FIXED
             mode[(colors[:, -1] == 255) & opaque_entry[palette_labels]] = MODE_OPAQUE
-        labels = dither_labels(color_index, analysis.points(space), palette_labels, mode, search, opaque_entry, level)
+        points = analysis.points(space)
+        labels = dither_labels(
+            color_index, points, palette_labels, mode, search, opaque_entry, level * DITHER_LEVEL_SCALE,
+            edge=DITHER_EDGE, max_error=_dither_max_error(points, palette_labels, histogram.counts, search),
+            cell=_dither_cell(search),
+        )
         return labels.astype(label_dtype(len(self.palette_)))
 
     def fit_transform(self, image, y=None) -> np.ndarray:
@@ -639,6 +648,26 @@ class ColorQuantizer(ParamsMixin):
         """
         self._check_fitted()
         return _rebuild(self.palette_, np.asarray(labels))
+
+
+def _dither_max_error(points, palette_labels, counts, search: PaletteSearch) -> float:
+    """The longest error vector a dithered pixel passes on: DITHER_MAX_ERROR
+    times the mean undithered error of the image (working units); 0: none."""
+    if DITHER_MAX_ERROR <= 0:
+        return 0.0
+    diff = points - search.points[palette_labels]
+    mean = float(np.dot(counts, np.sqrt((diff * diff).sum(axis=1))) / max(counts.sum(), 1))
+    return DITHER_MAX_ERROR * mean if mean > 0 else 0.0
+
+
+def _dither_cell(search: PaletteSearch) -> float:
+    """Grid cell of the dithering kernel's nearest-entry cache (working
+    units): DITHER_CELL_RATIO of the median distance from a palette entry to
+    its nearest other entry, within [0.25, 1]."""
+    if search.order.shape[0] == 0 or len(search.points) < 2:
+        return 0.5
+    spacing = float(np.median(search.dist[np.arange(len(search.points)), search.order[:, 1]]))
+    return float(min(1.0, max(0.25, DITHER_CELL_RATIO * spacing)))
 
 
 def _grid_guess(colors: np.ndarray, search: PaletteSearch, space: str) -> np.ndarray:

@@ -1,18 +1,24 @@
 """What a quantization cost and what it saved.
 
-Quality: mean squared error per channel, the k-means distortion J, PSNR and
+Quality: mean squared error per channel, the k-means distortion J, PSNR,
 SSIM (kmq's own compiled implementation, equal to scikit-image's default
-``structural_similarity`` to 1e-9; see ``_metrics.pyx``). Size: the tutorials' bit-count compression ratio and
-the actual bytes of the input file, the raw pixels and the output file.
+``structural_similarity`` to 1e-9; see ``_metrics.pyx``) and the perceptual
+error (:func:`perceptual_error`: mean Oklab ΔE x 100 after the eye's blur,
+which, unlike the others, credits dithering; :func:`perceptual_score` puts
+it on kmq's 0-100 quality scale). Size: the tutorials' bit-count
+compression ratio and the actual bytes of the input file, the raw pixels
+and the output file.
 
 All image arguments are uint8 arrays of the same shape, (H, W) or
-(H, W, C); errors are in squared 8-bit units (0..65025).
+(H, W, C); squared errors are in squared 8-bit units (0..65025), the
+perceptual error in Oklab ΔE x 100 (0..~100).
 
 Images with alpha (LA, RGBA) are measured on what is seen, never on the
 colour hidden under transparent pixels: :func:`seen` composites an image on
 black and on white (side by side), and :func:`measure` computes the colour
 MSE, PSNR and SSIM on those composites (alpha's own MSE is kept as its
-channel's figure).
+channel's figure); the perceptual error is the mean of its values on the
+two composites.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ __all__ = [
     "seen",
     "psnr_seen",
     "ssim_seen",
+    "perceptual_error",
+    "perceptual_score",
     "index_bits",
     "compression_ratio",
     "Metrics",
@@ -219,6 +227,144 @@ def _mse_seen(original, reconstructed) -> np.ndarray:
     colour = mse_per_channel(seen(original), seen(reconstructed))
     alpha = mse_per_channel(original[:, :, -1:], reconstructed[:, :, -1:])
     return np.concatenate([colour, alpha])
+
+
+# -- perceptual error ----------------------------------------------------------------
+
+#: Standard deviations, in pixels, of the Gaussians that stand for the eye's
+#: blur in :func:`perceptual_error`: on lightness, and on the two chroma
+#: coordinates (S-CIELAB's filters at 40 pixels per degree; see there).
+PERCEPTUAL_SIGMA_LIGHTNESS = 0.85
+PERCEPTUAL_SIGMA_CHROMA = 2.87
+#: The Gaussians are cut off at this many standard deviations (as
+#: scipy.ndimage.gaussian_filter's default).
+_GAUSSIAN_TRUNCATE = 4.0
+
+
+def _gaussian_weights(sigma: float) -> np.ndarray:
+    """The sampled, normalised Gaussian of standard deviation ``sigma``
+    pixels, cut at 4 sigma: (2r + 1,) float64 with r = round(4 sigma),
+    summing to 1 (scipy.ndimage.gaussian_filter1d's kernel). ``sigma`` 0
+    gives [1.0], no blur."""
+    sigma = float(sigma)
+    if not math.isfinite(sigma) or sigma < 0:
+        raise UsageError(f"a blur's standard deviation must be a number >= 0 (pixels), got {sigma!r}")
+    radius = int(_GAUSSIAN_TRUNCATE * sigma + 0.5)
+    if radius == 0:
+        return np.ones(1)
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    weights = np.exp(-0.5 * (x / sigma) ** 2)
+    return weights / weights.sum()
+
+
+def perceptual_error(original, reconstructed) -> float:
+    """Mean Oklab difference after the eye's blur: lower is better, 0 for
+    identical images.
+
+    Both images are converted to Oklab (kmq's working units: L, a, b times
+    100, so 1 is about 1 % of the black-to-white lightness range), their
+    difference is low-pass filtered as the eye integrates neighbouring
+    pixels -- a Gaussian of ``PERCEPTUAL_SIGMA_LIGHTNESS`` pixels on
+    lightness, a wider one of ``PERCEPTUAL_SIGMA_CHROMA`` pixels on the two
+    chroma coordinates, the eye resolving colour more coarsely than light
+    -- and the length of the filtered difference is averaged over the
+    pixels. This is S-CIELAB (Zhang and Wandell 1996) done in Oklab with
+    one Gaussian a channel: a dithered pattern whose local average is the
+    original colour costs little, as it does to the eye, whereas per-pixel
+    ΔE counts each dot's full error. Where the two images differ by a
+    uniform colour, the blur changes nothing and the result is that
+    colour difference, ΔEok x 100.
+
+    The widths come from S-CIELAB's filters (Zhang and Wandell 1996, after
+    Poirson and Wandell 1993: sums of two or three Gaussians a channel),
+    each replaced by the Gaussian whose transfer falls to one half at the
+    same spatial frequency: standard deviations of 0.021 degrees of visual
+    angle on luminance, 0.053 on red-green and 0.091 on blue-yellow, whose
+    mean, 0.072, serves both chroma coordinates. At 40 image pixels per
+    degree (a 96-dpi screen seen from 60 cm) that is 0.85 pixels on
+    lightness and 2.87 on chroma. Of 20, 40 and 80 pixels per degree, 40
+    and 80 agreed best with SSIMULACRA2 on whether dithering helps (51 of
+    72 pairs: the 24 Kodak photographs at K = 16, 64, 256), and 40 ranks
+    the results more like it (docs/benchmarks.md, "Perceptual quality";
+    benchmarks/perceptual_metric.py derives the widths).
+
+    Images with alpha are measured on what is seen: the mean of the errors
+    of their composites on black and on white (:func:`composite`), so
+    colour hidden under transparent pixels does not count.
+
+    Parameters
+    ----------
+    original, reconstructed : ndarray (H, W) or (H, W, C), C = 1..4
+        L, LA, RGB or RGBA, uint8 (or floats, see the module docstring;
+        rounded to 8-bit levels first).
+
+    Returns
+    -------
+    float
+        Mean ΔEok x 100 of the blurred difference, >= 0.
+
+    Raises
+    ------
+    UsageError
+        Images of different shapes, more than 4 channels, or no pixels.
+    """
+    return _perceptual_error(original, reconstructed, PERCEPTUAL_SIGMA_LIGHTNESS, PERCEPTUAL_SIGMA_CHROMA)
+
+
+def perceptual_score(original, reconstructed) -> float:
+    """:func:`perceptual_error` on kmq's 0-100 quality scale (higher is
+    better; 100 for identical images): ``clip(100 - 8 E, 0, 100)``, the
+    mapping of ``kmq compress --quality`` (kmq._quality), applied to the
+    error after the eye's blur instead of the undithered per-pixel one."""
+    from ._quality import quality_from_error
+
+    return quality_from_error(perceptual_error(original, reconstructed))
+
+
+def _perceptual_error(original, reconstructed, sigma_lightness: float, sigma_chroma: float) -> float:
+    """:func:`perceptual_error` with the blur widths given (pixels; 0 for
+    none): the benchmarks compare settings through this."""
+    original, reconstructed = _pair(original, reconstructed)
+    height, width, channels = original.shape
+    if channels > 4:
+        raise UsageError(
+            f"the perceptual error takes L, LA, RGB or RGBA images (1 to 4 channels), got {channels} channels"
+        )
+    if height == 0 or width == 0:
+        raise UsageError(f"the perceptual error of an image without pixels is undefined, got shape {original.shape}")
+    original, reconstructed = _as_levels(original), _as_levels(reconstructed)
+    weights = (_gaussian_weights(sigma_lightness), _gaussian_weights(sigma_chroma))
+    if channels in (2, 4):
+        # What is seen, over black and over white; each composite measured
+        # on its own, so that the blur never mixes the two.
+        return 0.5 * sum(
+            _blurred_difference(composite(original, bg), composite(reconstructed, bg), weights) for bg in (0, 255)
+        )
+    return _blurred_difference(original, reconstructed, weights)
+
+
+def _as_levels(image: np.ndarray) -> np.ndarray:
+    """(H, W, C) on the 8-bit scale -> uint8, floats rounded to nearest."""
+    if image.dtype == np.uint8:
+        return image
+    return np.rint(image).astype(np.uint8)
+
+
+def _blurred_difference(original: np.ndarray, reconstructed: np.ndarray, weights) -> float:
+    """Mean length of the blurred Oklab difference of two (H, W, 1|3)
+    uint8 images (see ``_metrics.perceptual_rows``), on all cores."""
+    height, width = original.shape[:2]
+    if np.array_equal(original, reconstructed):
+        return 0.0
+    a = np.ascontiguousarray(original)
+    b = np.ascontiguousarray(reconstructed)
+    # Each row range also converts and blurs 2r rows beyond its own: a
+    # second thread was slower at 128 rows of 768 pixels, faster at 512.
+    _, sums = run_chunked(
+        _metrics.perceptual_rows, height, (a, b, *weights), (), accumulators=[(1,)],
+        min_per_thread=max(1, (1 << 18) // width),
+    )
+    return float(sums[0][0] / (height * width))
 
 
 def index_bits(k: int) -> int:
