@@ -87,12 +87,15 @@ def test_upload_then_metadata_equals_compress(client, photo_bytes):
         "kmq": len(c.to_bytes("kmq")),
     }
     assert meta["psnr"] == m.psnr and meta["ssim"] == m.ssim and meta["mse"] == m.mse
+    assert meta["perceptual_score"] == kmq.metrics.perceptual_score(c.source.pixels, c.reconstruct())
+    assert 0 < meta["perceptual_score"] < 100
     assert meta["ratio"] == m.ratio and meta["ratio_to_1"] == m.ratio_to_1
     assert meta["n_iter"] == c.n_iter and meta["complete"] is True
 
     quick = client.get(f"/api/images/{info['id']}/result?k=12&seed=3&quick=1").json()
     assert quick["bytes"]["png"] == meta["bytes"]["png"] and quick["psnr"] == m.psnr
-    assert quick["bytes"]["webp"] is None and quick["ssim"] is None and quick["complete"] is False
+    assert quick["bytes"]["webp"] is None and quick["ssim"] is None and quick["perceptual_score"] is None
+    assert quick["complete"] is False
 
 
 def test_downloads_are_the_result(client, photo_bytes):
@@ -233,6 +236,7 @@ def test_space_dither_quality_speed_equal_compress_and_the_cli(client, photo_byt
     assert meta["bytes"]["png"] == len(c.to_bytes("png")) and meta["bytes"]["kmq"] == len(c.to_bytes("kmq"))
     assert meta["bytes"]["webp"] == len(c.to_bytes("webp")) and meta["complete"] is True
     assert meta["psnr"] == m.psnr and meta["ssim"] == m.ssim
+    assert meta["perceptual_score"] == kmq.metrics.perceptual_score(c.source.pixels, c.reconstruct())
     assert (meta["quality"], meta["quality_note"]) == (c.quality, c.quality_note)
     # The file is the one `kmq compress` writes with the same flags.
     (in_tmp / "photo.png").write_bytes(photo_bytes)
@@ -246,6 +250,7 @@ def test_webp_0_leaves_out_only_the_webp_size(client, photo_bytes):
     c = kmq.compress(photo_bytes, 10)
     assert meta["bytes"]["webp"] is None and meta["complete"] is False
     assert meta["bytes"]["kmq"] == len(c.to_bytes("kmq")) and meta["ssim"] == c.metrics().ssim
+    assert meta["perceptual_score"] == kmq.metrics.perceptual_score(c.source.pixels, c.reconstruct())
 
 
 def test_quality_target_picks_k_and_a_missed_minimum_is_422(client, photo_bytes, in_tmp, capsys):

@@ -131,6 +131,7 @@ def test_page_end_to_end(server, browser, tmp_path):
     assert text(page, "#n-kmq") == expected_row(len(c.to_bytes("kmq")), original)
     assert text(page, "#n-psnr") == f"{m.psnr:.2f} dB"
     assert text(page, "#n-ssim") == f"{m.ssim:.4f}"
+    assert text(page, "#n-perceptual") == f"{kmq.metrics.perceptual_score(c.source.pixels, c.reconstruct()):.1f}"
     assert text(page, "#n-ratio") == f"{m.ratio:.4f} = {m.ratio_to_1:.1f}:1"
     assert page.locator("#palette .swatch").count() == c.k
     counts = np.bincount(c.labels.ravel(), minlength=c.k)
@@ -290,6 +291,7 @@ def check_numbers(page, c, *, webp=True):
         assert text(page, "#n-webp") == expected_row(len(c.to_bytes("webp")), original)
     assert text(page, "#n-psnr") == f"{m.psnr:.2f} dB"
     assert text(page, "#n-ssim") == f"{m.ssim:.4f}"
+    assert text(page, "#n-perceptual") == f"{kmq.metrics.perceptual_score(c.source.pixels, c.reconstruct()):.1f}"
     assert page.locator("#palette .swatch").count() == c.k
 
 

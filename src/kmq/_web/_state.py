@@ -453,18 +453,26 @@ class Result:
         original = c.source.pixels
         return self._part("ssim", lambda: _metrics.ssim(original, c.reconstruct().reshape(original.shape)))
 
+    def perceptual_score(self):
+        c = self.compressed()
+        original = c.source.pixels
+        return self._part(
+            "perceptual", lambda: _metrics.perceptual_score(original, c.reconstruct().reshape(original.shape))
+        )
+
     def metadata(self, *, full: bool, webp: bool = True, cancel: threading.Event | None = None) -> dict:
         """The figures the page shows (JSON-ready). Without ``full``, the
-        fast ones only (webp and kmq bytes and SSIM are None): the picture
+        fast ones only (webp and kmq bytes, SSIM and the perceptual score
+        are None): the picture
         and its PNG size come first, the slower figures after; ``webp``
         False leaves out the slowest of those, the WebP size (None).
         ``cancel`` set: stop before the next slow step (Cancelled)."""
         c = self.compressed(cancel)
         m = self._measure()
         png = self.encoded("png")
-        webp_bytes = kmq_bytes = ssim = None
+        webp_bytes = kmq_bytes = ssim = perceptual = None
         if full:
-            steps = [self.ssim, lambda: len(self.encoded("kmq"))]
+            steps = [self.ssim, self.perceptual_score, lambda: len(self.encoded("kmq"))]
             if webp:
                 steps.append(lambda: len(self.encoded("webp")))
             values = []
@@ -472,8 +480,8 @@ class Result:
                 if cancel is not None and cancel.is_set():
                     raise Cancelled()
                 values.append(step())
-            ssim, kmq_bytes = values[:2]
-            webp_bytes = values[2] if webp else None
+            ssim, perceptual, kmq_bytes = values[:3]
+            webp_bytes = values[3] if webp else None
         counts = np.bincount(c.labels.ravel(), minlength=c.k)
         n = c.labels.size
         palette = []
@@ -515,6 +523,7 @@ class Result:
             "mse": m.mse,
             "psnr": None if math.isinf(m.psnr) else m.psnr,
             "ssim": ssim,
+            "perceptual_score": perceptual,
             "ratio": m.ratio,
             "ratio_to_1": m.ratio_to_1,
             "index_bits": m.index_bits,

@@ -35,6 +35,8 @@ function showMessage(text) {
 }
 function clearMessage() { $("message").hidden = true; $("message").textContent = ""; }
 
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
 class ApiError extends Error {
   constructor(status, message) { super(message); this.status = status; }
 }
@@ -244,10 +246,16 @@ function setK(k, from) {
 let updateTimer = 0;
 function scheduleUpdate() {
   // Coalesce the slider's input events (one per frame at most); each new
-  // one aborts the request in flight (see update).
+  // one aborts the request in flight (see update). Nothing in flight: at once.
   clearTimeout(updateTimer);
-  updateTimer = setTimeout(update, 16);
+  if (!state.inFlight) update();
+  else updateTimer = setTimeout(update, 16);
 }
+
+// The WebP size (seconds of lossless encoding for a large image, which no
+// request can stop once begun) is asked for once the settings have rested
+// this long, not for every K the slider passes.
+const WEBP_AFTER_MS = 1000;
 
 // -- the update: newest settings -> result shown ----------------------------------
 
@@ -292,11 +300,13 @@ async function update() {
     const timing = { k: values.k, seed: values.seed, space: values.space, dither: values.dither, shown_ms: shown, numbers_ms: null };
     window.kmq.timings.push(timing);
     setBusy(true, "measuring…");
-    // SSIM and the .kmq size first; WebP's (the slowest encoder) after.
+    // SSIM, the perceptual score and the .kmq size first; WebP's (the slowest encoder) after.
     const most = await fullMetadata(image, `${q}&webp=0`, controller.signal, stale);
     if (!most || stale()) return;
     showNumbers(most);
     viewer.dataset.state = "measured";
+    await sleep(Math.max(0, WEBP_AFTER_MS - (performance.now() - state.lastInput)));
+    if (stale()) return;
     const full = await fullMetadata(image, q, controller.signal, stale);
     if (!full || stale()) return;
     showNumbers(full);
@@ -367,7 +377,7 @@ function bytesCell(id, value, original) {
 }
 
 function clearNumbers() {
-  for (const id of ["n-k", "n-png", "n-webp", "n-kmq", "n-psnr", "n-ssim", "n-ratio", "n-time", "n-quality"]) {
+  for (const id of ["n-k", "n-png", "n-webp", "n-kmq", "n-psnr", "n-ssim", "n-perceptual", "n-ratio", "n-time", "n-quality"]) {
     $(id).textContent = "–";
     $(id).classList.remove("pending");
   }
@@ -392,6 +402,9 @@ function showNumbers(meta) {
   $("n-psnr").textContent = meta.psnr === null ? "∞ (identical)" : `${meta.psnr.toFixed(2)} dB`;
   $("n-ssim").textContent = meta.ssim === null ? (meta.complete ? "–" : "…") : meta.ssim.toFixed(4);
   $("n-ssim").classList.toggle("pending", meta.ssim === null && !meta.complete);
+  const score = meta.perceptual_score;
+  $("n-perceptual").textContent = score === null ? (meta.complete ? "–" : "…") : score.toFixed(1);
+  $("n-perceptual").classList.toggle("pending", score === null && !meta.complete);
   $("n-ratio").textContent = `${meta.ratio.toFixed(4)} = ${meta.ratio_to_1.toFixed(1)}:1`;
   $("n-time").textContent = `${meta.seconds.toFixed(2)} s`;
   $("tag-result").textContent = `K = ${meta.k}`;
@@ -432,8 +445,6 @@ function cancelCurve() {
 function pauseCurve() {
   if (state.curve.request) state.curve.request.abort();
 }
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function startCurve() {
   cancelCurve();
