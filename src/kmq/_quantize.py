@@ -81,19 +81,26 @@ DEFAULT_SEED = 0
 #: bands in lightness. Oklab is near RGB on CIEDE2000 and best on the
 #: metric that tracks what people see, so it is the default.
 DEFAULT_SPACE = "oklab"
-#: Error diffusion level (0 = none, 1 = full Floyd-Steinberg).
-#: Full dithering, as pngquant's default: on the same 8 photographs it
-#: raised the median SSIMULACRA2 from 18.4 to 47.4 at K = 16 (files 1.8x
-#: larger: still fewer bytes than an undithered palette that scores as well
-#: needs) and left it equal at K = 64 and 256 (71.6 vs 71.1, 85.9 vs 85.6)
-#: for 6-9 % more bytes; mean CIEDE2000 (a per-pixel measure) is worse
-#: dithered at every K, as for every ditherer. Use --nofs / dither=0 for the
-#: smallest files at K >= 64.
-DEFAULT_DITHER = 1.0
-DITHER_LEVEL_SCALE = 1.0
-DITHER_EDGE = 0.0
-DITHER_MAX_ERROR = 0.0
-DITHER_CELL_RATIO = 0.15
+#: Error diffusion level (0 = none, 1 = the whole error passed on), and
+#: dithering that spares edges and texture: the error a pixel receives is
+#: scaled by DITHER_EDGE / c where the largest colour difference c to its 4
+#: neighbours exceeds DITHER_EDGE (working units; the RGB value is the
+#: Oklab one in 8-bit steps). Edges then stay clean and textures, which
+#: mask banding by themselves, are not sprinkled with dots, while smooth
+#: gradients, where banding shows, get the full treatment (the idea of
+#: libimagequant's dither map, done per pixel in the working space).
+#: Chosen on perceptual quality per byte (benchmarks/perceptual.py's
+#: images, scored with SSIMULACRA2 and mean CIEDE2000; docs/benchmarks.md,
+#: "Choosing the dithering default"): on 8 Kodak and 3 modern photographs
+#: at K = 16 / 64 / 256, level 0.75 with the edge rule gave median
+#: SSIMULACRA2 37.6 / 70.8 / 84.8 against pngquant's dithered 31.7 / 65.1 /
+#: 80.4, with 97 % / 101 % / 100 % of its bytes and median CIEDE2000 within
+#: 0.12 / 0.05 / 0.03 of it. Plain full Floyd-Steinberg scored 39.0 / 70.0 /
+#: 83.9 for 105 % / 106 % / 103 % of pngquant's bytes and CIEDE2000 0.41 /
+#: 0.46 / 0.33 worse: it buys little where K is large and costs bytes
+#: everywhere. Use --nofs / dither=0 for the smallest files.
+DEFAULT_DITHER = 0.75
+DITHER_EDGE = {"oklab": 4.0, "lab": 4.0, "rgb": 10.0}
 #: Opaque pixels stay opaque: palette centres with alpha at or above this
 #: are made fully opaque (a cluster of opaque pixels with a few soft-edge
 #: ones mixed in would otherwise be slightly see-through everywhere) ...
@@ -529,9 +536,8 @@ class ColorQuantizer(ParamsMixin):
             mode[(colors[:, -1] == 255) & opaque_entry[palette_labels]] = MODE_OPAQUE
         points = to_space(colors, space)
         labels = dither_labels(
-            color_index, points, palette_labels, mode, search, opaque_entry, level * DITHER_LEVEL_SCALE,
-            edge=DITHER_EDGE, max_error=_dither_max_error(points, palette_labels, histogram.counts, search),
-            cell=_dither_cell(search),
+            color_index, points, palette_labels, mode, search, opaque_entry, level,
+            edge=DITHER_EDGE[space], cell=_dither_cell(search),
         )
         return labels.astype(label_dtype(len(self.palette_)))
 
@@ -556,24 +562,16 @@ class ColorQuantizer(ParamsMixin):
         return _rebuild(self.palette_, np.asarray(labels))
 
 
-def _dither_max_error(points, palette_labels, counts, search: PaletteSearch) -> float:
-    """The longest error vector a dithered pixel passes on: DITHER_MAX_ERROR
-    times the mean undithered error of the image (working units); 0: none."""
-    if DITHER_MAX_ERROR <= 0:
-        return 0.0
-    diff = points - search.points[palette_labels]
-    mean = float(np.dot(counts, np.sqrt((diff * diff).sum(axis=1))) / max(counts.sum(), 1))
-    return DITHER_MAX_ERROR * mean if mean > 0 else 0.0
-
-
 def _dither_cell(search: PaletteSearch) -> float:
     """Grid cell of the dithering kernel's nearest-entry cache (working
-    units): DITHER_CELL_RATIO of the median distance from a palette entry to
-    its nearest other entry, within [0.25, 1]."""
+    units): 0.15 of the median distance from a palette entry to its nearest
+    other entry, within [0.25, 1]. Measured against an exact search for every
+    pixel (dithered, 11 photographs, K = 16, 64, 256): a fixed cell of 1
+    unit lost 0.5 SSIMULACRA2 at K = 256, 0.5 unit was level with exact."""
     if search.order.shape[0] == 0 or len(search.points) < 2:
         return 0.5
     spacing = float(np.median(search.dist[np.arange(len(search.points)), search.order[:, 1]]))
-    return float(min(1.0, max(0.25, DITHER_CELL_RATIO * spacing)))
+    return float(min(1.0, max(0.25, 0.15 * spacing)))
 
 
 def _grid_guess(colors: np.ndarray, search: PaletteSearch, space: str) -> np.ndarray:
