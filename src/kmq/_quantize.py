@@ -8,6 +8,7 @@ itself. :func:`load` and :func:`decompress` read ``.kmq`` files back.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -132,6 +133,10 @@ SPEEDS = {
     10: dict(n_init=1, tol=1e-2, sample=0.125, dither=None),
     11: dict(n_init=1, tol=1e-2, sample=0.0625, dither=0.0),
 }
+
+
+def _silent(stage: str) -> None:
+    """The default progress callback: nothing shown."""
 
 
 def _check_k(k) -> int:
@@ -279,14 +284,17 @@ class ColorQuantizer(ParamsMixin):
         self._fit_pixels(source.pixels)
         return self
 
-    def _fit_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        """Fit on (H, W, C) uint8 pixels; return their packed keys (N,)."""
+    def _fit_pixels(self, pixels: np.ndarray, progress=None) -> np.ndarray:
+        """Fit on (H, W, C) uint8 pixels; return their packed keys (N,).
+        ``progress``: as for :func:`compress`."""
+        say = progress or _silent
         k = _check_k(self.k)
         sample = _check_sample(self.sample)
         space = _check_space(self.space)
         _check_dither(self.dither)
         rng = _check_random_state(DEFAULT_SEED if self.seed is None else self.seed)
         channels = pixels.shape[2]
+        say("histogram")
         flat = _normalise_transparent(pixels.reshape(-1, channels))
         keys = pack_colors(flat)
         fit_keys = keys
@@ -330,6 +338,7 @@ class ColorQuantizer(ParamsMixin):
         # With a quality target the fit at the largest K only seeds the
         # search (the chosen K is refined after): one start, a looser tol.
         n_init, tol = (1, max(self.tol, 1e-3)) if quality is not None else (self.n_init, self.tol)
+        say(f"k-means K={k + (reserved is not None)} ({histogram.n_colors:,} distinct colours)")
         centers, color_labels, _, n_iter = fit_colors(
             colors, counts, k, random_state=rng, n_init=n_init, max_iter=self.max_iter, tol=tol, init=self.init,
             points=points,
@@ -337,7 +346,7 @@ class ColorQuantizer(ParamsMixin):
         self.quality_ = None
         if quality is not None:
             centers, color_labels, extra_iter = self._search_quality(
-                quality, histogram, colors, counts, points, centers, color_labels, reserved, space, integer, rng
+                quality, histogram, colors, counts, points, centers, color_labels, reserved, space, integer, rng, say
             )
             n_iter += extra_iter
         palette = self._finish_palette(centers, reserved, space, integer)
@@ -376,10 +385,12 @@ class ColorQuantizer(ParamsMixin):
             palette = np.concatenate([reserved, palette])
         return palette
 
-    def _search_quality(self, quality, histogram, colors, counts, points, centers, color_labels, reserved, space, integer, rng):
+    def _search_quality(self, quality, histogram, colors, counts, points, centers, color_labels, reserved, space, integer, rng, say=None):
         """The fewest colours reaching ``quality[1]`` (kmq._quality): returns
         (centres, labels of ``colors``, Lloyd iterations), sets quality_ and
-        quality_note_; raises QualityError below ``quality[0]``."""
+        quality_note_; raises QualityError below ``quality[0]``. ``say``:
+        called with each step's description (see :func:`compress`)."""
+        say = say or _silent
         from ._engine.kmeans import fit_colors_exact
         from ._quality import QualityError, quality_from_error, ward_palettes
 
@@ -406,6 +417,10 @@ class ColorQuantizer(ParamsMixin):
             return quality_from_error(float(np.dot(histogram.counts, np.sqrt((diff * diff).sum(axis=1)))) / total)
 
         k_max = len(centers)
+        extra = reserved is not None
+        # This one, then bisection over 1..k_max: at most this many.
+        steps = 1 + math.ceil(math.log2(k_max))
+        say(f"quality search: K={k_max + extra} (1 of at most {steps} measurements)")
         scores = {k_max: measure(centers)}
         if scores[k_max] < low:
             raise QualityError(
@@ -417,6 +432,7 @@ class ColorQuantizer(ParamsMixin):
         lo, hi = 1, k_max  # the answer is in lo..hi; quality(hi) >= high or hi == k_max
         while lo < hi:
             mid = (lo + hi) // 2
+            say(f"quality search: K={mid + extra} ({len(scores) + 1} of at most {steps} measurements)")
             scores[mid] = measure(merged[mid - 1])
             if scores[mid] >= high:
                 hi = mid
@@ -428,6 +444,7 @@ class ColorQuantizer(ParamsMixin):
             result, labels = centers, color_labels
         else:
             # Warm start: the merged palette seeds Lloyd at the chosen K.
+            say(f"quality search: refining K={chosen + extra}")
             refined, labels, _, n_iter = fit_colors_exact(
                 np.ascontiguousarray(work_points), counts.astype(np.float64), chosen, rng, 1, 20, self.tol, init=merged[chosen - 1]
             )
@@ -501,7 +518,8 @@ class ColorQuantizer(ParamsMixin):
         keys = pack_colors(_normalise_transparent(pixels.reshape(-1, pixels.shape[2])))
         return self._map_keys(keys, pixels.shape[:2])
 
-    def _map_keys(self, keys: np.ndarray, shape) -> np.ndarray:
+    def _map_keys(self, keys: np.ndarray, shape, progress=None) -> np.ndarray:
+        say = progress or _silent
         level = _check_dither(self.dither)
         space = getattr(self, "space_", None) or _check_space(self.space)
         cached = getattr(self, "_fitted_mapping", None)
@@ -509,6 +527,7 @@ class ColorQuantizer(ParamsMixin):
         if cached is not None and cached[0] is keys:
             _, histogram, palette_labels = cached
         else:
+            say("mapping")
             histogram = color_histogram(keys, self.palette_.shape[1])
             channels = self.palette_.shape[1]
             if space == "rgb" and channels in (1, 3):
@@ -518,6 +537,7 @@ class ColorQuantizer(ParamsMixin):
                 palette_labels, _ = self._nearest_colors(histogram.colors, points, _grid_guess(histogram.colors, self._palette_search(), space))
         if level == 0 or len(self.palette_) < 2:
             return histogram.lookup(palette_labels, keys).reshape(shape)
+        say("dithering")
         return self._dither(histogram, palette_labels, keys, shape, level, space)
 
     def _dither(self, histogram, palette_labels, keys, shape, level, space):
@@ -810,6 +830,7 @@ def compress(
     dither: float = DEFAULT_DITHER,
     quality=None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    progress=None,
 ) -> Compressed:
     """Quantize an image to K colours by k-means.
 
@@ -839,6 +860,12 @@ def compress(
         (exit code 99) if even ``k`` colours fall short of ``min``.
     max_pixels : int or None
         Refuse larger images (LimitError); None disables the check.
+    progress : callable, optional
+        Called as ``progress(stage)`` with a short description of each
+        stage as it begins ("histogram", "k-means K=16 (52,412 distinct colours)",
+        "quality search: K=37 (4 of at most 10 measurements)", "mapping",
+        "dithering"), e.g. to show a status line; nothing is shown by
+        default. The ``kmq`` command uses it for its progress line.
 
     Returns
     -------
@@ -867,7 +894,8 @@ def compress(
         quality=quality,
     )
     start = time.perf_counter()
-    labels = quantizer.fit_transform(source)
+    keys = quantizer._fit_pixels(source.pixels, progress)  # fit_transform, with progress
+    labels = quantizer._map_keys(keys, source.pixels.shape[:2], progress)
     # The one place the palette order is chosen, for every output format.
     palette, labels = reorder(quantizer.palette_, labels)
     seconds = time.perf_counter() - start
