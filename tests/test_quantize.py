@@ -367,23 +367,18 @@ def test_a_kept_image_analysis_gives_compress_results_bit_for_bit(sample_pixels,
                 assert kept.mode == mode
 
 
-def test_compress_check_stops_between_fitting_and_mapping(photo):
-    from kmq._io import read_image
-    from kmq._quantize import _compress
-
-    steps = []
+def test_an_exception_from_progress_stops_compress_at_that_stage(photo):
+    """kmq serve stops a compression whose client has gone this way."""
+    stages = []
 
     class Stop(Exception):
         pass
 
-    def check():
-        steps.append(len(steps))
-        raise Stop()
+    def progress(stage):
+        stages.append(stage)
+        if stage == "dithering":
+            raise Stop()
 
-    defaults = dict(seed=0, sample=None, n_init=2, max_iter=300, tol=1e-4, init="k-means++", space="oklab", dither=1.0, quality=None)
     with pytest.raises(Stop):
-        _compress(read_image(photo), 8, defaults, check=check)
-    assert steps == [0]
-    calls = []
-    c = _compress(read_image(photo), 8, defaults, check=lambda: calls.append(1))
-    assert calls == [1, 1] and c == kmq.compress(photo, 8, seed=0)
+        kmq.compress(photo, 8, progress=progress)
+    assert stages[0] == "histogram" and stages[1].startswith("k-means K=8") and stages[-1] == "dithering"

@@ -1,5 +1,5 @@
-"""``kmq report``: one self-contained HTML file, its table and verdicts, and
-the progress bar."""
+"""``kmq report``: one self-contained HTML file, its table and verdicts (its
+progress bar: test_progress.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from PIL import Image
 import kmq
 import kmq.plot
 from kmq._cli import main
-from kmq._cli._figures import ProgressBar
 from kmq.plot._report import build_report
 
 FIGURE_IDS = ["fig-compare", "fig-curve", "fig-palette", "fig-scatter", "fig-segments"]
@@ -151,47 +150,6 @@ def test_cli_report_default_name_and_errors(capsys, in_tmp, photo_png):
     assert not (in_tmp / "report.png").exists()
     code, _, err = run(capsys, "report", photo_png, "-k", "0")
     assert code == 2
-
-
-class _Terminal(io.StringIO):
-    def isatty(self):
-        return True
-
-
-def test_progress_bar_on_a_terminal(capsys, in_tmp, photo_png, monkeypatch):
-    terminal = _Terminal()
-    monkeypatch.setattr("sys.stderr", terminal)
-    code = main(["report", str(photo_png), "-k", "2", "4", "-o", "p.html", "--dpi", "30"])
-    assert code == 0
-    shown = terminal.getvalue()
-    assert "\r[" + "." * 20 + "] 0/2 K=2" in shown
-    assert "\r[" + "#" * 10 + "." * 10 + "] 1/2 K=4" in shown
-    assert "] 2/2 drawing compare" in shown
-    assert shown.endswith("\r")  # the line is wiped at the end
-
-
-def test_no_progress_bar_with_quiet(in_tmp, photo_png, monkeypatch, capsys):
-    terminal = _Terminal()
-    monkeypatch.setattr("sys.stderr", terminal)
-    code = main(["report", str(photo_png), "-k", "2", "-o", "q.html", "-q", "--dpi", "30"])
-    assert code == 0
-    assert terminal.getvalue() == ""
-    assert capsys.readouterr().out == ""
-
-
-def test_progress_bar_pads_over_longer_lines():
-    terminal = _Terminal()
-    bar = ProgressBar(terminal, enabled=True)
-    bar(0, 8, 256)
-    bar.stage("drawing segments")
-    bar(8, 8, None)
-    lines = terminal.getvalue().split("\r")[1:]
-    assert lines[0] == "[....................] 0/8 K=256"
-    assert lines[2].rstrip() == "[####################] 8/8 done"
-    assert len(lines[2]) == len(lines[1])  # padded to wipe the longer line before
-    silent = io.StringIO()
-    ProgressBar(silent, enabled=False)(1, 2, 4)
-    assert silent.getvalue() == ""
 
 
 def test_report_shows_1_to_1_crops_of_the_original_and_each_k(report_sweep, report_page, photo):

@@ -26,6 +26,7 @@ from PIL import Image
 
 import kmq
 from kmq._cli import main
+from kmq._quantize import DEFAULT_DITHER
 
 pytest.importorskip("starlette")
 with warnings.catch_warnings():
@@ -228,7 +229,7 @@ def test_space_dither_quality_speed_equal_compress_and_the_cli(client, photo_byt
     k = kwargs.pop("k")
     c = kmq.compress(photo_bytes, k, **kwargs)
     m = c.metrics()
-    expected = {"k": k, "seed": 0, "max_iter": 300, "init": "k-means++", "space": "oklab", "dither": 1.0, "sample": None,
+    expected = {"k": k, "seed": 0, "max_iter": 300, "init": "k-means++", "space": "oklab", "dither": DEFAULT_DITHER, "sample": None,
                 "n_init": 2, "tol": 1e-4, "quality": None, **kwargs}
     expected["quality"] = None if expected["quality"] is None else list(expected["quality"])
     assert meta["compress"] == expected
@@ -433,8 +434,9 @@ def test_page_is_self_contained(client):
     by_name = {o["name"]: o for o in options["options"]}
     assert by_name["space"]["choices"] == ["oklab", "lab", "rgb"] and by_name["space"]["default"] == "oklab"
     assert by_name["speed"]["default"] == 4 and (by_name["speed"]["low"], by_name["speed"]["high"]) == (1, 11)
-    # Not given: kmq compress's rule (1, or 0 at speed 11), said in words.
-    assert by_name["dither"]["default"] is None and by_name["dither"]["auto"] == "1 (0 at speed 11)"
+    # Not given: kmq compress's rule (its default, or 0 at speed 11), said in words.
+    assert by_name["dither"]["default"] is None and by_name["dither"]["auto"] == f"{DEFAULT_DITHER:g} (0 at speed 11)"
+    assert by_name["dither"]["auto_value"] == DEFAULT_DITHER
 
 
 class _Client:

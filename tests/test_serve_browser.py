@@ -22,6 +22,7 @@ import pytest
 from PIL import Image
 
 import kmq
+from kmq._quantize import DEFAULT_DITHER
 
 CHROMIUM = "/usr/bin/chromium"
 if not os.path.exists(CHROMIUM):
@@ -299,7 +300,7 @@ def test_space_dithering_speed_and_quality_on_the_page(server, browser, tmp_path
     page, errors = open_page(browser, server, 420, 900)  # at a phone's width: the controls are beside K
     page.click("#use-sample")
     wait_state(page, "measured", 16, 0)
-    assert text(page, "#opt-dither-value") == "1.00"  # not set: kmq compress's default
+    assert text(page, "#opt-dither-value") == f"{DEFAULT_DITHER:.2f}"  # not set: kmq compress's default
     assert "auto" in page.get_attribute("#opt-dither-value", "class")
 
     # Speed 11 with the dithering not set: kmq compress's rule turns it off.

@@ -8,6 +8,7 @@ itself. :func:`load` and :func:`decompress` read ``.kmq`` files back.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -82,19 +83,26 @@ DEFAULT_SEED = 0
 #: bands in lightness. Oklab is near RGB on CIEDE2000 and best on the
 #: metric that tracks what people see, so it is the default.
 DEFAULT_SPACE = "oklab"
-#: Error diffusion level (0 = none, 1 = full Floyd-Steinberg).
-#: Full dithering, as pngquant's default: on the same 8 photographs it
-#: raised the median SSIMULACRA2 from 18.4 to 47.4 at K = 16 (files 1.8x
-#: larger: still fewer bytes than an undithered palette that scores as well
-#: needs) and left it equal at K = 64 and 256 (71.6 vs 71.1, 85.9 vs 85.6)
-#: for 6-9 % more bytes; mean CIEDE2000 (a per-pixel measure) is worse
-#: dithered at every K, as for every ditherer. Use --nofs / dither=0 for the
-#: smallest files at K >= 64.
-DEFAULT_DITHER = 1.0
-DITHER_LEVEL_SCALE = 1.0
-DITHER_EDGE = 0.0
-DITHER_MAX_ERROR = 0.0
-DITHER_CELL_RATIO = 0.15
+#: Error diffusion level (0 = none, 1 = the whole error passed on), and
+#: dithering that spares edges and texture: the error a pixel receives is
+#: scaled by DITHER_EDGE / c where the largest colour difference c to its 4
+#: neighbours exceeds DITHER_EDGE (working units; the RGB value is the
+#: Oklab one in 8-bit steps). Edges then stay clean and textures, which
+#: mask banding by themselves, are not sprinkled with dots, while smooth
+#: gradients, where banding shows, get the full treatment (the idea of
+#: libimagequant's dither map, done per pixel in the working space).
+#: Chosen on perceptual quality per byte (benchmarks/perceptual.py's
+#: images, scored with SSIMULACRA2 and mean CIEDE2000; docs/benchmarks.md,
+#: "Choosing the dithering default"): on 8 Kodak and 3 modern photographs
+#: at K = 16 / 64 / 256, level 0.75 with the edge rule gave median
+#: SSIMULACRA2 37.6 / 70.8 / 84.8 against pngquant's dithered 31.7 / 65.1 /
+#: 80.4, with 97 % / 101 % / 100 % of its bytes and median CIEDE2000 within
+#: 0.12 / 0.05 / 0.03 of it. Plain full Floyd-Steinberg scored 39.0 / 70.0 /
+#: 83.9 for 105 % / 106 % / 103 % of pngquant's bytes and CIEDE2000 0.41 /
+#: 0.46 / 0.33 worse: it buys little where K is large and costs bytes
+#: everywhere. Use --nofs / dither=0 for the smallest files.
+DEFAULT_DITHER = 0.75
+DITHER_EDGE = {"oklab": 4.0, "lab": 4.0, "rgb": 10.0}
 #: Opaque pixels stay opaque: palette centres with alpha at or above this
 #: are made fully opaque (a cluster of opaque pixels with a few soft-edge
 #: ones mixed in would otherwise be slightly see-through everywhere) ...
@@ -106,6 +114,12 @@ _OPAQUE_SNAP = 248
 _OPAQUE_BOUND = 4.0
 
 _MAX_K = 65536
+#: Quality search: above this many distinct colours its trial measurements
+#: run on 6-bit bins (see ColorQuantizer._search_quality) ...
+_QUALITY_COARSE_ABOVE = 50_000
+#: ... and the final refinement runs at most this many point-iterations
+#: (distinct colours x Lloyd iterations), 3 to 20 iterations.
+_QUALITY_REFINE_WORK = 2_000_000
 
 #: ``--speed`` (pngquant's meaning: 1 slowest and best, 11 fastest; default
 #: 4) as the engine's knobs. 4 is the measured defaults above; below it more
@@ -126,6 +140,10 @@ SPEEDS = {
     10: dict(n_init=1, tol=1e-2, sample=0.125, dither=None),
     11: dict(n_init=1, tol=1e-2, sample=0.0625, dither=0.0),
 }
+
+
+def _silent(stage: str) -> None:
+    """The default progress callback: nothing shown."""
 
 
 def _check_k(k) -> int:
@@ -341,16 +359,19 @@ class ColorQuantizer(ParamsMixin):
         self._fit_pixels(source.pixels)
         return self
 
-    def _fit_pixels(self, pixels: np.ndarray, analysis: ImageAnalysis | None = None) -> np.ndarray:
+    def _fit_pixels(self, pixels: np.ndarray, progress=None, analysis: ImageAnalysis | None = None) -> np.ndarray:
         """Fit on (H, W, C) uint8 pixels; return their packed keys (N,).
-        ``analysis``: an ImageAnalysis of these pixels to take the
-        histogram and working-space points from (made here if None)."""
+        ``progress``: as for :func:`compress`; ``analysis``: an
+        ImageAnalysis of these pixels to take the histogram and
+        working-space points from (made here if None)."""
+        say = progress or _silent
         k = _check_k(self.k)
         sample = _check_sample(self.sample)
         space = _check_space(self.space)
         _check_dither(self.dither)
         rng = _check_random_state(DEFAULT_SEED if self.seed is None else self.seed)
         channels = pixels.shape[2]
+        say("histogram")
         if analysis is None:
             analysis = ImageAnalysis(pixels)
         keys = analysis.keys()
@@ -401,6 +422,7 @@ class ColorQuantizer(ParamsMixin):
         # With a quality target the fit at the largest K only seeds the
         # search (the chosen K is refined after): one start, a looser tol.
         n_init, tol = (1, max(self.tol, 1e-3)) if quality is not None else (self.n_init, self.tol)
+        say(f"k-means K={k + (reserved is not None)} ({histogram.n_colors:,} distinct colours)")
         centers, color_labels, _, n_iter = fit_colors(
             colors, counts, k, random_state=rng, n_init=n_init, max_iter=self.max_iter, tol=tol, init=self.init,
             points=points,
@@ -408,7 +430,7 @@ class ColorQuantizer(ParamsMixin):
         self.quality_ = None
         if quality is not None:
             centers, color_labels, extra_iter = self._search_quality(
-                quality, histogram, colors, counts, points, centers, color_labels, reserved, space, integer, rng,
+                quality, histogram, colors, counts, points, centers, color_labels, reserved, space, integer, rng, say,
                 space_points,
             )
             n_iter += extra_iter
@@ -449,38 +471,72 @@ class ColorQuantizer(ParamsMixin):
         return palette
 
     def _search_quality(
-        self, quality, histogram, colors, counts, points, centers, color_labels, reserved, space, integer, rng, space_points,
+        self, quality, histogram, colors, counts, points, centers, color_labels, reserved, space, integer, rng, say=None,
+        space_points=None,
     ):
         """The fewest colours reaching ``quality[1]`` (kmq._quality): returns
         (centres, labels of ``colors``, Lloyd iterations), sets quality_ and
-        quality_note_; raises QualityError below ``quality[0]``.
+        quality_note_; raises QualityError below ``quality[0]``. ``say``:
+        called with each step's description (see :func:`compress`);
         ``space_points(space)``: the histogram's colours in that space."""
+        say = say or _silent
         from ._engine.kmeans import fit_colors_exact
         from ._quality import QualityError, quality_from_error, ward_palettes
 
         low, high = quality
         work_points = to_space(colors, "rgb") if points is None else points
+        if space_points is None:
+            def space_points(space):
+                return to_space(histogram.colors, space)
         oklab = space_points("oklab")
         all_points = space_points(space)
         total = float(histogram.counts.sum())
 
         full_labels = color_labels if reserved is None else np.concatenate([[-1], color_labels])
 
-        def measure(cand):
+        exact_set = (all_points, oklab, histogram.counts, full_labels, reserved is not None)
+        if len(histogram.colors) > _QUALITY_COARSE_ABOVE:
+            # The bisection's trial measurements run on 6-bit bins (their
+            # count-weighted mean points): a few times fewer points, and an
+            # error within a fraction of a quality point of the exact one;
+            # the answer is then settled on the exact colours.
+            from ._engine.kmeans import _bin_means, coarse_histogram
+
+            _, bin_weights, bin_of_color = coarse_histogram(histogram.colors, histogram.counts, 6)
+            first = np.full(len(bin_weights), -1, np.int64)
+            first[bin_of_color[::-1]] = np.arange(len(bin_of_color))[::-1]
+            counts_f = histogram.counts.astype(np.float64)
+            trial_set = (
+                _bin_means(all_points, counts_f, bin_of_color, bin_weights),
+                _bin_means(oklab, counts_f, bin_of_color, bin_weights),
+                bin_weights, full_labels[first], False,
+            )
+        else:
+            trial_set = exact_set
+
+        measured = [0]
+
+        def measure(cand, on=exact_set):
+            measured[0] += 1
             palette = self._finish_palette(cand, reserved, space, integer)
             search = PaletteSearch(palette, space)
             # Start each colour's search at the candidate entry nearest to
             # its centre in the full fit: next to the answer, so cheap.
             offset = reserved is not None
+            pts, ok, weight, fit_labels, reserved_first = on
             start, _ = search.nearest(centers, allowed=np.arange(len(palette)) >= offset)
-            guess = start[np.maximum(full_labels, 0)]
-            if offset:
+            guess = start[np.maximum(fit_labels, 0)]
+            if reserved_first:
                 guess[0] = 0
-            labels, _ = search.nearest(all_points, guess=guess)
-            diff = oklab - to_space(palette, "oklab")[labels]
-            return quality_from_error(float(np.dot(histogram.counts, np.sqrt((diff * diff).sum(axis=1)))) / total)
+            labels, _ = search.nearest(pts, guess=guess)
+            diff = ok - to_space(palette, "oklab")[labels]
+            return quality_from_error(float(np.dot(weight, np.sqrt((diff * diff).sum(axis=1)))) / total)
 
         k_max = len(centers)
+        extra = reserved is not None
+        # This one, then bisection over 1..k_max: at most this many.
+        steps = 1 + math.ceil(math.log2(k_max))
+        say(f"quality search: K={k_max + extra} (1 of at most {steps} measurements)")
         scores = {k_max: measure(centers)}
         if scores[k_max] < low:
             raise QualityError(
@@ -490,21 +546,47 @@ class ColorQuantizer(ParamsMixin):
         weights = np.bincount(color_labels, weights=counts.astype(np.float64), minlength=k_max)
         merged = ward_palettes(centers, weights)
         lo, hi = 1, k_max  # the answer is in lo..hi; quality(hi) >= high or hi == k_max
+        trials = 1
+        # The bins lose the scatter inside them, so their error is a little
+        # low; the difference measured at k_max corrects the trials.
+        bias = 0.0 if trial_set is exact_set else scores[k_max] - measure(centers, trial_set)
         while lo < hi:
             mid = (lo + hi) // 2
-            scores[mid] = measure(merged[mid - 1])
-            if scores[mid] >= high:
+            trials += 1
+            say(f"quality search: K={mid + extra} ({trials} of at most {steps} measurements)")
+            score = measure(merged[mid - 1], trial_set) + bias
+            if trial_set is exact_set:
+                scores[mid] = score
+            if score >= high:
                 hi = mid
             else:
                 lo = mid + 1
         chosen = hi
+        if trial_set is not exact_set:
+            # Settle on the exact colours: up while short of the target,
+            # down while one fewer still reaches it.
+            def exact(kk):
+                if kk not in scores:
+                    say(f"quality search: checking K={kk + extra} on every colour")
+                    scores[kk] = measure(merged[kk - 1])
+                return scores[kk]
+
+            while chosen < k_max and exact(chosen) < high:
+                chosen += 1
+            while chosen > 1 and exact(chosen - 1) >= high:
+                chosen -= 1
+            exact(chosen)
         n_iter = 0
         if chosen == k_max:
             result, labels = centers, color_labels
         else:
             # Warm start: the merged palette seeds Lloyd at the chosen K.
+            say(f"quality search: refining K={chosen + extra}")
+            # A short run: the merged palette is close, and a full Lloyd
+            # run on every distinct colour would cost more than the search.
+            budget = min(20, max(3, _QUALITY_REFINE_WORK // max(len(work_points), 1)))
             refined, labels, _, n_iter = fit_colors_exact(
-                np.ascontiguousarray(work_points), counts.astype(np.float64), chosen, rng, 1, 20, self.tol, init=merged[chosen - 1]
+                np.ascontiguousarray(work_points), counts.astype(np.float64), chosen, rng, 1, budget, self.tol, init=merged[chosen - 1]
             )
             refined_score = measure(refined)
             if refined_score >= scores.get(chosen, 0.0):
@@ -517,7 +599,7 @@ class ColorQuantizer(ParamsMixin):
         if scores[chosen] >= high:
             self.quality_note_ = (
                 f"quality {scores[chosen]:.0f}: {k_total} colours, the fewest reaching the target {high:g} "
-                f"(searched 1..{k_max + (reserved is not None)} with {len(scores)} measurements)"
+                f"(searched 1..{k_max + (reserved is not None)} with {measured[0]} measurements)"
             )
         else:
             self.quality_note_ = (
@@ -574,11 +656,13 @@ class ColorQuantizer(ParamsMixin):
         if MODES[pixels.shape[2]] != self.mode_:
             raise UsageError(f"the palette was fitted on a {self.mode_} image, got a {MODES[pixels.shape[2]]} image")
         analysis = ImageAnalysis(pixels)
-        return self._map_keys(analysis.keys(), pixels.shape[:2], analysis)
+        return self._map_keys(analysis.keys(), pixels.shape[:2], analysis=analysis)
 
-    def _map_keys(self, keys: np.ndarray, shape, analysis: ImageAnalysis) -> np.ndarray:
+    def _map_keys(self, keys: np.ndarray, shape, progress=None, *, analysis: ImageAnalysis) -> np.ndarray:
         """Palette index (H, W) of every pixel; ``keys`` (N,) is
-        ``analysis.keys()``, the packed colours of the pixels."""
+        ``analysis.keys()``, the packed colours of the pixels; ``progress``
+        as for :func:`compress`."""
+        say = progress or _silent
         level = _check_dither(self.dither)
         space = getattr(self, "space_", None) or _check_space(self.space)
         cached = getattr(self, "_fitted_mapping", None)
@@ -586,6 +670,7 @@ class ColorQuantizer(ParamsMixin):
         if cached is not None and cached[0] is keys:
             _, histogram, palette_labels = cached
         else:
+            say("mapping")
             histogram = analysis.histogram()
             channels = self.palette_.shape[1]
             if space == "rgb" and channels in (1, 3):
@@ -595,6 +680,7 @@ class ColorQuantizer(ParamsMixin):
                 palette_labels, _ = self._nearest_colors(histogram.colors, points, _grid_guess(histogram.colors, self._palette_search(), space))
         if level == 0 or len(self.palette_) < 2:
             return histogram.lookup(palette_labels, keys).reshape(shape)
+        say("dithering")
         return self._dither(histogram, palette_labels, analysis, level, space)
 
     def _dither(self, histogram, palette_labels, analysis, level, space):
@@ -613,27 +699,17 @@ class ColorQuantizer(ParamsMixin):
             mode[(colors[:, -1] == 255) & opaque_entry[palette_labels]] = MODE_OPAQUE
         points = analysis.points(space)
         labels = dither_labels(
-            color_index, points, palette_labels, mode, search, opaque_entry, level * DITHER_LEVEL_SCALE,
-            edge=DITHER_EDGE, max_error=_dither_max_error(points, palette_labels, histogram.counts, search),
-            cell=_dither_cell(search),
+            color_index, points, palette_labels, mode, search, opaque_entry, level,
+            edge=DITHER_EDGE[space], cell=_dither_cell(search),
         )
         return labels.astype(label_dtype(len(self.palette_)))
 
     def fit_transform(self, image, y=None) -> np.ndarray:
         """``fit(image)`` then ``transform(image)``, reading the image once."""
         source = image if isinstance(image, SourceImage) else read_image(image)
-        return self._fit_transform_pixels(source.pixels)
-
-    def _fit_transform_pixels(self, pixels, analysis: ImageAnalysis | None = None, check=None) -> np.ndarray:
-        """fit_transform on (H, W, C) uint8 pixels and, if given, their
-        ImageAnalysis; ``check()`` is called between fitting and mapping
-        (it may raise to stop the work there)."""
-        if analysis is None:
-            analysis = ImageAnalysis(pixels)
-        keys = self._fit_pixels(pixels, analysis)
-        if check is not None:
-            check()
-        return self._map_keys(keys, pixels.shape[:2], analysis)
+        analysis = ImageAnalysis(source.pixels)
+        keys = self._fit_pixels(source.pixels, analysis=analysis)
+        return self._map_keys(keys, source.pixels.shape[:2], analysis=analysis)
 
     def inverse_transform(self, labels) -> np.ndarray:
         """Rebuild an image from palette indices.
@@ -650,24 +726,16 @@ class ColorQuantizer(ParamsMixin):
         return _rebuild(self.palette_, np.asarray(labels))
 
 
-def _dither_max_error(points, palette_labels, counts, search: PaletteSearch) -> float:
-    """The longest error vector a dithered pixel passes on: DITHER_MAX_ERROR
-    times the mean undithered error of the image (working units); 0: none."""
-    if DITHER_MAX_ERROR <= 0:
-        return 0.0
-    diff = points - search.points[palette_labels]
-    mean = float(np.dot(counts, np.sqrt((diff * diff).sum(axis=1))) / max(counts.sum(), 1))
-    return DITHER_MAX_ERROR * mean if mean > 0 else 0.0
-
-
 def _dither_cell(search: PaletteSearch) -> float:
     """Grid cell of the dithering kernel's nearest-entry cache (working
-    units): DITHER_CELL_RATIO of the median distance from a palette entry to
-    its nearest other entry, within [0.25, 1]."""
+    units): 0.15 of the median distance from a palette entry to its nearest
+    other entry, within [0.25, 1]. Measured against an exact search for every
+    pixel (dithered, 11 photographs, K = 16, 64, 256): a fixed cell of 1
+    unit lost 0.5 SSIMULACRA2 at K = 256, 0.5 unit was level with exact."""
     if search.order.shape[0] == 0 or len(search.points) < 2:
         return 0.5
     spacing = float(np.median(search.dist[np.arange(len(search.points)), search.order[:, 1]]))
-    return float(min(1.0, max(0.25, DITHER_CELL_RATIO * spacing)))
+    return float(min(1.0, max(0.25, 0.15 * spacing)))
 
 
 def _grid_guess(colors: np.ndarray, search: PaletteSearch, space: str) -> np.ndarray:
@@ -906,6 +974,7 @@ def compress(
     dither: float = DEFAULT_DITHER,
     quality=None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    progress=None,
 ) -> Compressed:
     """Quantize an image to K colours by k-means.
 
@@ -935,6 +1004,12 @@ def compress(
         (exit code 99) if even ``k`` colours fall short of ``min``.
     max_pixels : int or None
         Refuse larger images (LimitError); None disables the check.
+    progress : callable, optional
+        Called as ``progress(stage)`` with a short description of each
+        stage as it begins ("histogram", "k-means K=16 (52,412 distinct colours)",
+        "quality search: K=37 (4 of at most 10 measurements)", "mapping",
+        "dithering"), e.g. to show a status line; nothing is shown by
+        default. The ``kmq`` command uses it for its progress line.
 
     Returns
     -------
@@ -958,27 +1033,26 @@ def compress(
     True
     """
     source = image if isinstance(image, SourceImage) else read_image(image, max_pixels=max_pixels)
-    return _compress(
-        source, k, dict(seed=seed, sample=sample, n_init=n_init, max_iter=max_iter, tol=tol, init=init, space=space, dither=dither, quality=quality)
-    )
+    options = dict(seed=seed, sample=sample, n_init=n_init, max_iter=max_iter, tol=tol, init=init, space=space, dither=dither, quality=quality)
+    return _compress(source, k, options, progress=progress)
 
 
-def _compress(source: SourceImage, k, options: dict, analysis: ImageAnalysis | None = None, check=None) -> Compressed:
+def _compress(source: SourceImage, k, options: dict, analysis: ImageAnalysis | None = None, progress=None) -> Compressed:
     """:func:`compress` of a read image: ``options`` are compress()'s
-    keyword arguments but ``max_pixels`` (all of them: seed, sample,
-    n_init, max_iter, tol, init, space, dither, quality).
+    keyword arguments but ``max_pixels`` and ``progress`` (all of them:
+    seed, sample, n_init, max_iter, tol, init, space, dither, quality).
 
     ``analysis``: an ImageAnalysis of ``source.pixels`` kept by the caller
-    (the same result, less work when it is reused). ``check()``, if given,
-    is called between the steps (fitting, mapping); an exception it raises
-    stops the work there.
+    (the same result, less work when it is reused). ``progress`` as for
+    compress(); an exception it raises stops the work at that stage (kmq
+    serve stops a compression whose client has gone this way).
     """
     seed, sample, dither = options["seed"], options["sample"], options["dither"]
     quantizer = ColorQuantizer(k, **options)
     start = time.perf_counter()
-    labels = quantizer._fit_transform_pixels(source.pixels, analysis, check)
-    if check is not None:
-        check()
+    analysis = ImageAnalysis(source.pixels) if analysis is None else analysis
+    keys = quantizer._fit_pixels(source.pixels, progress, analysis)  # fit_transform, with progress
+    labels = quantizer._map_keys(keys, source.pixels.shape[:2], progress, analysis=analysis)
     # The one place the palette order is chosen, for every output format.
     palette, labels = reorder(quantizer.palette_, labels)
     seconds = time.perf_counter() - start

@@ -67,7 +67,8 @@ class Option:
     ``low``/``high`` bound numbers (``low_open``: the lower bound itself is
     refused); ``choices`` for a choice. ``default`` None means "not given":
     kmq compress's own rule then applies, which ``auto`` says in words (the
-    --speed level picks n_init, tol, sample and the dithering). ``check``:
+    --speed level picks n_init, tol, sample and the dithering) and
+    ``auto_value`` gives at the default speed, where it is one value. ``check``:
     ``(name, text) -> value`` for the settings ``kmq compress`` has, so that
     a bad value gets the CLI's check and words; the others are checked here
     against the bounds. ``group``: "main" (shown beside K) or "more".
@@ -83,6 +84,7 @@ class Option:
     choices: tuple = ()
     check: object = field(default=None, compare=False, repr=False)
     auto: str | None = None
+    auto_value: object = None
     group: str = "more"
 
     def parse(self, text: str):
@@ -118,6 +120,7 @@ class Option:
             "low_open": self.low_open,
             "choices": list(self.choices),
             "auto": self.auto,
+            "auto_value": self.auto_value,
             "group": self.group,
         }
 
@@ -136,7 +139,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("space", "choice", DEFAULT_SPACE, "colour space of k-means and of the mapping to the palette",
            choices=tuple(SPACES), check=_space_check, group="main"),
     Option("dither", "float", None, "Floyd-Steinberg dithering level, 0 (none) to 1 (full)", low=0, high=1,
-           check=_cli_check(_dither_level), auto=f"{DEFAULT_DITHER:g} (0 at speed 11)", group="main"),
+           check=_cli_check(_dither_level), auto=f"{DEFAULT_DITHER:g} (0 at speed 11)", auto_value=DEFAULT_DITHER,
+           group="main"),
     Option("quality", "range", None, "quality target MIN-MAX (0-100, kmq's scale): the fewest colours, up to K, "
            "reaching MAX; an error if even K colours fall short of MIN", low=0, high=100,
            check=_cli_check(_quality_range), auto="off", group="main"),
@@ -425,16 +429,16 @@ class Result:
     def compressed(self, cancel: threading.Event | None = None):
         """The kmq.Compressed (the same as kmq.compress gives for these
         options, made with the image's kept analysis). ``cancel`` set: stop
-        between the steps of the compression (Cancelled)."""
+        at the compression's next stage (Cancelled)."""
 
-        def check():
+        def check(stage: str) -> None:
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
 
         def make():
             kwargs = dict(self.kwargs)
             k = kwargs.pop("k")
-            return _compress(self.image.source, k, kwargs, self.image.analysis, check)
+            return _compress(self.image.source, k, kwargs, self.image.analysis, progress=check)
 
         return self._part("compressed", make)
 

@@ -73,10 +73,11 @@ class KResult:
         The K asked for (``compressed.k`` is smaller when the image has fewer
         distinct colours).
     compressed : Compressed
-    metrics : kmq.metrics.Metrics
+    metrics : kmq.metrics.Metrics or None
         Against the original; ``metrics.ssim`` is None unless the sweep was
-        run with ``with_ssim=True``.
-    kmq_bytes : int
+        run with ``with_ssim=True``. None (and no bytes) when it was run
+        with ``measure=False``.
+    kmq_bytes : int or None
         Size of the ``.kmq`` file.
     png_bytes : int or None
         Size of the indexed PNG; None when K > 256 (PNG holds at most 256
@@ -85,8 +86,8 @@ class KResult:
 
     k: int
     compressed: Compressed
-    metrics: Metrics
-    kmq_bytes: int
+    metrics: Metrics | None
+    kmq_bytes: int | None
     png_bytes: int | None
 
 
@@ -213,6 +214,7 @@ def run_sweep(
     sample: float | None = None,
     with_ssim: bool = False,
     progress: ProgressCallback | None = None,
+    measure: bool = True,
 ) -> Sweep:
     """Compress ``image`` once per K and measure every result.
 
@@ -231,6 +233,10 @@ def run_sweep(
         Also compute SSIM (the slowest metric).
     progress : callable, optional
         ``progress(done, total, k)``; see :data:`ProgressCallback`.
+    measure : bool
+        Measure each result (metrics and file sizes). False: only compress,
+        for the figures that draw palettes and labels alone (``kmq plot
+        palette`` with several K); such a sweep cannot draw the others.
 
     Returns
     -------
@@ -246,7 +252,10 @@ def run_sweep(
     # as they are, whatever seed made them; only the other Ks are computed.
     known: dict[int, KResult] = {}
     if given_sweep is not None:
-        known = {r.k: r for r in given_sweep.results if not with_ssim or r.metrics.ssim is not None}
+        known = {
+            r.k: r for r in given_sweep.results
+            if not measure or (r.metrics is not None and (not with_ssim or r.metrics.ssim is not None))
+        }
     given_k = given.k_requested if given is not None else None
 
     results = []
@@ -257,7 +266,10 @@ def run_sweep(
             results.append(known[k])
             continue
         compressed = given if k == given_k else compress(source, k, seed=seed, sample=sample)
-        results.append(_measure(compressed, k, source, with_ssim))
+        if measure:
+            results.append(_measure(compressed, k, source, with_ssim))
+        else:
+            results.append(KResult(k=k, compressed=compressed, metrics=None, kmq_bytes=None, png_bytes=None))
     if progress is not None:
         progress(len(ks), len(ks), None)
     return Sweep(source=source, results=results, seed=seed, sample=sample)

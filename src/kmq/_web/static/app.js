@@ -132,7 +132,7 @@ function sliderControl(option, id, step) {
     out.classList.toggle("auto", Boolean(auto));
     out.title = auto ? `not set: ${option.auto}` : "";
   };
-  show(option.default === null ? option.high : option.default, option.default === null);
+  show(option.default === null ? option.auto_value : option.default, option.default === null);
   input.addEventListener("input", () => {
     show(input.value, false);
     settingChanged(option.name, input.value, false);
