@@ -24,7 +24,7 @@ from PIL import Image
 import kmq
 from kmq import metrics
 from kmq._io import read_image
-from kmq._quantize import DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_TOL, ImageAnalysis, _compress
+from kmq._quantize import DEFAULT_DITHER, DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_TOL, ImageAnalysis, _compress
 
 
 def _ms(fn):
@@ -43,7 +43,7 @@ def main(argv=None):
         pixels = image.convert("RGB").resize((1224, 816), Image.LANCZOS)
     source = read_image(pixels)
     options = dict(sample=None, n_init=DEFAULT_N_INIT, max_iter=DEFAULT_MAX_ITER, tol=DEFAULT_TOL, init="k-means++",
-                   space="oklab", dither=1.0, quality=None)
+                   space="oklab", dither=DEFAULT_DITHER, quality=None)
     analysis = ImageAnalysis(source.pixels)
     # The page's first result (K = 16) makes the analysis and warms the engine.
     _compress(source, 16, {**options, "seed": 0}, analysis)
