@@ -326,3 +326,16 @@ def test_dithering_is_credited(sample_pixels):
     dithered = kmq.compress(sample_pixels, 16, seed=0).reconstruct()
     assert metrics._perceptual_error(sample_pixels, dithered, 0, 0) > metrics._perceptual_error(sample_pixels, plain, 0, 0)
     assert metrics.perceptual_error(sample_pixels, dithered) < metrics.perceptual_error(sample_pixels, plain)
+
+
+def test_measure_reports_the_perceptual_metric(photo):
+    rgba = np.dstack([photo, np.tile(np.arange(0, 256, 2, dtype=np.uint8), (96, 1))])
+    for image in (photo, photo[:, :, 0], rgba):
+        c = kmq.compress(image, 8, seed=0)
+        m = c.metrics(with_ssim=False)
+        rebuilt = c.reconstruct().reshape(image.shape)
+        assert m.perceptual_error == metrics.perceptual_error(image, rebuilt) > 0
+        assert m.perceptual_score == metrics.perceptual_score(image, rebuilt) < 100
+        record = m.as_dict()
+        assert record["perceptual_error"] == m.perceptual_error and record["perceptual_score"] == m.perceptual_score
+        assert list(record).index("perceptual_error") == list(record).index("ssim") + 1

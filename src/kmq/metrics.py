@@ -31,6 +31,7 @@ import numpy as np
 from . import _metrics
 from ._engine._parallel import run_chunked
 from ._errors import UsageError
+from ._quality import quality_from_error as _quality_from_error
 
 __all__ = [
     "mse_per_channel",
@@ -316,9 +317,7 @@ def perceptual_score(original, reconstructed) -> float:
     better; 100 for identical images): ``clip(100 - 8 E, 0, 100)``, the
     mapping of ``kmq compress --quality`` (kmq._quality), applied to the
     error after the eye's blur instead of the undithered per-pixel one."""
-    from ._quality import quality_from_error
-
-    return quality_from_error(perceptual_error(original, reconstructed))
+    return _quality_from_error(perceptual_error(original, reconstructed))
 
 
 def _perceptual_error(original, reconstructed, sigma_lightness: float, sigma_chroma: float) -> float:
@@ -387,7 +386,10 @@ def compression_ratio(n_pixels: int, k: int, channels: int = 3) -> float:
 
 @dataclass
 class Metrics:
-    """Quality and size of one quantized image. Use ``as_dict()`` for JSON."""
+    """Quality and size of one quantized image. Use ``as_dict()`` for JSON.
+
+    Quality figures are of what is seen for images with alpha (module
+    docstring); ``ssim`` is None when not computed."""
 
     width: int
     height: int
@@ -401,6 +403,10 @@ class Metrics:
     distortion: float
     psnr: float
     ssim: float | None
+    #: :func:`perceptual_error` (mean ΔEok x 100 after the eye's blur) and
+    #: :func:`perceptual_score` (0-100).
+    perceptual_error: float
+    perceptual_score: float
     ratio: float
     ratio_to_1: float
     raw_bytes: int
@@ -431,7 +437,8 @@ def measure(original, compressed, *, input_bytes=None, output_bytes=None, with_s
     input_bytes, output_bytes : int, optional
         Sizes of the input and output files.
     with_ssim : bool
-        Compute SSIM (the slowest figure); None in the result when False.
+        Compute SSIM; None in the result when False. (The perceptual error
+        is always computed.)
 
     Returns
     -------
@@ -452,6 +459,8 @@ def measure(original, compressed, *, input_bytes=None, output_bytes=None, with_s
         per_channel = mse_per_channel(original, reconstructed)
         quality_psnr = psnr(original, reconstructed)
         quality_ssim = ssim(original, reconstructed) if with_ssim else None
+    # What is seen, with or without alpha (perceptual_error composites).
+    error = perceptual_error(original, reconstructed)
     ratio = compression_ratio(n_pixels, compressed.k, channels)
     return Metrics(
         width=width,
@@ -466,6 +475,8 @@ def measure(original, compressed, *, input_bytes=None, output_bytes=None, with_s
         distortion=float(np.sum(per_channel)),
         psnr=quality_psnr,
         ssim=quality_ssim,
+        perceptual_error=error,
+        perceptual_score=_quality_from_error(error),
         ratio=ratio,
         ratio_to_1=1.0 / ratio,
         raw_bytes=n_pixels * channels,

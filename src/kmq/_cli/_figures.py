@@ -23,7 +23,8 @@ _FIGURE_HELP = {
     "compare": (
         "the original beside the image rebuilt for each K",
         "The original beside the image rebuilt for several K, each titled with K, the compression "
-        "ratio and PSNR. Default K: 2 4 16 64.",
+        "ratio, PSNR and kmq's perceptual score (0-100, after the eye's blur). With --dither-both, each K "
+        "undithered beside dithered, with the bytes and perceptual score of each. Default K: 2 4 16 64.",
     ),
     "scatter": (
         "pixels in 3-D RGB space with the palette's centroids",
@@ -96,6 +97,11 @@ def register_plot(commands) -> None:
         _add_figure_options(parser, default_output=f"<input stem>-{name}.png", many_ks=many_ks)
         if name == "scatter":
             parser.add_argument("--points", type=_positive_int, default=3000, metavar="N", help="pixels drawn (default 3000)")
+        if name == "compare":
+            parser.add_argument(
+                "--dither-both", action="store_true",
+                help="show each K undithered beside dithered (kmq's default level), one row per K",
+            )
         parser.set_defaults(run=_run_plot)
 
 
@@ -105,8 +111,9 @@ def register_report(commands) -> None:
         "report",
         help="write an HTML report: figures and a table of quality and size per K",
         description="Compress an image for several K and write one self-contained HTML file (figures "
-        "embedded, no network needed): the figures of 'kmq plot', a table of MSE, PSNR, SSIM, ratio and "
-        "bytes per K, and the first K that reaches PSNR 30 and 35 dB. Default K: 2 4 8 16 32 64 128 256.",
+        "embedded, no network needed): the figures of 'kmq plot', a table of MSE, PSNR, SSIM, kmq's "
+        "perceptual error and score, ratio and bytes per K, one K undithered beside dithered, and the first "
+        "K that reaches PSNR 30 and 35 dB. Default K: 2 4 8 16 32 64 128 256.",
     )
     _add_figure_options(report, default_output="<input stem>-report.html", many_ks=True)
     report.set_defaults(run=_run_report)
@@ -159,6 +166,18 @@ class ProgressBar:
             self._shown = 0
 
 
+def _part_of(bar: ProgressBar, index: int, parts: int):
+    """The progress callback of part ``index`` of ``parts`` equal sweeps
+    shown on one bar: its Ks count after the earlier parts'."""
+
+    def progress(done, total, k):
+        if k is None and index < parts - 1:
+            return  # not the end of the whole yet
+        bar(index * total + done, parts * total, k)
+
+    return progress
+
+
 def _progress_bar(args) -> ProgressBar:
     stderr = sys.stderr
     enabled = not args.quiet and hasattr(stderr, "isatty") and stderr.isatty()
@@ -205,7 +224,18 @@ def _run_plot(args) -> int:
 
     bar = _progress_bar(args)
     try:
-        if figure in ("compare", "curve"):
+        if figure == "compare" and args.dither_both:
+            from ..plot._draw import _draw_compare_dithering
+            from ..plot._sweep import DEFAULT_COMPARE_KS, DITHER_PAIR
+
+            ks = args.ks or DEFAULT_COMPARE_KS
+            sweeps = [
+                sweep(source, ks, progress=_part_of(bar, i, len(DITHER_PAIR)), dither=level, **options)
+                for i, level in enumerate(DITHER_PAIR)
+            ]
+            bar.stage(f"drawing {figure}")
+            fig = _draw_compare_dithering(sweeps, list(DITHER_PAIR))
+        elif figure in ("compare", "curve"):
             from ..plot._sweep import DEFAULT_COMPARE_KS, DEFAULT_SWEEP_KS
 
             ks = args.ks or (DEFAULT_COMPARE_KS if figure == "compare" else DEFAULT_SWEEP_KS)
