@@ -58,3 +58,18 @@ def test_large_palettes_sorted_by_luminance() -> None:
     luma = palette.astype(int) @ [299, 587, 114]
     assert (np.diff(luma[order]) >= 0).all()
     assert sorted(order.tolist()) == list(range(2000))
+
+
+def test_cooccurrence_kernel_counts_right_and_down_neighbours() -> None:
+    from kmq._palette_order_kernels import cooccurrence
+
+    rng = np.random.default_rng(11)
+    for dtype, k in ((np.uint8, 7), (np.uint16, 300)):
+        labels = rng.integers(0, k, (23, 31)).astype(dtype)
+        lab = labels.astype(np.int64)
+        pairs = np.concatenate([(lab[:, :-1] * k + lab[:, 1:]).ravel(), (lab[:-1] * k + lab[1:]).ravel()])
+        expected = np.bincount(pairs, minlength=k * k).reshape(k, k)
+        counts = np.zeros((k, k), np.int64)
+        cooccurrence(labels, counts)
+        np.testing.assert_array_equal(counts, expected)
+        assert counts.sum() == 23 * 30 + 22 * 31

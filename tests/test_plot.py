@@ -127,20 +127,22 @@ def test_compare_shows_undithered_beside_dithered(photo):
 
 
 def test_compare_dithering_reuses_a_sweep_at_its_level(photo_sweep, monkeypatch):
+    from kmq._quantize import DEFAULT_DITHER
     from kmq.plot import _sweep
 
+    assert photo_sweep.dither == DEFAULT_DITHER == 0.75
     calls = []
     real = _sweep.compress
     monkeypatch.setattr(_sweep, "compress", lambda *a, **kw: calls.append((a[1], kw["dither"])) or real(*a, **kw))
-    fig = kmq.plot.compare(photo_sweep, ks=[2, 8], dither=(0, 1))
+    fig = kmq.plot.compare(photo_sweep, ks=[2, 8], dither=(0, DEFAULT_DITHER))
     assert calls == [(2, 0.0), (8, 0.0)]  # the sweep's own (dithered) results are reused
     titles = [ax.get_title() for ax in image_axes(fig)]
-    assert titles[2].startswith("K = 2, dithered\n") and titles[5].startswith("K = 8, dithered\n")
+    assert titles[2].startswith("K = 2, dithered 0.75\n") and titles[5].startswith("K = 8, dithered 0.75\n")
     # One level: every panel at it; three levels: three panels a K.
     calls.clear()
     assert len(image_axes(kmq.plot.compare(photo_sweep, ks=[2], dither=0))) == 2 and calls == [(2, 0.0)]
     calls.clear()
-    assert len(image_axes(kmq.plot.compare(photo_sweep, ks=[2], dither=[1]))) == 2 and calls == []
+    assert len(image_axes(kmq.plot.compare(photo_sweep, ks=[2], dither=[DEFAULT_DITHER]))) == 2 and calls == []
     three = kmq.plot.compare(photo_sweep, ks=[2], dither=(0, 0.5, 1))
     assert [ax.get_title().split("\n")[0] for ax in image_axes(three)[1:]] == [
         "K = 2, undithered", "K = 2, dithered 0.5", "K = 2, dithered"
@@ -151,7 +153,7 @@ def test_sweep_at_a_dithering_level(photo):
     data = kmq.plot.sweep(photo, [4, 8], seed=0, dither=0)
     assert data.dither == 0.0 and [r.compressed.dither for r in data.results] == [0.0, 0.0]
     assert data[8].compressed == kmq.compress(photo, 8, seed=0, dither=0)
-    assert kmq.plot.sweep(photo, [4], seed=0).dither == 1.0
+    assert kmq.plot.sweep(photo, [4], seed=0).dither == kmq._quantize.DEFAULT_DITHER
 
 
 @pytest.mark.parametrize(
@@ -433,20 +435,6 @@ def test_cli_compare_dither_both(capsys, in_tmp, photo_png):
     assert f"-> pair.png (compare, PNG, {image.width} x {image.height} px," in out
     code, _, err = run(capsys, "plot", "curve", photo_png, "--dither-both")
     assert code == 2 and "--dither-both" in err
-
-
-def test_cli_dither_both_progress_counts_both_sweeps(capsys, in_tmp, photo_png, monkeypatch):
-    class Terminal(io.StringIO):
-        def isatty(self):
-            return True
-
-    terminal = Terminal()
-    monkeypatch.setattr("sys.stderr", terminal)
-    assert main(["plot", "compare", str(photo_png), "-k", "2", "4", "--dither-both", "-o", "p.png", "--dpi", "30"]) == 0
-    shown = terminal.getvalue()
-    for done, k in ((0, 2), (1, 4), (2, 2), (3, 4)):
-        assert f"] {done}/4 K={k}" in shown
-    assert "] 2/4 done" not in shown and "] 4/4 drawing compare" in shown
 
 
 def test_cli_default_output_name_and_svg(capsys, in_tmp, photo_png):

@@ -1,5 +1,5 @@
-"""``kmq report``: one self-contained HTML file, its table and verdicts, and
-the progress bar."""
+"""``kmq report``: one self-contained HTML file, its table and verdicts (its
+progress bar: test_progress.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from PIL import Image
 import kmq
 import kmq.plot
 from kmq._cli import main
-from kmq._cli._figures import ProgressBar
 from kmq.plot._report import build_report
 
 #: In page order: the dithering section comes before the figures.
@@ -157,47 +156,6 @@ def test_cli_report_default_name_and_errors(capsys, in_tmp, photo_png):
     assert code == 2
 
 
-class _Terminal(io.StringIO):
-    def isatty(self):
-        return True
-
-
-def test_progress_bar_on_a_terminal(capsys, in_tmp, photo_png, monkeypatch):
-    terminal = _Terminal()
-    monkeypatch.setattr("sys.stderr", terminal)
-    code = main(["report", str(photo_png), "-k", "2", "4", "-o", "p.html", "--dpi", "30"])
-    assert code == 0
-    shown = terminal.getvalue()
-    assert "\r[" + "." * 20 + "] 0/2 K=2" in shown
-    assert "\r[" + "#" * 10 + "." * 10 + "] 1/2 K=4" in shown
-    assert "] 2/2 drawing compare" in shown
-    assert shown.endswith("\r")  # the line is wiped at the end
-
-
-def test_no_progress_bar_with_quiet(in_tmp, photo_png, monkeypatch, capsys):
-    terminal = _Terminal()
-    monkeypatch.setattr("sys.stderr", terminal)
-    code = main(["report", str(photo_png), "-k", "2", "-o", "q.html", "-q", "--dpi", "30"])
-    assert code == 0
-    assert terminal.getvalue() == ""
-    assert capsys.readouterr().out == ""
-
-
-def test_progress_bar_pads_over_longer_lines():
-    terminal = _Terminal()
-    bar = ProgressBar(terminal, enabled=True)
-    bar(0, 8, 256)
-    bar.stage("drawing segments")
-    bar(8, 8, None)
-    lines = terminal.getvalue().split("\r")[1:]
-    assert lines[0] == "[....................] 0/8 K=256"
-    assert lines[2].rstrip() == "[####################] 8/8 done"
-    assert len(lines[2]) == len(lines[1])  # padded to wipe the longer line before
-    silent = io.StringIO()
-    ProgressBar(silent, enabled=False)(1, 2, 4)
-    assert silent.getvalue() == ""
-
-
 def test_report_shows_1_to_1_crops_of_the_original_and_each_k(report_sweep, report_page, photo):
     from kmq.plot._report import crop_box
 
@@ -237,7 +195,7 @@ def test_report_shows_one_k_undithered_beside_dithered(report_sweep, photo, monk
     header, undithered, dithered = page.rows[start : start + 3]
     assert header == ["K = 16", ".kmq (B)", ".kmq / input", "indexed PNG (B)", "PSNR", "SSIM", "perceptual (ΔEok)", "perceptual score"]
     plain = kmq.compress(photo, 16, seed=0, dither=0)
-    for row, name, compressed in ((undithered, "undithered", plain), (dithered, "dithered", report_sweep[16].compressed)):
+    for row, name, compressed in ((undithered, "undithered", plain), (dithered, "dithered 0.75", report_sweep[16].compressed)):
         rebuilt = compressed.reconstruct()
         assert row[0] == name
         assert row[1] == f"{len(compressed.to_bytes('kmq')):,}"
@@ -255,7 +213,7 @@ def test_report_shows_one_k_undithered_beside_dithered(report_sweep, photo, monk
 
     top, left, bottom, right = crop_box(*photo.shape[:2])
     crops = [a for tag, a in page.tags if tag == "img" and a["alt"].endswith("1:1 crop")][5:]
-    assert [a["alt"] for a in crops] == ["original, 1:1 crop", "K = 16, undithered, 1:1 crop", "K = 16, dithered, 1:1 crop"]
+    assert [a["alt"] for a in crops] == ["original, 1:1 crop", "K = 16, undithered, 1:1 crop", "K = 16, dithered 0.75, 1:1 crop"]
     for attrs, expected in zip(crops, [photo, plain.reconstruct(), report_sweep[16].compressed.reconstruct()]):
         image = np.asarray(Image.open(io.BytesIO(base64.b64decode(attrs["src"].split(",", 1)[1]))))
         np.testing.assert_array_equal(image, expected[top:bottom, left:right])
@@ -269,7 +227,8 @@ def test_report_of_an_undithered_sweep_compresses_the_dithered_one(photo, monkey
     real = _sweep.compress
     monkeypatch.setattr(_sweep, "compress", lambda *a, **kw: calls.append(kw) or real(*a, **kw))
     page = build_report(data, dpi=30)
-    assert [call["dither"] for call in calls] == [1.0]  # K = 4 (no 16: the lower middle K), dithered
+    # K = 4 (no 16: the lower middle K), at kmq's default level.
+    assert [call["dither"] for call in calls] == [kmq._quantize.DEFAULT_DITHER]
     assert "<h2>Dithered or not, at K = 4</h2>" in page
     assert "SSIM</th>" in page and "<td>–</td>" in page  # a sweep without SSIM
 

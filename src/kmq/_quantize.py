@@ -8,6 +8,7 @@ itself. :func:`load` and :func:`decompress` read ``.kmq`` files back.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -81,15 +82,26 @@ DEFAULT_SEED = 0
 #: bands in lightness. Oklab is near RGB on CIEDE2000 and best on the
 #: metric that tracks what people see, so it is the default.
 DEFAULT_SPACE = "oklab"
-#: Error diffusion level (0 = none, 1 = full Floyd-Steinberg).
-#: Full dithering, as pngquant's default: on the same 8 photographs it
-#: raised the median SSIMULACRA2 from 18.4 to 47.4 at K = 16 (files 1.8x
-#: larger: still fewer bytes than an undithered palette that scores as well
-#: needs) and left it equal at K = 64 and 256 (71.6 vs 71.1, 85.9 vs 85.6)
-#: for 6-9 % more bytes; mean CIEDE2000 (a per-pixel measure) is worse
-#: dithered at every K, as for every ditherer. Use --nofs / dither=0 for the
-#: smallest files at K >= 64.
-DEFAULT_DITHER = 1.0
+#: Error diffusion level (0 = none, 1 = the whole error passed on), and
+#: dithering that spares edges and texture: the error a pixel receives is
+#: scaled by DITHER_EDGE / c where the largest colour difference c to its 4
+#: neighbours exceeds DITHER_EDGE (working units; the RGB value is the
+#: Oklab one in 8-bit steps). Edges then stay clean and textures, which
+#: mask banding by themselves, are not sprinkled with dots, while smooth
+#: gradients, where banding shows, get the full treatment (the idea of
+#: libimagequant's dither map, done per pixel in the working space).
+#: Chosen on perceptual quality per byte (benchmarks/perceptual.py's
+#: images, scored with SSIMULACRA2 and mean CIEDE2000; docs/benchmarks.md,
+#: "Choosing the dithering default"): on 8 Kodak and 3 modern photographs
+#: at K = 16 / 64 / 256, level 0.75 with the edge rule gave median
+#: SSIMULACRA2 37.6 / 70.8 / 84.8 against pngquant's dithered 31.7 / 65.1 /
+#: 80.4, with 97 % / 101 % / 100 % of its bytes and median CIEDE2000 within
+#: 0.12 / 0.05 / 0.03 of it. Plain full Floyd-Steinberg scored 39.0 / 70.0 /
+#: 83.9 for 105 % / 106 % / 103 % of pngquant's bytes and CIEDE2000 0.41 /
+#: 0.46 / 0.33 worse: it buys little where K is large and costs bytes
+#: everywhere. Use --nofs / dither=0 for the smallest files.
+DEFAULT_DITHER = 0.75
+DITHER_EDGE = {"oklab": 4.0, "lab": 4.0, "rgb": 10.0}
 #: Opaque pixels stay opaque: palette centres with alpha at or above this
 #: are made fully opaque (a cluster of opaque pixels with a few soft-edge
 #: ones mixed in would otherwise be slightly see-through everywhere) ...
@@ -121,6 +133,10 @@ SPEEDS = {
     10: dict(n_init=1, tol=1e-2, sample=0.125, dither=None),
     11: dict(n_init=1, tol=1e-2, sample=0.0625, dither=0.0),
 }
+
+
+def _silent(stage: str) -> None:
+    """The default progress callback: nothing shown."""
 
 
 def _check_k(k) -> int:
@@ -268,14 +284,17 @@ class ColorQuantizer(ParamsMixin):
         self._fit_pixels(source.pixels)
         return self
 
-    def _fit_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        """Fit on (H, W, C) uint8 pixels; return their packed keys (N,)."""
+    def _fit_pixels(self, pixels: np.ndarray, progress=None) -> np.ndarray:
+        """Fit on (H, W, C) uint8 pixels; return their packed keys (N,).
+        ``progress``: as for :func:`compress`."""
+        say = progress or _silent
         k = _check_k(self.k)
         sample = _check_sample(self.sample)
         space = _check_space(self.space)
         _check_dither(self.dither)
         rng = _check_random_state(DEFAULT_SEED if self.seed is None else self.seed)
         channels = pixels.shape[2]
+        say("histogram")
         flat = _normalise_transparent(pixels.reshape(-1, channels))
         keys = pack_colors(flat)
         fit_keys = keys
@@ -319,6 +338,7 @@ class ColorQuantizer(ParamsMixin):
         # With a quality target the fit at the largest K only seeds the
         # search (the chosen K is refined after): one start, a looser tol.
         n_init, tol = (1, max(self.tol, 1e-3)) if quality is not None else (self.n_init, self.tol)
+        say(f"k-means K={k + (reserved is not None)} ({histogram.n_colors:,} distinct colours)")
         centers, color_labels, _, n_iter = fit_colors(
             colors, counts, k, random_state=rng, n_init=n_init, max_iter=self.max_iter, tol=tol, init=self.init,
             points=points,
@@ -326,7 +346,7 @@ class ColorQuantizer(ParamsMixin):
         self.quality_ = None
         if quality is not None:
             centers, color_labels, extra_iter = self._search_quality(
-                quality, histogram, colors, counts, points, centers, color_labels, reserved, space, integer, rng
+                quality, histogram, colors, counts, points, centers, color_labels, reserved, space, integer, rng, say
             )
             n_iter += extra_iter
         palette = self._finish_palette(centers, reserved, space, integer)
@@ -365,10 +385,12 @@ class ColorQuantizer(ParamsMixin):
             palette = np.concatenate([reserved, palette])
         return palette
 
-    def _search_quality(self, quality, histogram, colors, counts, points, centers, color_labels, reserved, space, integer, rng):
+    def _search_quality(self, quality, histogram, colors, counts, points, centers, color_labels, reserved, space, integer, rng, say=None):
         """The fewest colours reaching ``quality[1]`` (kmq._quality): returns
         (centres, labels of ``colors``, Lloyd iterations), sets quality_ and
-        quality_note_; raises QualityError below ``quality[0]``."""
+        quality_note_; raises QualityError below ``quality[0]``. ``say``:
+        called with each step's description (see :func:`compress`)."""
+        say = say or _silent
         from ._engine.kmeans import fit_colors_exact
         from ._quality import QualityError, quality_from_error, ward_palettes
 
@@ -395,6 +417,10 @@ class ColorQuantizer(ParamsMixin):
             return quality_from_error(float(np.dot(histogram.counts, np.sqrt((diff * diff).sum(axis=1)))) / total)
 
         k_max = len(centers)
+        extra = reserved is not None
+        # This one, then bisection over 1..k_max: at most this many.
+        steps = 1 + math.ceil(math.log2(k_max))
+        say(f"quality search: K={k_max + extra} (1 of at most {steps} measurements)")
         scores = {k_max: measure(centers)}
         if scores[k_max] < low:
             raise QualityError(
@@ -406,6 +432,7 @@ class ColorQuantizer(ParamsMixin):
         lo, hi = 1, k_max  # the answer is in lo..hi; quality(hi) >= high or hi == k_max
         while lo < hi:
             mid = (lo + hi) // 2
+            say(f"quality search: K={mid + extra} ({len(scores) + 1} of at most {steps} measurements)")
             scores[mid] = measure(merged[mid - 1])
             if scores[mid] >= high:
                 hi = mid
@@ -417,6 +444,7 @@ class ColorQuantizer(ParamsMixin):
             result, labels = centers, color_labels
         else:
             # Warm start: the merged palette seeds Lloyd at the chosen K.
+            say(f"quality search: refining K={chosen + extra}")
             refined, labels, _, n_iter = fit_colors_exact(
                 np.ascontiguousarray(work_points), counts.astype(np.float64), chosen, rng, 1, 20, self.tol, init=merged[chosen - 1]
             )
@@ -490,7 +518,8 @@ class ColorQuantizer(ParamsMixin):
         keys = pack_colors(_normalise_transparent(pixels.reshape(-1, pixels.shape[2])))
         return self._map_keys(keys, pixels.shape[:2])
 
-    def _map_keys(self, keys: np.ndarray, shape) -> np.ndarray:
+    def _map_keys(self, keys: np.ndarray, shape, progress=None) -> np.ndarray:
+        say = progress or _silent
         level = _check_dither(self.dither)
         space = getattr(self, "space_", None) or _check_space(self.space)
         cached = getattr(self, "_fitted_mapping", None)
@@ -498,6 +527,7 @@ class ColorQuantizer(ParamsMixin):
         if cached is not None and cached[0] is keys:
             _, histogram, palette_labels = cached
         else:
+            say("mapping")
             histogram = color_histogram(keys, self.palette_.shape[1])
             channels = self.palette_.shape[1]
             if space == "rgb" and channels in (1, 3):
@@ -507,6 +537,7 @@ class ColorQuantizer(ParamsMixin):
                 palette_labels, _ = self._nearest_colors(histogram.colors, points, _grid_guess(histogram.colors, self._palette_search(), space))
         if level == 0 or len(self.palette_) < 2:
             return histogram.lookup(palette_labels, keys).reshape(shape)
+        say("dithering")
         return self._dither(histogram, palette_labels, keys, shape, level, space)
 
     def _dither(self, histogram, palette_labels, keys, shape, level, space):
@@ -523,7 +554,11 @@ class ColorQuantizer(ParamsMixin):
             # ones that were mapped to an opaque entry stay among those.
             mode[colors[:, -1] == 0] = MODE_FIXED
             mode[(colors[:, -1] == 255) & opaque_entry[palette_labels]] = MODE_OPAQUE
-        labels = dither_labels(color_index, to_space(colors, space), palette_labels, mode, search, opaque_entry, level)
+        points = to_space(colors, space)
+        labels = dither_labels(
+            color_index, points, palette_labels, mode, search, opaque_entry, level,
+            edge=DITHER_EDGE[space], cell=_dither_cell(search),
+        )
         return labels.astype(label_dtype(len(self.palette_)))
 
     def fit_transform(self, image, y=None) -> np.ndarray:
@@ -545,6 +580,18 @@ class ColorQuantizer(ParamsMixin):
         """
         self._check_fitted()
         return _rebuild(self.palette_, np.asarray(labels))
+
+
+def _dither_cell(search: PaletteSearch) -> float:
+    """Grid cell of the dithering kernel's nearest-entry cache (working
+    units): 0.15 of the median distance from a palette entry to its nearest
+    other entry, within [0.25, 1]. Measured against an exact search for every
+    pixel (dithered, 11 photographs, K = 16, 64, 256): a fixed cell of 1
+    unit lost 0.5 SSIMULACRA2 at K = 256, 0.5 unit was level with exact."""
+    if search.order.shape[0] == 0 or len(search.points) < 2:
+        return 0.5
+    spacing = float(np.median(search.dist[np.arange(len(search.points)), search.order[:, 1]]))
+    return float(min(1.0, max(0.25, 0.15 * spacing)))
 
 
 def _grid_guess(colors: np.ndarray, search: PaletteSearch, space: str) -> np.ndarray:
@@ -783,6 +830,7 @@ def compress(
     dither: float = DEFAULT_DITHER,
     quality=None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    progress=None,
 ) -> Compressed:
     """Quantize an image to K colours by k-means.
 
@@ -812,6 +860,12 @@ def compress(
         (exit code 99) if even ``k`` colours fall short of ``min``.
     max_pixels : int or None
         Refuse larger images (LimitError); None disables the check.
+    progress : callable, optional
+        Called as ``progress(stage)`` with a short description of each
+        stage as it begins ("histogram", "k-means K=16 (52,412 distinct colours)",
+        "quality search: K=37 (4 of at most 10 measurements)", "mapping",
+        "dithering"), e.g. to show a status line; nothing is shown by
+        default. The ``kmq`` command uses it for its progress line.
 
     Returns
     -------
@@ -840,7 +894,8 @@ def compress(
         quality=quality,
     )
     start = time.perf_counter()
-    labels = quantizer.fit_transform(source)
+    keys = quantizer._fit_pixels(source.pixels, progress)  # fit_transform, with progress
+    labels = quantizer._map_keys(keys, source.pixels.shape[:2], progress)
     # The one place the palette order is chosen, for every output format.
     palette, labels = reorder(quantizer.palette_, labels)
     seconds = time.perf_counter() - start

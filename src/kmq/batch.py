@@ -41,7 +41,6 @@ import json
 import math
 import os
 import stat
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -52,6 +51,7 @@ import numpy as np
 from . import _io
 from ._errors import EXIT_INTERNAL, InputError, KmqError, OutputError, UsageError
 from ._files import IMAGE_SUFFIXES, _default_jobs, _expand, _pool
+from ._progress import Progress
 from ._quantize import DEFAULT_DITHER, DEFAULT_K, DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_SPACE, DEFAULT_TOL
 
 __all__ = [
@@ -564,16 +564,6 @@ def _is_done(task: Task, row: dict | None) -> bool:
 # -- running -------------------------------------------------------------------------
 
 
-def _progress_bar(show, total):
-    if show is None:
-        show = sys.stderr.isatty() and total > 1
-    if not show:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="image", file=sys.stderr, dynamic_ncols=True, leave=False)
-
-
 def _run_local(tasks, settings, jobs, finished):
     if jobs == 1:
         for task in tasks:
@@ -715,7 +705,8 @@ def compress_many(
         Skip inputs the manifest records as done (status ok or skipped, and
         for ok the output there with the recorded size); status "done".
     progress : bool or None
-        A tqdm progress bar on stderr; None: only when stderr is a terminal.
+        A tqdm progress bar on stderr (kmq._progress); None: only when
+        stderr is a terminal.
     details : bool
         Add :data:`DETAIL_FIELDS` to each record (full metrics, SSIM
         included: slower), as ``kmq compress --json`` reports them.
@@ -778,14 +769,14 @@ def compress_many(
                 on_result(records[next_out])
             next_out += 1
 
-    bar = _progress_bar(progress, len(to_run))
+    # A batch shows its bar at once; one image after a second, as a single run.
+    bar = Progress(progress and bool(to_run), total=len(to_run), unit="image", delay=0 if len(to_run) > 1 else None)
 
     def finished(record):
         records[record["index"]] = record
         if book is not None:
             book.write(record)
-        if bar is not None:
-            bar.update(1)
+        bar.update(1)
         emit_ready()
 
     if book is not None:
@@ -801,8 +792,7 @@ def compress_many(
                     raise UsageError(f"jobs must be >= 1, got {jobs}")
                 _run_local(to_run, settings, min(jobs, len(to_run)), finished)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
         if book is not None:
             book.close()
     return BatchResult(records, not_images, subfolders, time.perf_counter() - started)

@@ -37,6 +37,7 @@ import numpy as np
 
 from . import _io
 from ._errors import DecodeError, InputError, UsageError
+from ._progress import Progress
 
 __all__ = ["fit_palette", "image_histogram", "merge_histograms", "read_palette", "write_palette", "fit_image_to"]
 
@@ -131,6 +132,7 @@ def fit_palette(
     max_input_bytes=_io.DEFAULT_MAX_INPUT_BYTES,
     jobs: int | None = 1,
     client=None,
+    progress: bool | None = False,
 ):
     """Fit one K-colour palette to many images.
 
@@ -144,13 +146,17 @@ def fit_palette(
         Worker processes making the histograms (None: one per core).
     client : distributed.Client or None
         Make the histograms on this Dask cluster and sum them there.
+    progress : bool or None
+        A progress bar on stderr (images read, then the k-means fit), as
+        :func:`kmq.batch.compress_many` draws; None: only when stderr is a
+        terminal. Default: none.
 
     Returns
     -------
     (palette (K', C) uint8 with C = 3 or 4 and K' <= K, number of images,
     number of distinct colours of them all)
     """
-    from ._files import _default_jobs, _expand, _pool
+    from ._files import _expand
     from ._quantize import DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_TOL
 
     found, _, _ = _expand(inputs, recursive)
@@ -158,36 +164,49 @@ def fit_palette(
     if not names:
         raise UsageError("give the images to fit the palette to")
     options = dict(max_pixels=max_pixels, max_input_bytes=max_input_bytes)
+    with Progress(progress, total=len(names), unit="image", delay=0 if len(names) > 1 else None) as bar:
+        total = _histograms(names, options, jobs, client, bar)
+        bar.stage(f"k-means K={k} ({len(total[0]):,} distinct colours)")
+        palette = _fit(
+            total, k, seed=seed, n_init=n_init or DEFAULT_N_INIT, max_iter=max_iter or DEFAULT_MAX_ITER,
+            tol=DEFAULT_TOL if tol is None else tol, init=init,
+        )
+    return palette, len(names), len(total[0])
+
+
+def _histograms(names, options, jobs, client, bar):
+    """The merged histogram of the images ``names``; ``bar`` counts them."""
+    from ._files import _default_jobs, _pool
+
     if client is not None:
         absolute = [n if _io._is_url(n) else os.path.abspath(n) for n in names]
         futures = client.map(_histogram_task, absolute, **options, pure=False)
+        for future in futures:  # called on the client's thread as each finishes
+            future.add_done_callback(lambda _: bar.update(1))
         while len(futures) > 1:  # a tree of merges on the cluster
             pairs = [client.submit(merge_histograms, futures[i], futures[i + 1]) for i in range(0, len(futures) - 1, 2)]
             futures = pairs + ([futures[-1]] if len(futures) % 2 else [])
-        total = futures[0].result()
-    else:
-        jobs = _default_jobs() if jobs is None else jobs
-        total = None
-        if jobs <= 1 or len(names) == 1:
-            parts = (_histogram_task(name, **options) for name in names)
-            for part in parts:
-                total = part if total is None else merge_histograms(total, part)
-        else:
-            executor = _pool(min(jobs, len(names)))
-            try:
-                futures = [executor.submit(_histogram_task, name, **options) for name in names]
-                from concurrent.futures import as_completed
+        return futures[0].result()
+    jobs = _default_jobs() if jobs is None else jobs
+    total = None
+    if jobs <= 1 or len(names) == 1:
+        for name in names:
+            part = _histogram_task(name, **options)
+            total = part if total is None else merge_histograms(total, part)
+            bar.update(1)
+        return total
+    executor = _pool(min(jobs, len(names)))
+    try:
+        futures = [executor.submit(_histogram_task, name, **options) for name in names]
+        from concurrent.futures import as_completed
 
-                for future in as_completed(futures):
-                    part = future.result()
-                    total = part if total is None else merge_histograms(total, part)
-            finally:
-                executor.shutdown(wait=True, cancel_futures=True)
-    palette = _fit(
-        total, k, seed=seed, n_init=n_init or DEFAULT_N_INIT, max_iter=max_iter or DEFAULT_MAX_ITER,
-        tol=DEFAULT_TOL if tol is None else tol, init=init,
-    )
-    return palette, len(names), len(total[0])
+        for future in as_completed(futures):
+            part = future.result()
+            total = part if total is None else merge_histograms(total, part)
+            bar.update(1)
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+    return total
 
 
 def _histogram_task(name, **options):

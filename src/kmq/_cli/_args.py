@@ -184,3 +184,27 @@ def ask_k() -> int:
         return _k_value(answer)
     except argparse.ArgumentTypeError as exc:
         raise UsageError(str(exc)) from None
+
+
+def show_progress(args) -> bool | None:
+    """The ``progress=`` of library calls: None (a bar when stderr is a
+    terminal), False with -q."""
+    return False if getattr(args, "quiet", False) else None
+
+
+def progress_for(args, **options):
+    """A :class:`kmq._progress.Progress` (bar or status line, the one kind
+    every subcommand draws) shown when stderr is a terminal, unless -q."""
+    from .._progress import Progress
+
+    return Progress(show_progress(args), **options)
+
+
+def short_name(name: str) -> str:
+    """An input's name for a progress line: its file name, without folders
+    (the line must fit the terminal's width); ``-`` is stdin."""
+    from pathlib import Path
+
+    if name == "-":
+        return "stdin"
+    return Path(name.split("?")[0].rstrip("/")).name or name

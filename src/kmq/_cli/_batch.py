@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .._errors import UsageError
 from .._io import _is_url
-from ._args import _positive_int, ask_k, engine_options
+from ._args import _positive_int, ask_k, engine_options, show_progress
 
 __all__ = ["add_batch_options", "is_batch", "run_batch", "register_palette"]
 
@@ -80,7 +80,7 @@ def _run_palette(args) -> int:
     try:
         palette, n_images, n_colors = fit_palette(
             args.input, args.k, seed=args.seed, recursive=args.recursive, max_pixels=args.max_pixels,
-            max_input_bytes=args.max_input_bytes, jobs=args.jobs, client=client,
+            max_input_bytes=args.max_input_bytes, jobs=args.jobs, client=client, progress=show_progress(args),
         )
     finally:
         if client is not None:
@@ -160,7 +160,7 @@ def run_batch(args, names) -> int:
             effort=args.effort, strip=args.strip, alpha_threshold=args.alpha_threshold,
             max_input_bytes=args.max_input_bytes, palette=args.palette, jobs=args.jobs,
             client=client, manifest=args.manifest, resume=args.resume,
-            progress=False if args.quiet else None, on_result=show, details=args.json,
+            progress=show_progress(args), on_result=show, details=args.json,
         )
     finally:
         if client is not None:

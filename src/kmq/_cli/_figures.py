@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import struct
-import sys
 from pathlib import Path
 
 from .._errors import OutputError, UsageError
 from .._io import DEFAULT_MAX_PIXELS
-from ._args import _add_common, _fraction, _k_value, _max_pixels, _Parser, _positive_int
+from ._args import _add_common, _fraction, _k_value, _max_pixels, _Parser, _positive_int, progress_for, short_name
 
-__all__ = ["register_plot", "register_report", "ProgressBar"]
+__all__ = ["register_plot", "register_report"]
 
 _FIGURE_HELP = {
     "compare": (
@@ -119,56 +118,9 @@ def register_report(commands) -> None:
     report.set_defaults(run=_run_report)
 
 
-
-
-# -- progress -------------------------------------------------------------------
-
-
-class ProgressBar:
-    """``[#####.....] 3/8 K=16`` on one terminal line, redrawn in place.
-
-    Draws nothing unless ``enabled`` (the CLI enables it when stderr is a
-    terminal and -q was not given). Use as the ``progress`` callback of a
-    sweep; :meth:`close` erases the line.
-    """
-
-    width = 20
-
-    def __init__(self, stream, enabled: bool):
-        self.stream = stream
-        self.enabled = enabled
-        self._shown = 0
-        self._done = 0
-        self._total = 0
-
-    def _draw(self, text: str) -> None:
-        if not self.enabled:
-            return
-        filled = round(self.width * self._done / self._total) if self._total else 0
-        line = f"[{'#' * filled}{'.' * (self.width - filled)}] {self._done}/{self._total} {text}"
-        # Pad with spaces to wipe the end of a longer previous line.
-        self.stream.write("\r" + line.ljust(self._shown))
-        self.stream.flush()
-        self._shown = len(line)
-
-    def __call__(self, done: int, total: int, k) -> None:
-        self._done, self._total = done, total
-        self._draw(f"K={k}" if k is not None else "done")
-
-    def stage(self, text: str) -> None:
-        """Show ``text`` after the bar (e.g. "drawing curve")."""
-        self._draw(text)
-
-    def close(self) -> None:
-        if self.enabled and self._shown:
-            self.stream.write("\r" + " " * self._shown + "\r")
-            self.stream.flush()
-            self._shown = 0
-
-
-def _part_of(bar: ProgressBar, index: int, parts: int):
-    """The progress callback of part ``index`` of ``parts`` equal sweeps
-    shown on one bar: its Ks count after the earlier parts'."""
+def _part_of(bar, index: int, parts: int):
+    """The progress callback of sweep ``index`` of ``parts`` sweeps of the
+    same Ks, shown on one bar: its Ks count after the earlier sweeps'."""
 
     def progress(done, total, k):
         if k is None and index < parts - 1:
@@ -176,12 +128,6 @@ def _part_of(bar: ProgressBar, index: int, parts: int):
         bar(index * total + done, parts * total, k)
 
     return progress
-
-
-def _progress_bar(args) -> ProgressBar:
-    stderr = sys.stderr
-    enabled = not args.quiet and hasattr(stderr, "isatty") and stderr.isatty()
-    return ProgressBar(stderr, enabled)
 
 
 # -- running --------------------------------------------------------------------
@@ -213,44 +159,56 @@ def _require_plot_extra(command: str) -> None:
 def _run_plot(args) -> int:
     _require_plot_extra("plot")
     from .. import _io
-    from ..plot._sweep import display_name
-    from ..plot._draw import compare, curve, figure_format, palette, render_figure, scatter, segments, sweep
+    from .._quantize import compress
+    from ..plot._sweep import (
+        DEFAULT_COMPARE_KS,
+        DEFAULT_FIGURE_K,
+        DEFAULT_SWEEP_KS,
+        DITHER_PAIR,
+        check_ks,
+        display_name,
+        run_sweep,
+    )
+    from ..plot._draw import _draw_compare_dithering, compare, curve, figure_format, palette, render_figure, scatter, segments
 
     figure = args.figure
     source_arg, output = _source_and_output(args, f"{figure}.png")
     fmt = figure_format(output)
-    source = _io.read_image(source_arg, max_pixels=args.max_pixels)
     options = {"seed": args.seed, "sample": args.sample}
 
-    bar = _progress_bar(args)
-    try:
-        if figure == "compare" and args.dither_both:
-            from ..plot._draw import _draw_compare_dithering
-            from ..plot._sweep import DEFAULT_COMPARE_KS, DITHER_PAIR
-
-            ks = args.ks or DEFAULT_COMPARE_KS
+    # The K are computed here, with the progress shown, and the figure
+    # drawn from them: the same results as the figure's own computing.
+    ks = None
+    if figure in ("compare", "curve") or (figure == "palette" and args.ks):
+        ks = check_ks(args.ks or (DEFAULT_COMPARE_KS if figure == "compare" else DEFAULT_SWEEP_KS))
+    both = figure == "compare" and args.dither_both
+    levels = DITHER_PAIR if both else (None,)
+    with progress_for(args, total=len(ks) * len(levels) if ks else None, unit="K") as bar:
+        bar.stage(f"reading {short_name(source_arg)}")
+        source = _io.read_image(source_arg, max_pixels=args.max_pixels)
+        if both:
+            # Undithered and dithered, one bar over both sweeps.
             sweeps = [
-                sweep(source, ks, progress=_part_of(bar, i, len(DITHER_PAIR)), dither=level, **options)
-                for i, level in enumerate(DITHER_PAIR)
+                run_sweep(source, ks, progress=_part_of(bar, i, len(levels)), dither=level, **options)
+                for i, level in enumerate(levels)
             ]
-            bar.stage(f"drawing {figure}")
-            fig = _draw_compare_dithering(sweeps, list(DITHER_PAIR))
+        elif ks:
+            # The palette figure needs no metrics: its K are only compressed.
+            data = run_sweep(source, ks, progress=bar, measure=figure != "palette", **options)
+        else:
+            data = compress(source, args.ks or DEFAULT_FIGURE_K, progress=bar.stage, **options)
+        bar.stage(f"drawing {figure}")
+        if both:
+            fig = _draw_compare_dithering(sweeps, list(levels))
         elif figure in ("compare", "curve"):
-            from ..plot._sweep import DEFAULT_COMPARE_KS, DEFAULT_SWEEP_KS
-
-            ks = args.ks or (DEFAULT_COMPARE_KS if figure == "compare" else DEFAULT_SWEEP_KS)
-            data = sweep(source, ks, progress=bar, **options)
-            bar.stage(f"drawing {figure}")
             fig = (compare if figure == "compare" else curve)(data)
         elif figure == "palette":
-            fig = palette(source, ks=args.ks, **options)
+            fig = palette(data, ks=args.ks)
         elif figure == "scatter":
-            fig = scatter(source, k=args.ks, sample_size=args.points, **options)
+            fig = scatter(data, k=args.ks, sample_size=args.points, seed=args.seed)
         else:
-            fig = segments(source, k=args.ks, **options)
+            fig = segments(data, k=args.ks)
         data = render_figure(fig, fmt, dpi=args.dpi)
-    finally:
-        bar.close()
     _io.write_atomic(output, data, force=args.force, inputs=(source.path,))
     if not args.quiet:
         if fmt == "png":
@@ -266,22 +224,20 @@ def _run_plot(args) -> int:
 def _run_report(args) -> int:
     _require_plot_extra("report")
     from .. import _io
-    from ..plot._sweep import DEFAULT_SWEEP_KS, QUALITY_TARGETS_DB, display_name, format_bytes
+    from ..plot._sweep import DEFAULT_SWEEP_KS, QUALITY_TARGETS_DB, check_ks, display_name, format_bytes
     from ..plot._report import build_report
     from ..plot import sweep
 
     source_arg, output = _source_and_output(args, "report.html")
     if Path(output).suffix.lower() not in (".html", ".htm"):
         raise OutputError(f"the report is an HTML file: give an output name ending in .html, got {output}")
-    source = _io.read_image(source_arg, max_pixels=args.max_pixels)
-    ks = args.ks or DEFAULT_SWEEP_KS
+    ks = check_ks(args.ks or DEFAULT_SWEEP_KS)
 
-    bar = _progress_bar(args)
-    try:
+    with progress_for(args, total=len(ks), unit="K") as bar:
+        bar.stage(f"reading {short_name(source_arg)}")
+        source = _io.read_image(source_arg, max_pixels=args.max_pixels)
         data = sweep(source, ks, seed=args.seed, sample=args.sample, with_ssim=True, progress=bar)
         page = build_report(data, dpi=args.dpi, on_figure=lambda name: bar.stage(f"drawing {name}"))
-    finally:
-        bar.close()
     encoded = page.encode("utf-8")
     _io.write_atomic(output, encoded, force=args.force, inputs=(source.path,))
     if not args.quiet:

@@ -47,6 +47,8 @@ from ._args import (
     _Parser,
     _positive_int,
     _seed_value,
+    progress_for,
+    short_name,
 )
 from ..batch import result_notes
 from ._batch import add_batch_options, is_batch, register_palette, run_batch
@@ -323,7 +325,12 @@ def _run_compress(args) -> int:
         _check_k_fits(fmt, k)
         if output == "-":
             _refuse_terminal(args)
-        code, payload, _, _ = _compress_one(args, name, k, output, fmt, started, print_json=False, force=args.force or demo)
+        # A status line naming the stage, on a terminal, if the run lasts over a second.
+        label = f"kmq: {short_name(name if name is not None else str(_io.sample_image_path()))}"
+        with progress_for(args, label=label) as status:
+            code, payload, _, _ = _compress_one(
+                args, name, k, output, fmt, started, print_json=False, force=args.force or demo, status=status
+            )
         if payload is not None:
             # One input or several: --json prints a list of reports.
             print(json.dumps([payload], indent=2), file=sys.stderr if output == "-" else sys.stdout)
@@ -386,12 +393,14 @@ def _check_k_fits(fmt: str, k: int) -> None:
         raise OutputError(f"{fmt.upper()} holds at most 256 colours, got -k {k}; use a .kmq output for K > 256")
 
 
-def _compress_one(args, name: str | None, k: int, output: str, fmt: str, started: float, *, print_json: bool = True, force: bool | None = None):
+def _compress_one(args, name: str | None, k: int, output: str, fmt: str, started: float, *, print_json: bool = True, force: bool | None = None, status=None):
     """Compress one image (``name`` None: the shipped sample) to ``output``
     and report it (unless ``-q``; with ``--json`` and not ``print_json``,
     the payload is returned instead of printed). ``started``: when the
     reported time starts (the process start for a single image).
     ``force``: overwrite an existing output (default ``args.force``).
+    ``status``: a kmq._progress.Progress shown the stages, closed before
+    the report is printed.
 
     Returns
     -------
@@ -401,24 +410,31 @@ def _compress_one(args, name: str | None, k: int, output: str, fmt: str, started
     from .._quantize import compress
 
     force = args.force if force is None else force
+    say = status.stage if status is not None else (lambda stage: None)
     source_arg = name if name is not None else str(_io.sample_image_path())
+    say("reading")
     source = _io.read_image(source_arg, max_pixels=args.max_pixels, max_input_bytes=args.max_input_bytes, timeout=args.timeout)
     if name is None:
         source.name = f"{Path(source_arg).name} (the sample photograph shipped with kmq)"
     if output != "-":  # fail before the k-means, not after
         _io.check_output(output, force=force, inputs=(source.path,))
 
-    result = compress(source, k, seed=args.seed, max_iter=args.max_iter, init=args.init, **engine_options(args))
+    result = compress(source, k, seed=args.seed, max_iter=args.max_iter, init=args.init, progress=say, **engine_options(args))
+    say(f"encoding {fmt.upper()}")
     data = result.to_bytes(fmt, alpha_threshold=args.alpha_threshold, strip=args.strip, effort=args.effort)
     skipped = args.skip_if_larger and source.input_bytes is not None and len(data) > source.input_bytes
     if not skipped:
+        say("writing")
         _io.write_atomic(output, data, force=force, inputs=(source.path,))
     report_stream = sys.stderr if output == "-" else sys.stdout
     payload = None
     if args.json or not args.quiet:
         # The report's time is the whole run, its measuring included.
+        say("measuring")
         metrics = result.metrics(output_bytes=len(data))
         total = time.perf_counter() - started
+    if status is not None:
+        status.close()  # before the report is printed
     if args.json:
         payload = _compress_json(result, metrics, source_arg, output, fmt, len(data), total, skipped)
         if print_json:
@@ -513,21 +529,25 @@ def _run_decompress(args) -> int:
     from .._quantize import load
 
     input_path = None if args.input == "-" or args.input.startswith(("http://", "https://")) else Path(args.input)
-    loaded = load(args.input, max_pixels=args.max_pixels, max_input_bytes=args.max_input_bytes, timeout=args.timeout)
-    output = args.output
-    folder = _output_folder(output)
-    if output is None or folder is not None:
-        if args.input == "-" and output is None:
-            output = "-"
-        else:
-            stem = Path(args.input.split("?")[0]).stem if args.input != "-" else "stdin"
-            name = f"{stem}.png" if loaded.k <= 256 else f"{stem}.tif"
-            output = name if folder is None else str(folder / name)
-    if output == "-":
-        _refuse_terminal(args)
-    fmt = _io.format_for_path(output, override=args.format or ("png" if output == "-" else None))
-    data = loaded.to_bytes(fmt, alpha_threshold=args.alpha_threshold, effort=args.effort)
-    _io.write_atomic(output, data, force=args.force, inputs=(input_path,))
+    with progress_for(args, label=f"kmq: {short_name(args.input)}") as status:
+        status.stage("reading and decoding")
+        loaded = load(args.input, max_pixels=args.max_pixels, max_input_bytes=args.max_input_bytes, timeout=args.timeout)
+        output = args.output
+        folder = _output_folder(output)
+        if output is None or folder is not None:
+            if args.input == "-" and output is None:
+                output = "-"
+            else:
+                stem = Path(args.input.split("?")[0]).stem if args.input != "-" else "stdin"
+                name = f"{stem}.png" if loaded.k <= 256 else f"{stem}.tif"
+                output = name if folder is None else str(folder / name)
+        if output == "-":
+            _refuse_terminal(args)
+        fmt = _io.format_for_path(output, override=args.format or ("png" if output == "-" else None))
+        status.stage(f"encoding {fmt.upper()}")
+        data = loaded.to_bytes(fmt, alpha_threshold=args.alpha_threshold, effort=args.effort)
+        status.stage("writing")
+        _io.write_atomic(output, data, force=args.force, inputs=(input_path,))
     if not args.quiet and output != "-":
         h, w = loaded.shape
         print(f"kmq: {args.input} -> {output} ({fmt}, {w} x {h} {loaded.mode}, K={loaded.k}, {len(data):,} B)")

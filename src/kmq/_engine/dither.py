@@ -12,7 +12,8 @@ __all__ = ["dither_labels", "MODE_ANY", "MODE_OPAQUE", "MODE_FIXED"]
 MODE_ANY, MODE_OPAQUE, MODE_FIXED = 0, 1, 2
 
 
-def dither_labels(color_index, points, start, mode, search: PaletteSearch, opaque_entry, level: float, edge: float = 0.0):
+def dither_labels(color_index, points, start, mode, search: PaletteSearch, opaque_entry, level: float, edge: float = 0.0,
+                  max_error: float = 0.0, cell: float = 0.5):
     """Dithered palette index of every pixel.
 
     Parameters
@@ -49,6 +50,8 @@ def dither_labels(color_index, points, start, mode, search: PaletteSearch, opaqu
         np.ascontiguousarray(opaque_entry, dtype=np.uint8),
         float(level),
         float(edge),
+        float(max_error),
+        float(cell),
         np.ascontiguousarray(pal.min(axis=0)),
         np.ascontiguousarray(pal.max(axis=0)),
         out,

@@ -97,7 +97,7 @@ def sweep(
         Called as ``progress(done, total, k)`` before each K and as
         ``progress(total, total, None)`` at the end.
     dither : float in [0, 1], optional
-        Floyd-Steinberg level of every compression (default: kmq's, 1.0).
+        Floyd-Steinberg level of every compression (default: kmq's, ``DEFAULT_DITHER``).
 
     Returns
     -------

@@ -77,11 +77,12 @@ class KResult:
         The K asked for (``compressed.k`` is smaller when the image has fewer
         distinct colours).
     compressed : Compressed
-    metrics : kmq.metrics.Metrics
+    metrics : kmq.metrics.Metrics or None
         Against the original (PSNR, the perceptual error and score...);
         ``metrics.ssim`` is None unless the sweep was run with
-        ``with_ssim=True``.
-    kmq_bytes : int
+        ``with_ssim=True``. None (and no bytes) when it was run with
+        ``measure=False``.
+    kmq_bytes : int or None
         Size of the ``.kmq`` file.
     png_bytes : int or None
         Size of the indexed PNG; None when K > 256 (PNG holds at most 256
@@ -90,8 +91,8 @@ class KResult:
 
     k: int
     compressed: Compressed
-    metrics: Metrics
-    kmq_bytes: int
+    metrics: Metrics | None
+    kmq_bytes: int | None
     png_bytes: int | None
 
 
@@ -112,8 +113,8 @@ class Sweep:
     seed : None, int or numpy.random.Generator
     sample : float or None
     dither : float
-        The Floyd-Steinberg level the sweep compressed with (kmq's default
-        1.0 unless asked); results lent by a given Sweep or Compressed keep
+        The Floyd-Steinberg level the sweep compressed with (kmq's default,
+        ``DEFAULT_DITHER``, unless asked); results lent by a given Sweep or Compressed keep
         their own (``result.compressed.dither``).
     """
 
@@ -224,6 +225,7 @@ def run_sweep(
     with_ssim: bool = False,
     progress: ProgressCallback | None = None,
     dither: float | None = None,
+    measure: bool = True,
 ) -> Sweep:
     """Compress ``image`` once per K and measure every result.
 
@@ -244,7 +246,11 @@ def run_sweep(
     progress : callable, optional
         ``progress(done, total, k)``; see :data:`ProgressCallback`.
     dither : float in [0, 1], optional
-        Floyd-Steinberg level of the compressions (default: kmq's, 1.0).
+        Floyd-Steinberg level of the compressions (default: kmq's).
+    measure : bool
+        Measure each result (metrics and file sizes). False: only compress,
+        for the figures that draw palettes and labels alone (``kmq plot
+        palette`` with several K); such a sweep cannot draw the others.
 
     Returns
     -------
@@ -266,7 +272,9 @@ def run_sweep(
     known: dict[int, KResult] = {}
     if given_sweep is not None:
         known = {
-            r.k: r for r in given_sweep.results if (not with_ssim or r.metrics.ssim is not None) and lends(r.compressed)
+            r.k: r for r in given_sweep.results
+            if (not measure or (r.metrics is not None and (not with_ssim or r.metrics.ssim is not None)))
+            and lends(r.compressed)
         }
     given_k = given.k_requested if given is not None and lends(given) else None
 
@@ -278,7 +286,10 @@ def run_sweep(
             results.append(known[k])
             continue
         compressed = given if k == given_k else compress(source, k, seed=seed, sample=sample, dither=level)
-        results.append(_measure(compressed, k, source, with_ssim))
+        if measure:
+            results.append(_measure(compressed, k, source, with_ssim))
+        else:
+            results.append(KResult(k=k, compressed=compressed, metrics=None, kmq_bytes=None, png_bytes=None))
     if progress is not None:
         progress(len(ks), len(ks), None)
     return Sweep(source=source, results=results, seed=seed, sample=sample, dither=level)

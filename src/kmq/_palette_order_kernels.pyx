@@ -1,0 +1,25 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Compiled loop of ``_palette_order``: neighbour co-occurrence counts."""
+
+from libc.stdint cimport int64_t, uint8_t, uint16_t
+
+ctypedef fused label_t:
+    uint8_t
+    uint16_t
+
+
+def cooccurrence(const label_t[:, ::1] labels, int64_t[:, ::1] counts_out):
+    """Add to ``counts_out`` (K, K) int64 how often entry i is the left or
+    upper neighbour of entry j, over ``labels`` (H, W) uint8 or uint16 (all
+    < K). O(K^2) memory whatever the image size."""
+    cdef Py_ssize_t h = labels.shape[0], w = labels.shape[1], y, x
+    cdef Py_ssize_t k = counts_out.shape[0]
+    cdef label_t a
+    with nogil:
+        for y in range(h):
+            for x in range(w):
+                a = labels[y, x]
+                if x + 1 < w:
+                    counts_out[a, labels[y, x + 1]] += 1
+                if y + 1 < h:
+                    counts_out[a, labels[y + 1, x]] += 1

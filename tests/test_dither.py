@@ -1,0 +1,151 @@
+"""The compiled error-diffusion kernel (src/kmq/_engine/_dither.pyx) against a
+plain-Python transcription of the algorithm its docstring gives."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from kmq._engine.colorspace import PaletteSearch, to_space
+from kmq._engine.dither import MODE_ANY, MODE_FIXED, MODE_OPAQUE, dither_labels
+
+MAX_CELLS = 4194304
+
+
+def reference(color_index, points, start, mode, palette, opaque_entry, level, edge, max_error, cell):
+    """Floyd-Steinberg, serpentine: target = colour + level-scaled error,
+    clamped to the palette's box; the entry nearest the centre of the
+    target's grid cell (ties to the lowest index); the error, shortened to
+    max_error, spread 7/16 ahead, 3/16 behind below, 5/16 below, 1/16
+    ahead below."""
+    h, w = color_index.shape
+    d = points.shape[1]
+    lo, hi = palette.min(axis=0), palette.max(axis=0)
+    while True:
+        n_axis = [int((hi[c] - lo[c]) / cell) + 1 for c in range(d)]
+        if math.prod(n_axis) <= MAX_CELLS:
+            break
+        cell *= 1.25
+    inv = 1.0 / cell
+    cur = np.zeros((w + 2, d))
+    out = np.empty((h, w), np.int32)
+    for y in range(h):
+        nxt = np.zeros((w + 2, d))
+        step = 1 if y % 2 == 0 else -1
+        for xi in range(w):
+            x = xi if step == 1 else w - 1 - xi
+            p = color_index[y, x]
+            if mode[p] == MODE_FIXED:
+                out[y, x] = start[p]
+                continue
+            att = level
+            if edge > 0:
+                neighbours = [(y, x - 1), (y, x + 1), (y - 1, x), (y + 1, x)]
+                contrast = max(
+                    (float(((points[p] - points[color_index[v, u]]) ** 2).sum()) for v, u in neighbours if 0 <= v < h and 0 <= u < w),
+                    default=0.0,
+                )
+                contrast = math.sqrt(contrast)
+                if contrast > edge:
+                    att = level * edge / contrast
+            target = np.empty(d)
+            idx = []
+            for c in range(d):
+                v = min(max(points[p, c] + att * cur[x + 1, c], lo[c]), hi[c])
+                target[c] = v
+                idx.append(min(int((v - lo[c]) * inv), n_axis[c] - 1))
+            centre = np.array([lo[c] + (idx[c] + 0.5) * cell for c in range(d)])
+            allowed = opaque_entry.astype(bool) if mode[p] == MODE_OPAQUE else np.ones(len(palette), bool)
+            d2 = ((palette - centre) ** 2).sum(axis=1)
+            d2[~allowed] = np.inf
+            best = int(np.argmin(d2))
+            out[y, x] = best
+            err = target - palette[best]
+            n2 = float((err * err).sum())
+            if max_error > 0 and n2 > max_error**2:
+                err = err * (max_error / math.sqrt(n2))
+            cur[x + 1 + step] += err * (7 / 16)
+            nxt[x + 1 - step] += err * (3 / 16)
+            nxt[x + 1] += err * (5 / 16)
+            nxt[x + 1 + step] += err * (1 / 16)
+        cur = nxt
+    return out
+
+
+def case(seed, channels, k, h=9, w=13, space="oklab"):
+    rng = np.random.default_rng(seed)
+    colors = rng.integers(0, 256, (40, channels)).astype(np.uint8)
+    if channels == 4:
+        colors[:5, 3] = 0
+        colors[5:25, 3] = 255
+    palette = rng.integers(0, 256, (k, channels)).astype(np.uint8)
+    if channels == 4:
+        palette[0] = 0
+        palette[1 : k // 2, 3] = 255
+    search = PaletteSearch(palette, space)
+    points = to_space(colors, space)
+    start, _ = search.nearest(points)
+    color_index = rng.integers(0, len(colors), (h, w)).astype(np.int32)
+    mode = np.full(len(colors), MODE_ANY, np.uint8)
+    opaque_entry = np.ones(k, np.uint8)
+    if channels == 4:
+        opaque_entry = (palette[:, 3] == 255).astype(np.uint8)
+        mode[colors[:, 3] == 0] = MODE_FIXED
+        mode[(colors[:, 3] == 255) & opaque_entry.astype(bool)[start]] = MODE_OPAQUE
+    return color_index, points, start, mode, search, opaque_entry
+
+
+@pytest.mark.parametrize(
+    "channels, k, level, edge, max_error, cell, space",
+    [
+        (3, 6, 1.0, 0.0, 0.0, 0.5, "oklab"),
+        (3, 6, 0.7, 0.0, 4.0, 2.0, "oklab"),
+        (3, 9, 1.0, 6.0, 0.0, 1.0, "lab"),
+        (3, 5, 1.0, 0.0, 0.0, 7.0, "rgb"),
+        (1, 4, 1.0, 0.0, 0.0, 0.5, "oklab"),
+        (2, 4, 0.5, 0.0, 3.0, 0.25, "oklab"),
+        (4, 8, 1.0, 0.0, 0.0, 1.0, "oklab"),
+        (4, 8, 0.8, 5.0, 5.0, 0.5, "rgb"),
+    ],
+)
+def test_kernel_matches_the_reference(channels, k, level, edge, max_error, cell, space):
+    color_index, points, start, mode, search, opaque_entry = case(channels * 10 + k, channels, k, space=space)
+    got = dither_labels(color_index, points, start, mode, search, opaque_entry, level, edge=edge, max_error=max_error, cell=cell)
+    want = reference(color_index, points, start, mode, search.points, opaque_entry, level, edge, max_error, cell)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_brute_force_palettes_give_the_same_labels(monkeypatch):
+    # Above 1024 entries the palette is searched without neighbour tables;
+    # the answer must not change with the search method.
+    color_index, points, start, mode, search, opaque_entry = case(3, 3, 12)
+    sorted_labels = dither_labels(color_index, points, start, mode, search, opaque_entry, 1.0)
+    search.dist = np.zeros((0, 0))
+    search.order = np.zeros((0, 0), np.int32)
+    np.testing.assert_array_equal(dither_labels(color_index, points, start, mode, search, opaque_entry, 1.0), sorted_labels)
+
+
+def test_level_zero_passes_no_error_on():
+    color_index, points, start, mode, search, opaque_entry = case(5, 3, 7, h=20, w=30)
+    got = dither_labels(color_index, points, start, mode, search, opaque_entry, 0.0)
+    # Each pixel's entry depends on its colour alone, wherever it is.
+    per_colour = {}
+    for p, label in zip(color_index.ravel(), got.ravel()):
+        assert per_colour.setdefault(int(p), int(label)) == label
+    assert len(per_colour) > 20
+
+
+def test_transparent_pixels_keep_their_entry_and_opaque_ones_stay_opaque():
+    color_index, points, start, mode, search, opaque_entry = case(7, 4, 8, h=30, w=40)
+    got = dither_labels(color_index, points, start, mode, search, opaque_entry, 1.0)
+    fixed = mode[color_index] == MODE_FIXED
+    np.testing.assert_array_equal(got[fixed], start[color_index][fixed])
+    assert opaque_entry[got[mode[color_index] == MODE_OPAQUE]].all()
+
+
+def test_bad_arguments_are_refused():
+    color_index, points, start, mode, search, opaque_entry = case(1, 3, 4)
+    with pytest.raises(ValueError, match="grid cell must be positive"):
+        dither_labels(color_index, points, start, mode, search, opaque_entry, 1.0, cell=0.0)
