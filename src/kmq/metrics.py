@@ -284,10 +284,12 @@ def perceptual_error(original, reconstructed) -> float:
     mean, 0.072, serves both chroma coordinates. At 40 image pixels per
     degree (a 96-dpi screen seen from 60 cm) that is 0.85 pixels on
     lightness and 2.87 on chroma. Of 20, 40 and 80 pixels per degree, 40
-    and 80 agreed best with SSIMULACRA2 on whether dithering helps (51 of
-    72 pairs: the 24 Kodak photographs at K = 16, 64, 256), and 40 ranks
-    the results more like it (docs/benchmarks.md, "Perceptual quality";
-    benchmarks/perceptual_metric.py derives the widths).
+    and 80 agreed best with SSIMULACRA2 on whether kmq's dithering helps
+    (the 24 Kodak photographs at K = 16, 64, 256: 71 of 72 pairs with the
+    default dithering, 51 of 72 with full-strength dithering, which the
+    blur credits even where SSIMULACRA2 finds its noise worse), and 40
+    ranks the results more like it (docs/benchmarks.md, "Perceptual
+    quality"; benchmarks/perceptual_metric.py derives the widths).
 
     Images with alpha are measured on what is seen: the mean of the errors
     of their composites on black and on white (:func:`composite`), so

@@ -347,7 +347,7 @@ def _draw_compare_dithering(sweeps: list[Sweep], levels: list[float], fig=None) 
     n_cols = 1 + len(levels)
     panel_width = 3.0
     panel_height = panel_width * height / width + 0.75
-    fig = _target(fig, (n_cols * panel_width + 0.2, len(ks) * panel_height + 0.6))
+    fig = _target(fig, (n_cols * panel_width + 0.2, len(ks) * panel_height + 0.4))
     axes = fig.subplots(len(ks), n_cols, squeeze=False)
     for row, k in zip(axes, ks):
         for ax in row:
