@@ -69,7 +69,7 @@ def test_compress_table_shows_the_perceptual_metric(capsys, in_tmp, photo_png):
     code, out, err = run(capsys, "compress", str(photo_png), "-k", "8", "-o", "x.png", "--seed", "1")
     assert code == 0, err
     m = kmq.compress(photo_png, 8, seed=1).metrics()
-    assert m.perceptual_score == pytest.approx(100 - 8 * m.perceptual_error)
+    assert m.perceptual_score == pytest.approx(100 * np.exp(-((m.perceptual_error / 1.81) ** 2.2)))
     row = f"  perceptual    {m.perceptual_error:.2f}  (mean ΔEok x 100 after the eye's blur; score {m.perceptual_score:.1f} of 100)\n"
     assert row in out
     # Beside PSNR and SSIM, in that order.

@@ -241,7 +241,7 @@ def test_quality_search_counts_its_measurements(photo):
 
 
 def test_compress_one_image_shows_its_stages(capsys, pictures):
-    code, received, out = on_terminal(pictures, "compress", "a.png", "-k", "8", "--quality", "40-90", "-o", "t.png")
+    code, received, out = on_terminal(pictures, "compress", "a.png", "-k", "8", "--quality", "0-90", "-o", "t.png")
     assert code == 0
     states = drawn(received)
     texts = [re.sub(r" \[\d\d:\d\d\]$", "", s) for s in states]
@@ -253,7 +253,7 @@ def test_compress_one_image_shows_its_stages(capsys, pictures):
     assert screen(received) == []  # nothing of it is left on the terminal
     assert out.startswith(b"kmq: a.png -> t.png (png)\n")
     # The same run with stderr not a terminal: no bar, the same bytes.
-    code, plain_out, err = not_a_terminal(capsys, "compress", "a.png", "-k", "8", "--quality", "40-90", "-o", "p.png")
+    code, plain_out, err = not_a_terminal(capsys, "compress", "a.png", "-k", "8", "--quality", "0-90", "-o", "p.png")
     assert code == 0 and err == ""
     assert (pictures / "t.png").read_bytes() == (pictures / "p.png").read_bytes()
     # -q: nothing at all on the terminal.

@@ -316,7 +316,7 @@ def perceptual_error(original, reconstructed) -> float:
 
 def perceptual_score(original, reconstructed) -> float:
     """:func:`perceptual_error` on kmq's 0-100 quality scale (higher is
-    better; 100 for identical images): ``clip(100 - 8 E, 0, 100)``, the
+    better; 100 for identical images): ``100 exp(-(E / 1.81) ^ 2.2)``, the
     mapping of ``kmq compress --quality`` (kmq._quality), applied to the
     error after the eye's blur instead of the undithered per-pixel one."""
     return _quality_from_error(perceptual_error(original, reconstructed))
