@@ -1,8 +1,8 @@
 """Sizes and times of the palette formats: .kmq v1 and v2, kmq's PNG, peers.
 
 For every image in FOLDER and every K the image is quantized once by kmq
-(``kmq.compress(path, K, seed=0)``: k-means, then the palette order chosen
-for compression), and that same quantized image is written as
+(``kmq.compress(path, K, seed=0, dither=0)``: k-means, undithered as the
+``pngquant --nofs`` peer, then the palette order chosen for compression), and that same quantized image is written as
 
 * ``.kmq`` version 1 (``_container._encode_v1``: best of zlib/bz2/LZMA2)
   and version 2 (``_container.encode``: the cm coder);
@@ -150,7 +150,7 @@ def measure(path: Path, k: int, peers: Peers, tmp: Path, resize: int | None) -> 
                 im = im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.LANCZOS)
             source = tmp / "source.png"
             im.save(source)
-    c = kmq.compress(source, k, seed=0)
+    c = kmq.compress(source, k, seed=0, dither=0)
     palette, labels, rgb = c.palette, c.labels, c.reconstruct()
     r: dict = {"image": path.name, "k": k, "k_used": int(len(palette)), "bytes": {}, "enc": {}, "dec": {}}
 

@@ -41,6 +41,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 import kmq
+from kmq._quantize import DEFAULT_DITHER
 
 KS = (16, 64, 256)
 
@@ -160,7 +161,9 @@ def image_set(kodak: Path | None, photos: Path | None, every: int) -> list[tuple
 
 
 def run_kmq(image, k, dither, path):
-    kmq.compress(np.asarray(image), k, dither=dither).save(path, format="png")
+    # Dithered: kmq's default level (as pngquant's and libimagequant's are theirs).
+    level = DEFAULT_DITHER if dither else 0.0
+    kmq.compress(np.asarray(image), k, dither=level).save(path, format="png")
 
 
 def run_pngquant(image, k, dither, path, work):

@@ -58,6 +58,22 @@ def test_compress_json_report(capsys, in_tmp, photo_png):
     assert report["seconds"] > 0 and report["status"] == "ok" and report["exit_code"] == 0
     c = kmq.compress(photo_png, 8, seed=1)
     np.testing.assert_array_equal(np.asarray(Image.open(in_tmp / "x.png").convert("RGB")), c.reconstruct())
+    # The perceptual metric, as kmq.metrics computes it.
+    original = np.asarray(Image.open(photo_png).convert("RGB"))
+    assert report["metrics"]["perceptual_error"] == kmq.metrics.perceptual_error(original, c.reconstruct())
+    assert report["metrics"]["perceptual_score"] == kmq.metrics.perceptual_score(original, c.reconstruct())
+    assert 0 < report["metrics"]["perceptual_error"] < 10
+
+
+def test_compress_table_shows_the_perceptual_metric(capsys, in_tmp, photo_png):
+    code, out, err = run(capsys, "compress", str(photo_png), "-k", "8", "-o", "x.png", "--seed", "1")
+    assert code == 0, err
+    m = kmq.compress(photo_png, 8, seed=1).metrics()
+    assert m.perceptual_score == pytest.approx(100 * np.exp(-((m.perceptual_error / 1.81) ** 2.2)))
+    row = f"  perceptual    {m.perceptual_error:.2f}  (mean ΔEok x 100 after the eye's blur; score {m.perceptual_score:.1f} of 100)\n"
+    assert row in out
+    # Beside PSNR and SSIM, in that order.
+    assert out.index("  PSNR ") < out.index("  SSIM ") < out.index("  perceptual ") < out.index("  ratio (bits) ")
 
 
 def test_prompt_for_k_on_a_terminal(capsys, in_tmp, photo_png, monkeypatch):

@@ -160,17 +160,17 @@ def test_a_uniform_difference_is_its_delta_e(shape):
         b = np.broadcast_to(np.array(second, np.uint8), (*shape, 3))
         expected = float(np.linalg.norm(_oklab([first]) - _oklab([second])))
         assert metrics.perceptual_error(a, b) == pytest.approx(expected, rel=1e-12)
-        assert metrics.perceptual_score(a, b) == pytest.approx(max(0.0, 100.0 - 8.0 * expected), rel=1e-12)
+        assert metrics.perceptual_score(a, b) == pytest.approx(100.0 * np.exp(-((expected / 1.81) ** 2.2)), rel=1e-12)
 
 
 def test_small_offset_scores_on_the_quality_scale():
-    # Gray 118 against 119: ΔEok x 100 is 0.326..., so the score is 100 - 8 times that.
+    # Gray 118 against 119: ΔEok x 100 is 0.326..., scored as kmq._quality maps it.
     a = np.full((8, 8), 118, np.uint8)
     b = np.full((8, 8), 119, np.uint8)
     expected = abs(float(_oklab([[118]])[0, 0] - _oklab([[119]])[0, 0]))
     assert 0.3 < expected < 0.35
     assert metrics.perceptual_error(a, b) == pytest.approx(expected, rel=1e-12)
-    assert metrics.perceptual_score(a, b) == pytest.approx(100.0 - 8.0 * expected, rel=1e-12)
+    assert metrics.perceptual_score(a, b) == pytest.approx(100.0 * np.exp(-((expected / 1.81) ** 2.2)), rel=1e-12)
 
 
 def test_compiled_oklab_equals_the_engines():
@@ -326,3 +326,16 @@ def test_dithering_is_credited(sample_pixels):
     dithered = kmq.compress(sample_pixels, 16, seed=0).reconstruct()
     assert metrics._perceptual_error(sample_pixels, dithered, 0, 0) > metrics._perceptual_error(sample_pixels, plain, 0, 0)
     assert metrics.perceptual_error(sample_pixels, dithered) < metrics.perceptual_error(sample_pixels, plain)
+
+
+def test_measure_reports_the_perceptual_metric(photo):
+    rgba = np.dstack([photo, np.tile(np.arange(0, 256, 2, dtype=np.uint8), (96, 1))])
+    for image in (photo, photo[:, :, 0], rgba):
+        c = kmq.compress(image, 8, seed=0)
+        m = c.metrics(with_ssim=False)
+        rebuilt = c.reconstruct().reshape(image.shape)
+        assert m.perceptual_error == metrics.perceptual_error(image, rebuilt) > 0
+        assert m.perceptual_score == metrics.perceptual_score(image, rebuilt) < 100
+        record = m.as_dict()
+        assert record["perceptual_error"] == m.perceptual_error and record["perceptual_score"] == m.perceptual_score
+        assert list(record).index("perceptual_error") == list(record).index("ssim") + 1

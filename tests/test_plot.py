@@ -97,6 +97,74 @@ def test_compare_lays_many_ks_out_in_rows(photo_sweep):
     assert len(image_axes(fig)) == 6 and len(rows) == 2
 
 
+def test_compare_titles_give_the_perceptual_score(photo_sweep, photo):
+    fig = kmq.plot.compare(photo_sweep, ks=[4, 16])
+    for ax, k in zip(image_axes(fig)[1:], [4, 16]):
+        rebuilt = photo_sweep[k].compressed.reconstruct()
+        assert ax.get_title().endswith(f" · perceptual {kmq.metrics.perceptual_score(photo, rebuilt):.1f}")
+
+
+def test_compare_shows_undithered_beside_dithered(photo):
+    fig = kmq.plot.compare(photo, ks=[4, 16], dither=(0, 1))
+    panels = image_axes(fig)
+    assert len(panels) == 6  # per K: the original, undithered, dithered
+    rows = sorted({round(ax.get_position().y0, 3) for ax in panels}, reverse=True)
+    assert len(rows) == 2
+    for row, k in zip((panels[0:3], panels[3:6]), (4, 16)):
+        assert row[0].get_title().startswith("Original")
+        np.testing.assert_array_equal(np.asarray(row[0].images[0].get_array()), photo)
+        for ax, level, name in zip(row[1:], (0.0, 1.0), ("undithered", "dithered")):
+            c = kmq.compress(photo, k, seed=0, dither=level)
+            np.testing.assert_array_equal(np.asarray(ax.images[0].get_array()), c.reconstruct())
+            m = c.metrics()
+            kmq_bytes, png_bytes = len(c.to_bytes("kmq")), len(c.to_bytes("png"))
+            assert ax.get_title() == (
+                f"K = {k}, {name}\n"
+                f".kmq {kmq.plot._sweep.format_bytes(kmq_bytes)} · PNG {kmq.plot._sweep.format_bytes(png_bytes)}\n"
+                f"perceptual {m.perceptual_score:.1f} · PSNR {m.psnr:.1f} dB"
+            )
+    assert fig._suptitle.get_text() == "<array> at K = 4, 16: undithered and dithered (k-means, seed 0)"
+
+
+def test_compare_dithering_reuses_a_sweep_at_its_level(photo_sweep, monkeypatch):
+    from kmq._quantize import DEFAULT_DITHER
+    from kmq.plot import _sweep
+
+    assert photo_sweep.dither == DEFAULT_DITHER == 0.75
+    calls = []
+    real = _sweep.compress
+    monkeypatch.setattr(_sweep, "compress", lambda *a, **kw: calls.append((a[1], kw["dither"])) or real(*a, **kw))
+    fig = kmq.plot.compare(photo_sweep, ks=[2, 8], dither=(0, DEFAULT_DITHER))
+    assert calls == [(2, 0.0), (8, 0.0)]  # the sweep's own (dithered) results are reused
+    titles = [ax.get_title() for ax in image_axes(fig)]
+    assert titles[2].startswith("K = 2, dithered 0.75\n") and titles[5].startswith("K = 8, dithered 0.75\n")
+    # One level: every panel at it; three levels: three panels a K.
+    calls.clear()
+    assert len(image_axes(kmq.plot.compare(photo_sweep, ks=[2], dither=0))) == 2 and calls == [(2, 0.0)]
+    calls.clear()
+    assert len(image_axes(kmq.plot.compare(photo_sweep, ks=[2], dither=[DEFAULT_DITHER]))) == 2 and calls == []
+    three = kmq.plot.compare(photo_sweep, ks=[2], dither=(0, 0.5, 1))
+    assert [ax.get_title().split("\n")[0] for ax in image_axes(three)[1:]] == [
+        "K = 2, undithered", "K = 2, dithered 0.5", "K = 2, dithered"
+    ]
+
+
+def test_sweep_at_a_dithering_level(photo):
+    data = kmq.plot.sweep(photo, [4, 8], seed=0, dither=0)
+    assert data.dither == 0.0 and [r.compressed.dither for r in data.results] == [0.0, 0.0]
+    assert data[8].compressed == kmq.compress(photo, 8, seed=0, dither=0)
+    assert kmq.plot.sweep(photo, [4], seed=0).dither == kmq._quantize.DEFAULT_DITHER
+
+
+@pytest.mark.parametrize(
+    "dither, message",
+    [((), "dither is empty"), ((0, 0), "must differ"), (2, "from 0 to 1"), ((0, -1), "from 0 to 1"), ("01", "sequence")],
+)
+def test_bad_dither_levels_are_usage_errors(photo_sweep, dither, message):
+    with pytest.raises(UsageError, match=message):
+        kmq.plot.compare(photo_sweep, ks=[2], dither=dither)
+
+
 @pytest.mark.parametrize("ks", [[], [0], [2, 70000], "16"])
 def test_bad_ks_are_usage_errors(photo, ks):
     with pytest.raises(UsageError):
@@ -115,6 +183,15 @@ def test_curve_data_are_the_sweep_and_monotone(photo_sweep):
     np.testing.assert_allclose(mse.get_ydata(), [r.metrics.mse for r in photo_sweep.results])
     assert np.all(np.diff(mse.get_ydata()) <= 0), "MSE must not grow with K on the test photo"
     assert np.all(np.diff(line(fig, "PSNR").get_ydata()) >= 0)
+    scores = line(fig, "perceptual score")
+    np.testing.assert_array_equal(scores.get_xdata(), ks)
+    np.testing.assert_allclose(
+        scores.get_ydata(),
+        [kmq.metrics.perceptual_score(photo_sweep.source.pixels, r.compressed.reconstruct()) for r in photo_sweep.results],
+    )
+    assert np.all(np.diff(scores.get_ydata()) >= 0)
+    # On its own 0-100 axis, beside PSNR's.
+    assert scores.axes is not line(fig, "PSNR").axes and scores.axes.get_ylim()[1] == 101
     kmq_bpp = line(fig, ".kmq file").get_ydata()
     np.testing.assert_allclose(kmq_bpp, [8 * r.kmq_bytes / n_pixels for r in photo_sweep.results])
     png_bpp = line(fig, "indexed PNG").get_ydata()
@@ -345,6 +422,19 @@ def test_cli_draws_each_figure(capsys, in_tmp, photo_png, figure):
     # --dpi 40: every figure is at least 9 x 2 inches
     assert image.width >= 360 and image.height >= 80
     assert f"-> {figure}.png ({figure}, PNG, {image.width} x {image.height} px," in out
+
+
+def test_cli_compare_dither_both(capsys, in_tmp, photo_png):
+    code, out, err = run(capsys, "plot", "compare", photo_png, "-k", "4", "16", "--dither-both", "-o", "pair.png", "--dpi", "50")
+    assert code == 0, err
+    image = decode_png((in_tmp / "pair.png").read_bytes())
+    # Two rows (K = 4, 16) of three 3-inch panels, as compare(..., dither=(0, 1)) draws them.
+    fig = kmq.plot.compare(photo_png, ks=[4, 16], dither=(0, 1))
+    width, height = fig.get_size_inches() * 50
+    assert image.size == (round(width), round(height)) and image.height > image.width / 2
+    assert f"-> pair.png (compare, PNG, {image.width} x {image.height} px," in out
+    code, _, err = run(capsys, "plot", "curve", photo_png, "--dither-both")
+    assert code == 2 and "--dither-both" in err
 
 
 def test_cli_default_output_name_and_svg(capsys, in_tmp, photo_png):

@@ -241,7 +241,7 @@ def test_quality_search_counts_its_measurements(photo):
 
 
 def test_compress_one_image_shows_its_stages(capsys, pictures):
-    code, received, out = on_terminal(pictures, "compress", "a.png", "-k", "8", "--quality", "40-90", "-o", "t.png")
+    code, received, out = on_terminal(pictures, "compress", "a.png", "-k", "8", "--quality", "0-90", "-o", "t.png")
     assert code == 0
     states = drawn(received)
     texts = [re.sub(r" \[\d\d:\d\d\]$", "", s) for s in states]
@@ -253,7 +253,7 @@ def test_compress_one_image_shows_its_stages(capsys, pictures):
     assert screen(received) == []  # nothing of it is left on the terminal
     assert out.startswith(b"kmq: a.png -> t.png (png)\n")
     # The same run with stderr not a terminal: no bar, the same bytes.
-    code, plain_out, err = not_a_terminal(capsys, "compress", "a.png", "-k", "8", "--quality", "40-90", "-o", "p.png")
+    code, plain_out, err = not_a_terminal(capsys, "compress", "a.png", "-k", "8", "--quality", "0-90", "-o", "p.png")
     assert code == 0 and err == ""
     assert (pictures / "t.png").read_bytes() == (pictures / "p.png").read_bytes()
     # -q: nothing at all on the terminal.
@@ -289,6 +289,21 @@ def test_a_sweep_shows_a_bar_of_its_k(capsys, pictures):
     assert (pictures / "t.png").read_bytes() == (pictures / "p.png").read_bytes()
     code, received, out = on_terminal(pictures, "plot", "curve", "a.png", "-k", "2", "4", "-o", "q.png", "-q")
     assert (code, received, out) == (0, "", b"")
+
+
+def test_compare_dither_both_counts_both_sweeps_on_one_bar(capsys, pictures):
+    argv = ["plot", "compare", "a.png", "-k", "2", "4", "--dither-both", "--dpi", "30"]
+    code, received, _ = on_terminal(pictures, *argv, "-o", "t.png")
+    assert code == 0
+    states = drawn(received)
+    for done, k in ((0, 2), (1, 4), (2, 2), (3, 4)):
+        assert any(f"{done}/4" in s and s.endswith(f"K={k}]") for s in states), (done, k)
+    assert not any("2/4" in s and s.endswith("done]") for s in states)  # the first sweep's end is not the end
+    assert any("100%" in s and s.endswith("drawing compare]") for s in states)
+    assert screen(received) == []
+    code, _, err = not_a_terminal(capsys, *argv, "-o", "p.png")
+    assert code == 0 and err == ""
+    assert (pictures / "t.png").read_bytes() == (pictures / "p.png").read_bytes()
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,8 @@ import kmq.plot
 from kmq._cli import main
 from kmq.plot._report import build_report
 
-FIGURE_IDS = ["fig-compare", "fig-curve", "fig-palette", "fig-scatter", "fig-segments"]
+#: In page order: the dithering section comes before the figures.
+FIGURE_IDS = ["fig-dithering", "fig-compare", "fig-curve", "fig-palette", "fig-scatter", "fig-segments"]
 
 
 class _Page(HTMLParser):
@@ -97,15 +98,18 @@ def test_report_is_self_contained(report_page):
 
 def test_report_table_has_a_row_per_k(report_sweep, report_page, photo):
     rows = parse(report_page).rows
-    header, body = rows[0], rows[1:]
-    assert header[:6] == ["K", "colours used", "MSE", "PSNR", "SSIM", "ratio (bits)"]
+    header, body = rows[0], rows[1:5]
+    assert header[:8] == ["K", "colours used", "MSE", "PSNR", "SSIM", "perceptual (ΔEok)", "perceptual score", "ratio (bits)"]
     assert [row[0] for row in body] == ["2", "4", "16", "64"]
     for row, result in zip(body, report_sweep.results):
         assert row[2] == f"{result.metrics.mse:.2f}"
         assert row[3] == f"{result.metrics.psnr:.1f} dB"
         assert row[4] == f"{result.metrics.ssim:.4f}"
-        assert row[6] == f"{len(result.compressed.to_bytes('kmq')):,}"
-        assert row[8] == f"{len(result.compressed.to_bytes('png')):,}"
+        rebuilt = result.compressed.reconstruct()
+        assert row[5] == f"{kmq.metrics.perceptual_error(photo, rebuilt):.2f}"
+        assert row[6] == f"{kmq.metrics.perceptual_score(photo, rebuilt):.1f}"
+        assert row[8] == f"{len(result.compressed.to_bytes('kmq')):,}"
+        assert row[10] == f"{len(result.compressed.to_bytes('png')):,}"
 
 
 def test_report_names_the_first_k_reaching_30_and_35_db(report_sweep, report_page):
@@ -156,6 +160,7 @@ def test_report_shows_1_to_1_crops_of_the_original_and_each_k(report_sweep, repo
     from kmq.plot._report import crop_box
 
     crops = [attrs for tag, attrs in parse(report_page).tags if tag == "img" and attrs["alt"].endswith("1:1 crop")]
+    crops = crops[:5]  # those of the dithering section follow
     assert [a["alt"] for a in crops] == ["original, 1:1 crop"] + [f"K = {k}, 1:1 crop" for k in (2, 4, 16, 64)]
     top, left, bottom, right = crop_box(*photo.shape[:2])
     for attrs, expected in zip(crops, [photo] + [r.compressed.reconstruct() for r in report_sweep.results]):
@@ -172,3 +177,64 @@ def test_report_table_scrolls_on_a_narrow_screen(report_page):
     assert tags[table - 1] == ("div", {"class": "table-wrap"})
     assert re.search(r"\.table-wrap \{[^}]*overflow-x: auto", report_page)
     assert re.search(r"\.table-wrap table \{[^}]*min-width: 760px", report_page)
+    assert re.search(r"\.table-wrap td \{[^}]*white-space: nowrap", report_page)
+
+
+def test_report_shows_one_k_undithered_beside_dithered(report_sweep, photo, monkeypatch):
+    from kmq.plot import _sweep
+
+    calls = []
+    real = _sweep.compress
+    monkeypatch.setattr(_sweep, "compress", lambda *a, **kw: calls.append(kw) or real(*a, **kw))
+    page_text = build_report(report_sweep, dpi=30)
+    # The sweep is dithered (kmq's default): only the undithered K = 16 is compressed.
+    assert [(call["dither"], call["seed"]) for call in calls] == [(0.0, 0)]
+    assert "<h2>Dithered or not, at K = 16</h2>" in page_text
+    page = parse(page_text)
+    start = next(i for i, row in enumerate(page.rows) if row and row[0] == "K = 16")
+    header, undithered, dithered = page.rows[start : start + 3]
+    assert header == ["K = 16", ".kmq (B)", ".kmq / input", "indexed PNG (B)", "PSNR", "SSIM", "perceptual (ΔEok)", "perceptual score"]
+    plain = kmq.compress(photo, 16, seed=0, dither=0)
+    for row, name, compressed in ((undithered, "undithered", plain), (dithered, "dithered 0.75", report_sweep[16].compressed)):
+        rebuilt = compressed.reconstruct()
+        assert row[0] == name
+        assert row[1] == f"{len(compressed.to_bytes('kmq')):,}"
+        assert row[3] == f"{len(compressed.to_bytes('png')):,}"
+        assert row[4] == f"{kmq.metrics.psnr(photo, rebuilt):.1f} dB"
+        assert row[5] == f"{kmq.metrics.ssim(photo, rebuilt):.4f}"
+        assert row[6] == f"{kmq.metrics.perceptual_error(photo, rebuilt):.2f}"
+        assert row[7] == f"{kmq.metrics.perceptual_score(photo, rebuilt):.1f}"
+    # Dithering: PSNR down, perceptual error down, bytes up.
+    assert float(dithered[4].split()[0]) < float(undithered[4].split()[0])
+    assert float(dithered[6]) < float(undithered[6])
+    assert int(dithered[1].replace(",", "")) > int(undithered[1].replace(",", ""))
+    # 1:1 crops of the original and of both, exact pixels.
+    from kmq.plot._report import crop_box
+
+    top, left, bottom, right = crop_box(*photo.shape[:2])
+    crops = [a for tag, a in page.tags if tag == "img" and a["alt"].endswith("1:1 crop")][5:]
+    assert [a["alt"] for a in crops] == ["original, 1:1 crop", "K = 16, undithered, 1:1 crop", "K = 16, dithered 0.75, 1:1 crop"]
+    for attrs, expected in zip(crops, [photo, plain.reconstruct(), report_sweep[16].compressed.reconstruct()]):
+        image = np.asarray(Image.open(io.BytesIO(base64.b64decode(attrs["src"].split(",", 1)[1]))))
+        np.testing.assert_array_equal(image, expected[top:bottom, left:right])
+
+
+def test_report_of_an_undithered_sweep_compresses_the_dithered_one(photo, monkeypatch):
+    from kmq.plot import _sweep
+
+    data = kmq.plot.sweep(photo, [4, 8], seed=0, dither=0)
+    calls = []
+    real = _sweep.compress
+    monkeypatch.setattr(_sweep, "compress", lambda *a, **kw: calls.append(kw) or real(*a, **kw))
+    page = build_report(data, dpi=30)
+    # K = 4 (no 16: the lower middle K), at kmq's default level.
+    assert [call["dither"] for call in calls] == [kmq._quantize.DEFAULT_DITHER]
+    assert "<h2>Dithered or not, at K = 4</h2>" in page
+    assert "SSIM</th>" in page and "<td>–</td>" in page  # a sweep without SSIM
+
+
+def test_report_verdict_gives_the_perceptual_score(report_sweep, report_page):
+    first = report_sweep.first_k_reaching(30)
+    assert first is not None
+    score = report_sweep[first].metrics.perceptual_score
+    assert f"<strong>K = {first}</strong>{report_sweep[first].metrics.psnr:.1f} dB, perceptual {score:.1f}; .kmq" in report_page

@@ -580,20 +580,33 @@ class ColorQuantizer(ParamsMixin):
         if chosen == k_max:
             result, labels = centers, color_labels
         else:
-            # Warm start: the merged palette seeds Lloyd at the chosen K.
-            say(f"quality search: refining K={chosen + extra}")
-            # A short run: the merged palette is close, and a full Lloyd
-            # run on every distinct colour would cost more than the search.
+            # Warm start: the merged palette seeds Lloyd at the chosen K. A
+            # short run: the merged palette is close, and a full Lloyd run
+            # on every distinct colour would cost more than the search.
             budget = min(20, max(3, _QUALITY_REFINE_WORK // max(len(work_points), 1)))
-            refined, labels, _, n_iter = fit_colors_exact(
-                np.ascontiguousarray(work_points), counts.astype(np.float64), chosen, rng, 1, budget, self.tol, init=merged[chosen - 1]
-            )
-            refined_score = measure(refined)
-            if refined_score >= scores.get(chosen, 0.0):
-                result, scores[chosen] = refined, refined_score
+
+            def refine(kk):
+                say(f"quality search: refining K={kk + extra}")
+                centres, kk_labels, _, kk_iter = fit_colors_exact(
+                    np.ascontiguousarray(work_points), counts.astype(np.float64), kk, rng, 1, budget, self.tol, init=merged[kk - 1]
+                )
+                return centres, kk_labels, kk_iter, measure(centres)
+
+            # Merging is a little pessimistic: one colour fewer, refined,
+            # may still reach the target; then it is the answer.
+            fewer = refine(chosen - 1) if chosen > 1 and scores[chosen] >= high else None
+            if fewer is not None and fewer[3] >= high:
+                chosen -= 1
+                result, labels, n_iter, scores[chosen] = fewer
             else:
-                result = merged[chosen - 1]
-                labels = PaletteSearch(self._finish_palette(result, None, space, integer), space).nearest(work_points)[0]
+                refined, labels, n_iter, refined_score = refine(chosen)
+                if fewer is not None:
+                    n_iter += fewer[2]
+                if refined_score >= scores.get(chosen, 0.0):
+                    result, scores[chosen] = refined, refined_score
+                else:
+                    result = merged[chosen - 1]
+                    labels = PaletteSearch(self._finish_palette(result, None, space, integer), space).nearest(work_points)[0]
         k_total = chosen + (reserved is not None)
         self.quality_ = scores[chosen]
         if scores[chosen] >= high:

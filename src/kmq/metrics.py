@@ -31,6 +31,7 @@ import numpy as np
 from . import _metrics
 from ._engine._parallel import run_chunked
 from ._errors import UsageError
+from ._quality import quality_from_error as _quality_from_error
 
 __all__ = [
     "mse_per_channel",
@@ -283,10 +284,12 @@ def perceptual_error(original, reconstructed) -> float:
     mean, 0.072, serves both chroma coordinates. At 40 image pixels per
     degree (a 96-dpi screen seen from 60 cm) that is 0.85 pixels on
     lightness and 2.87 on chroma. Of 20, 40 and 80 pixels per degree, 40
-    and 80 agreed best with SSIMULACRA2 on whether dithering helps (51 of
-    72 pairs: the 24 Kodak photographs at K = 16, 64, 256), and 40 ranks
-    the results more like it (docs/benchmarks.md, "Perceptual quality";
-    benchmarks/perceptual_metric.py derives the widths).
+    and 80 agreed best with SSIMULACRA2 on whether kmq's dithering helps
+    (the 24 Kodak photographs at K = 16, 64, 256: 71 of 72 pairs with the
+    default dithering, 51 of 72 with full-strength dithering, which the
+    blur credits even where SSIMULACRA2 finds its noise worse), and 40
+    ranks the results more like it (docs/benchmarks.md, "Perceptual
+    quality"; benchmarks/perceptual_metric.py derives the widths).
 
     Images with alpha are measured on what is seen: the mean of the errors
     of their composites on black and on white (:func:`composite`), so
@@ -313,12 +316,10 @@ def perceptual_error(original, reconstructed) -> float:
 
 def perceptual_score(original, reconstructed) -> float:
     """:func:`perceptual_error` on kmq's 0-100 quality scale (higher is
-    better; 100 for identical images): ``clip(100 - 8 E, 0, 100)``, the
+    better; 100 for identical images): ``100 exp(-(E / 1.81) ^ 2.2)``, the
     mapping of ``kmq compress --quality`` (kmq._quality), applied to the
     error after the eye's blur instead of the undithered per-pixel one."""
-    from ._quality import quality_from_error
-
-    return quality_from_error(perceptual_error(original, reconstructed))
+    return _quality_from_error(perceptual_error(original, reconstructed))
 
 
 def _perceptual_error(original, reconstructed, sigma_lightness: float, sigma_chroma: float) -> float:
@@ -387,7 +388,10 @@ def compression_ratio(n_pixels: int, k: int, channels: int = 3) -> float:
 
 @dataclass
 class Metrics:
-    """Quality and size of one quantized image. Use ``as_dict()`` for JSON."""
+    """Quality and size of one quantized image. Use ``as_dict()`` for JSON.
+
+    Quality figures are of what is seen for images with alpha (module
+    docstring); ``ssim`` is None when not computed."""
 
     width: int
     height: int
@@ -401,6 +405,10 @@ class Metrics:
     distortion: float
     psnr: float
     ssim: float | None
+    #: :func:`perceptual_error` (mean ΔEok x 100 after the eye's blur) and
+    #: :func:`perceptual_score` (0-100).
+    perceptual_error: float
+    perceptual_score: float
     ratio: float
     ratio_to_1: float
     raw_bytes: int
@@ -431,7 +439,8 @@ def measure(original, compressed, *, input_bytes=None, output_bytes=None, with_s
     input_bytes, output_bytes : int, optional
         Sizes of the input and output files.
     with_ssim : bool
-        Compute SSIM (the slowest figure); None in the result when False.
+        Compute SSIM; None in the result when False. (The perceptual error
+        is always computed.)
 
     Returns
     -------
@@ -452,6 +461,8 @@ def measure(original, compressed, *, input_bytes=None, output_bytes=None, with_s
         per_channel = mse_per_channel(original, reconstructed)
         quality_psnr = psnr(original, reconstructed)
         quality_ssim = ssim(original, reconstructed) if with_ssim else None
+    # What is seen, with or without alpha (perceptual_error composites).
+    error = perceptual_error(original, reconstructed)
     ratio = compression_ratio(n_pixels, compressed.k, channels)
     return Metrics(
         width=width,
@@ -466,6 +477,8 @@ def measure(original, compressed, *, input_bytes=None, output_bytes=None, with_s
         distortion=float(np.sum(per_channel)),
         psnr=quality_psnr,
         ssim=quality_ssim,
+        perceptual_error=error,
+        perceptual_score=_quality_from_error(error),
         ratio=ratio,
         ratio_to_1=1.0 / ratio,
         raw_bytes=n_pixels * channels,

@@ -22,7 +22,8 @@ _FIGURE_HELP = {
     "compare": (
         "the original beside the image rebuilt for each K",
         "The original beside the image rebuilt for several K, each titled with K, the compression "
-        "ratio and PSNR. Default K: 2 4 16 64.",
+        "ratio, PSNR and kmq's perceptual score (0-100, after the eye's blur). With --dither-both, each K "
+        "undithered beside dithered, with the bytes and perceptual score of each. Default K: 2 4 16 64.",
     ),
     "scatter": (
         "pixels in 3-D RGB space with the palette's centroids",
@@ -95,6 +96,11 @@ def register_plot(commands) -> None:
         _add_figure_options(parser, default_output=f"<input stem>-{name}.png", many_ks=many_ks)
         if name == "scatter":
             parser.add_argument("--points", type=_positive_int, default=3000, metavar="N", help="pixels drawn (default 3000)")
+        if name == "compare":
+            parser.add_argument(
+                "--dither-both", action="store_true",
+                help="show each K undithered beside dithered (kmq's default level), one row per K",
+            )
         parser.set_defaults(run=_run_plot)
 
 
@@ -104,11 +110,24 @@ def register_report(commands) -> None:
         "report",
         help="write an HTML report: figures and a table of quality and size per K",
         description="Compress an image for several K and write one self-contained HTML file (figures "
-        "embedded, no network needed): the figures of 'kmq plot', a table of MSE, PSNR, SSIM, ratio and "
-        "bytes per K, and the first K that reaches PSNR 30 and 35 dB. Default K: 2 4 8 16 32 64 128 256.",
+        "embedded, no network needed): the figures of 'kmq plot', a table of MSE, PSNR, SSIM, kmq's "
+        "perceptual error and score, ratio and bytes per K, one K undithered beside dithered, and the first "
+        "K that reaches PSNR 30 and 35 dB. Default K: 2 4 8 16 32 64 128 256.",
     )
     _add_figure_options(report, default_output="<input stem>-report.html", many_ks=True)
     report.set_defaults(run=_run_report)
+
+
+def _part_of(bar, index: int, parts: int):
+    """The progress callback of sweep ``index`` of ``parts`` sweeps of the
+    same Ks, shown on one bar: its Ks count after the earlier sweeps'."""
+
+    def progress(done, total, k):
+        if k is None and index < parts - 1:
+            return  # not the end of the whole yet
+        bar(index * total + done, parts * total, k)
+
+    return progress
 
 
 # -- running --------------------------------------------------------------------
@@ -141,8 +160,16 @@ def _run_plot(args) -> int:
     _require_plot_extra("plot")
     from .. import _io
     from .._quantize import compress
-    from ..plot._sweep import DEFAULT_COMPARE_KS, DEFAULT_FIGURE_K, DEFAULT_SWEEP_KS, check_ks, display_name, run_sweep
-    from ..plot._draw import compare, curve, figure_format, palette, render_figure, scatter, segments
+    from ..plot._sweep import (
+        DEFAULT_COMPARE_KS,
+        DEFAULT_FIGURE_K,
+        DEFAULT_SWEEP_KS,
+        DITHER_PAIR,
+        check_ks,
+        display_name,
+        run_sweep,
+    )
+    from ..plot._draw import _draw_compare_dithering, compare, curve, figure_format, palette, render_figure, scatter, segments
 
     figure = args.figure
     source_arg, output = _source_and_output(args, f"{figure}.png")
@@ -154,16 +181,26 @@ def _run_plot(args) -> int:
     ks = None
     if figure in ("compare", "curve") or (figure == "palette" and args.ks):
         ks = check_ks(args.ks or (DEFAULT_COMPARE_KS if figure == "compare" else DEFAULT_SWEEP_KS))
-    with progress_for(args, total=len(ks) if ks else None, unit="K") as bar:
+    both = figure == "compare" and args.dither_both
+    levels = DITHER_PAIR if both else (None,)
+    with progress_for(args, total=len(ks) * len(levels) if ks else None, unit="K") as bar:
         bar.stage(f"reading {short_name(source_arg)}")
         source = _io.read_image(source_arg, max_pixels=args.max_pixels)
-        if ks:
+        if both:
+            # Undithered and dithered, one bar over both sweeps.
+            sweeps = [
+                run_sweep(source, ks, progress=_part_of(bar, i, len(levels)), dither=level, **options)
+                for i, level in enumerate(levels)
+            ]
+        elif ks:
             # The palette figure needs no metrics: its K are only compressed.
             data = run_sweep(source, ks, progress=bar, measure=figure != "palette", **options)
         else:
             data = compress(source, args.ks or DEFAULT_FIGURE_K, progress=bar.stage, **options)
         bar.stage(f"drawing {figure}")
-        if figure in ("compare", "curve"):
+        if both:
+            fig = _draw_compare_dithering(sweeps, list(levels))
+        elif figure in ("compare", "curve"):
             fig = (compare if figure == "compare" else curve)(data)
         elif figure == "palette":
             fig = palette(data, ks=args.ks)

@@ -501,6 +501,10 @@ def _print_compress_report(result, metrics, source, output, fmt, output_bytes, t
         ("PSNR", psnr),
         ("SSIM", ssim),
         (
+            "perceptual",
+            f"{metrics.perceptual_error:.2f}  (mean ΔEok x 100 after the eye's blur; score {metrics.perceptual_score:.1f} of 100)",
+        ),
+        (
             "ratio (bits)",
             f"{metrics.ratio:.4f} = {metrics.ratio_to_1:.1f}:1  ({metrics.index_bits} bits/pixel + {result.k * metrics.channels}-byte palette)",
         ),

@@ -3,14 +3,15 @@
 Five figures, each a function that returns a :class:`matplotlib.figure.Figure`:
 
 * :func:`compare` -- the original beside the image rebuilt for several K,
-  each titled with K, the compression ratio and PSNR.
+  each titled with K, the compression ratio, PSNR and kmq's perceptual
+  score; with ``dither=(0, 1)``, each K undithered beside dithered.
 * :func:`scatter` -- pixels as points in RGB space with the palette's
   centroids, before and after quantization.
 * :func:`segments` -- the cluster labels as a segmentation, beside the image.
 * :func:`palette` -- the palette as swatches ordered by luminance, sized by
   pixel share.
-* :func:`curve` -- distortion (MSE, PSNR) and size (bits per pixel, bytes)
-  against K: the elbow to read when choosing K.
+* :func:`curve` -- distortion (MSE, PSNR, perceptual score) and size (bits
+  per pixel, bytes) against K: the elbow to read when choosing K.
 
 Every function takes an image (anything :func:`kmq.compress` accepts), a
 :class:`kmq.Compressed` or a :class:`Sweep` (see :func:`sweep`: one

@@ -22,7 +22,9 @@ from ._sweep import (
     QUALITY_TARGETS_DB,
     KResult,
     Sweep,
+    check_dither_levels,
     check_ks,
+    dither_name,
     display_name,
     display_pixels,
     distinct_colors,
@@ -72,6 +74,7 @@ def sweep(
     sample: float | None = None,
     with_ssim: bool = False,
     progress=None,
+    dither: float | None = None,
 ) -> Sweep:
     """Compress an image once per K and measure each result.
 
@@ -93,6 +96,8 @@ def sweep(
     progress : callable, optional
         Called as ``progress(done, total, k)`` before each K and as
         ``progress(total, total, None)`` at the end.
+    dither : float in [0, 1], optional
+        Floyd-Steinberg level of every compression (default: kmq's, ``DEFAULT_DITHER``).
 
     Returns
     -------
@@ -100,24 +105,27 @@ def sweep(
         ``.results[i]`` holds the Compressed, its Metrics and the bytes of
         its ``.kmq`` file and indexed PNG.
     """
-    return run_sweep(image, ks, seed=seed, sample=sample, with_ssim=with_ssim, progress=progress)
+    return run_sweep(image, ks, seed=seed, sample=sample, with_ssim=with_ssim, progress=progress, dither=dither)
 
 
-def _sweep_for(image, ks, default_ks, seed, sample, *, single_compressed_ok: bool) -> Sweep:
+def _sweep_for(image, ks, default_ks, seed, sample, *, single_compressed_ok: bool, dither=None) -> Sweep:
     """The sweep a multi-K figure draws: ``ks`` if given; else the Ks of a
     given Sweep, the K of a given Compressed (when one K makes sense), or
-    ``default_ks``."""
+    ``default_ks``; at dithering level ``dither`` if given (results of a
+    given Sweep or Compressed are reused only at that level)."""
     if ks is None:
         if isinstance(image, Sweep):
-            return image
-        if isinstance(image, Compressed) and single_compressed_ok:
+            ks = image.ks
+        elif isinstance(image, Compressed) and single_compressed_ok:
             ks = [image.k_requested or image.k]
         else:
             ks = default_ks
     ks = check_ks(ks)
-    if isinstance(image, Sweep) and all(k in image for k in ks):
-        return Sweep(image.source, [image[k] for k in ks], seed=image.seed, sample=image.sample)
-    return run_sweep(image, ks, seed=seed, sample=sample)
+    if isinstance(image, Sweep) and all(
+        k in image and (dither is None or image[k].compressed.dither == dither) for k in ks
+    ):
+        return Sweep(image.source, [image[k] for k in ks], seed=image.seed, sample=image.sample, dither=image.dither)
+    return run_sweep(image, ks, seed=seed, sample=sample, dither=dither)
 
 
 def _one_k(image, k, seed, sample) -> tuple:
@@ -227,12 +235,22 @@ def _seed_text(seed) -> str:
 # -- compare ------------------------------------------------------------------
 
 
-def compare(image, *, ks=None, seed=DEFAULT_FIGURE_SEED, sample: float | None = None, fig=None) -> Figure:
+def compare(
+    image, *, ks=None, seed=DEFAULT_FIGURE_SEED, sample: float | None = None, dither=None, fig=None
+) -> Figure:
     """The original beside the image rebuilt for several K.
 
     Each panel is titled with K, the compression ratio (raw bits over index
-    bits plus palette bits, as the k-means tutorials count it) and the PSNR
-    against the original.
+    bits plus palette bits, as the k-means tutorials count it), the PSNR
+    and kmq's perceptual score (:func:`kmq.metrics.perceptual_score`: 0-100,
+    from the Oklab difference after the eye's blur, which credits
+    dithering where PSNR does not).
+
+    With several dithering levels, e.g. ``dither=(0, 1)``, each K gets a
+    row: the original, then the image rebuilt at each level side by side,
+    titled with the level, the bytes of its ``.kmq`` file and indexed PNG,
+    its perceptual score and PSNR: what dithering costs in bytes and buys
+    to the eye.
 
     Parameters
     ----------
@@ -244,16 +262,38 @@ def compare(image, *, ks=None, seed=DEFAULT_FIGURE_SEED, sample: float | None = 
         k-means seed (default 0).
     sample : float in (0, 1], optional
         Fit each palette on this fraction of the pixels.
+    dither : float in [0, 1] or sequence of them, optional
+        Floyd-Steinberg level(s). None (default): kmq's default level, or
+        whatever a given Sweep or Compressed was made with. One level: every
+        panel at that level. Several distinct levels, e.g. ``(0, 1)``:
+        undithered beside dithered for each K. A given Sweep or Compressed
+        is reused at the levels it was made with.
     fig : Figure or SubFigure, optional
         Draw into this (not resized) instead of a new Figure.
 
     Returns
     -------
     matplotlib.figure.Figure
-        One image panel for the original and one per K, in K order.
+        One image panel for the original and one per K, in K order; with
+        several levels, per K a row of the original and one panel per level.
     """
-    data = _sweep_for(image, ks, DEFAULT_COMPARE_KS, seed, sample, single_compressed_ok=True)
+    if dither is not None and not isinstance(dither, (int, float, np.integer, np.floating)):
+        levels = check_dither_levels(dither)
+        if len(levels) > 1:
+            sweeps = [
+                _sweep_for(image, ks, DEFAULT_COMPARE_KS, seed, sample, single_compressed_ok=True, dither=level)
+                for level in levels
+            ]
+            return _draw_compare_dithering(sweeps, levels, fig)
+        dither = levels[0]
+    if dither is not None:
+        (dither,) = check_dither_levels([dither])
+    data = _sweep_for(image, ks, DEFAULT_COMPARE_KS, seed, sample, single_compressed_ok=True, dither=dither)
     return _draw_compare(data, fig)
+
+
+def _perceptual_text(metrics) -> str:
+    return f"perceptual {metrics.perceptual_score:.1f}"
 
 
 def _draw_compare(data: Sweep, fig=None) -> Figure:
@@ -270,22 +310,67 @@ def _draw_compare(data: Sweep, fig=None) -> Figure:
     for ax in axes:
         ax.set_axis_off()
 
-    first = data.results[0].compressed if data.results else None
-    n_colors = first.n_colors_in if first is not None and first.n_colors_in is not None else None
-    if n_colors is None:
-        n_colors = _count_colors(source.pixels)
-    _show_image(axes[0], source.pixels)
-    axes[0].set_title(f"Original\n{width} × {height}, {n_colors:,} colours", fontsize=10)
+    _show_original(axes[0], data)
     for ax, result in zip(axes[1:], data.results):
         _show_image(ax, result.compressed.reconstruct())
         ratio = result.metrics.ratio_to_1
         ax.set_title(
-            f"{_k_label(result.k, result.compressed)}\n{ratio:.1f}:1 · PSNR {format_psnr(result.metrics.psnr)}",
-            fontsize=10,
+            f"{_k_label(result.k, result.compressed)}\n{ratio:.1f}:1 · PSNR {format_psnr(result.metrics.psnr)} · "
+            f"{_perceptual_text(result.metrics)}",
+            fontsize=9.5,
         )
     fig.suptitle(f"{data.name} quantized by k-means ({_seed_text(data.seed)})", fontsize=12)
     fig.supxlabel(
-        "ratio = raw bits ÷ (index bits + palette bits); PSNR against the original",
+        "ratio = raw bits ÷ (index + palette bits); perceptual: kmq's 0–100 score after the eye's blur",
+        fontsize=8.5,
+        color=_NOTE_COLOR,
+    )
+    return _top(fig)
+
+
+def _show_original(ax, data: Sweep) -> None:
+    source = data.source
+    height, width = source.pixels.shape[:2]
+    first = data.results[0].compressed if data.results else None
+    n_colors = first.n_colors_in if first is not None and first.n_colors_in is not None else None
+    if n_colors is None:
+        n_colors = _count_colors(source.pixels)
+    _show_image(ax, source.pixels)
+    ax.set_title(f"Original\n{width} × {height}, {n_colors:,} colours", fontsize=10)
+
+
+def _draw_compare_dithering(sweeps: list[Sweep], levels: list[float], fig=None) -> Figure:
+    """Per K a row: the original, then the result at each level."""
+    first = sweeps[0]
+    height, width = first.source.pixels.shape[:2]
+    ks = first.ks
+    n_cols = 1 + len(levels)
+    panel_width = 3.0
+    panel_height = panel_width * height / width + 0.75
+    fig = _target(fig, (n_cols * panel_width + 0.2, len(ks) * panel_height + 0.4))
+    axes = fig.subplots(len(ks), n_cols, squeeze=False)
+    for row, k in zip(axes, ks):
+        for ax in row:
+            ax.set_axis_off()
+        _show_original(row[0], first)
+        for ax, data, level in zip(row[1:], sweeps, levels):
+            result = data[k]
+            _show_image(ax, result.compressed.reconstruct())
+            png = f" · PNG {format_bytes(result.png_bytes)}" if result.png_bytes is not None else ""
+            ax.set_title(
+                f"{_k_label(k, result.compressed)}, {dither_name(level)}\n"
+                f".kmq {format_bytes(result.kmq_bytes)}{png}\n"
+                f"{_perceptual_text(result.metrics)} · PSNR {format_psnr(result.metrics.psnr)}",
+                fontsize=9.5,
+            )
+    k_text = ", ".join(str(k) for k in ks)
+    names = [dither_name(level) for level in levels]
+    fig.suptitle(
+        f"{first.name} at K = {k_text}: {', '.join(names[:-1])} and {names[-1]} (k-means, {_seed_text(first.seed)})",
+        fontsize=12,
+    )
+    fig.supxlabel(
+        "perceptual: kmq's 0–100 score after the eye's blur (it credits dithering; PSNR does not)",
         fontsize=8.5,
         color=_NOTE_COLOR,
     )
@@ -659,9 +744,11 @@ def curve(image, *, ks=None, seed=DEFAULT_FIGURE_SEED, sample: float | None = No
 
     Three panels over K on a log-2 axis: the mean squared error (the elbow
     plot of k-means); PSNR with the 30 and 35 dB levels and the first K that
-    reaches each; bits per pixel of the ``.kmq`` file, the indexed PNG, the
-    tutorials' count (index bits plus palette) and the input file, with the
-    file size in kB on the right-hand axis.
+    reaches each, and beside it kmq's perceptual score (0-100, right-hand
+    axis; :func:`kmq.metrics.perceptual_score`); bits per pixel of the
+    ``.kmq`` file, the indexed PNG, the tutorials' count (index bits plus
+    palette) and the input file, with the file size in kB on the right-hand
+    axis.
 
     Parameters
     ----------
@@ -675,9 +762,9 @@ def curve(image, *, ks=None, seed=DEFAULT_FIGURE_SEED, sample: float | None = No
     Returns
     -------
     matplotlib.figure.Figure
-        Its lines are labelled ("MSE", "PSNR", ".kmq file", "indexed PNG",
-        "index bits + palette"), so their data can be read back with
-        ``line.get_xdata()`` and ``line.get_ydata()``.
+        Its lines are labelled ("MSE", "PSNR", "perceptual score", ".kmq
+        file", "indexed PNG", "index bits + palette"), so their data can be
+        read back with ``line.get_xdata()`` and ``line.get_ydata()``.
     """
     data = _sweep_for(image, ks, DEFAULT_SWEEP_KS, seed, sample, single_compressed_ok=False)
     return _draw_curve(data, fig)
@@ -690,7 +777,7 @@ def _draw_curve(data: Sweep, fig=None) -> Figure:
     metrics = [r.metrics for r in data.results]
     n_pixels = metrics[0].n_pixels
     channels = metrics[0].channels
-    blue, orange, green, grey = "tab:blue", "tab:orange", "tab:green", "0.45"
+    blue, orange, green, grey, purple = "tab:blue", "tab:orange", "tab:green", "0.45", "tab:purple"
 
     # MSE, linear: the elbow.
     ax_mse.plot(ks, [m.mse for m in metrics], "o-", color=blue, label="MSE")
@@ -736,11 +823,23 @@ def _draw_curve(data: Sweep, fig=None) -> Figure:
                 fontsize=8.5,
             )
     ax_psnr.set_ylabel("PSNR (dB)")
-    ax_psnr.set_title("Quality: PSNR (higher is better)", fontsize=11)
+    ax_psnr.set_title("Quality: PSNR and perceptual score (higher is better)", fontsize=11)
     low = min([*psnrs[finite], QUALITY_TARGETS_DB[0]]) if finite.any() else QUALITY_TARGETS_DB[0]
     high = max([*psnrs[finite], QUALITY_TARGETS_DB[-1]]) if finite.any() else QUALITY_TARGETS_DB[-1]
     ax_psnr.set_ylim(low - 2, high + 2)
     _log2_k_axis(ax_psnr, ks)
+    # kmq's perceptual score beside PSNR, on its own 0-100 axis.
+    ax_score = ax_psnr.twinx()
+    scores = [m.perceptual_score for m in metrics]
+    ax_score.plot(ks, scores, "D--", color=purple, markersize=4.5, linewidth=1.3, label="perceptual score")
+    ax_score.set_ylim(max(0.0, min(scores) - 5), 101)
+    ax_score.set_ylabel("perceptual score (0–100, kmq.metrics)", color=purple)
+    ax_score.tick_params(axis="y", colors=purple)
+    handles = [*ax_psnr.get_lines()[:1], *ax_score.get_lines()]
+    ax_psnr.legend(
+        handles, [h.get_label() for h in handles], fontsize=8.5, loc="lower right", bbox_to_anchor=(1.0, 0.08),
+        framealpha=0.9, edgecolor="none",
+    )
 
     # Size in bits per pixel, bytes on the right.
     def bits_per_pixel(n_bytes):

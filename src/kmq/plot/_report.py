@@ -16,8 +16,12 @@ import numpy as np
 from .._display import png_data_url as _png_data_url
 from ._sweep import (
     DEFAULT_FIGURE_K,
+    DITHER_PAIR,
     QUALITY_TARGETS_DB,
+    KResult,
     Sweep,
+    dither_name,
+    dither_results,
     display_name,
     format_bytes,
     format_psnr,
@@ -47,6 +51,7 @@ td:first-child, th:first-child { text-align: left; }
 tr.target td { background: #eef6ee; }
 .table-wrap { overflow-x: auto; max-width: 100%; }
 .table-wrap table { min-width: 760px; }
+.table-wrap td { white-space: nowrap; }
 .crops { display: flex; flex-wrap: wrap; gap: 14px; }
 .crops figure { margin: 0; }
 .crops img { image-rendering: pixelated; border: 1px solid #ddd; display: block; }
@@ -74,14 +79,19 @@ def _crops_html(sweep: Sweep) -> str:
     """The centre of the original and of each rebuilt image at 1:1 (one
     image pixel per screen pixel, never resampled), side by side: the
     figure above shrinks the images, these show the quantization as it is."""
+    cells = [(f"K = {r.k}", r.compressed.reconstruct()) for r in sweep.results]
+    return _crop_cells_html(sweep, cells, "crops")
+
+
+def _crop_cells_html(sweep: Sweep, cells: list, element_id: str) -> str:
+    """The original's crop and those of ``cells`` [(label, pixels)]."""
     import io
 
     from PIL import Image
 
     source = sweep.source
     top, left, bottom, right = crop_box(*source.pixels.shape[:2])
-    cells = [("original", source.pixels)]
-    cells += [(f"K = {r.k}", r.compressed.reconstruct()) for r in sweep.results]
+    cells = [("original", source.pixels), *cells]
     parts = []
     for label, pixels in cells:
         crop = pixels[top:bottom, left:right]
@@ -95,7 +105,7 @@ def _crops_html(sweep: Sweep) -> str:
             f'alt="{html.escape(label)}, 1:1 crop"><figcaption>{html.escape(label)}</figcaption></figure>'
         )
     return (
-        f'<div class="crops" id="crops">\n' + "\n".join(parts) + "\n</div>\n"
+        f'<div class="crops" id="{element_id}">\n' + "\n".join(parts) + "\n</div>\n"
         f"<p class=\"lead\">The centre of each image at 1:1 ({right - left} × {bottom - top} pixels from "
         f"({left}, {top})), not resampled.</p>"
     )
@@ -139,7 +149,8 @@ def _table_html(sweep: Sweep, targets: dict) -> str:
         css = ' class="target"' if result.k in first_ks else ""
         rows.append(
             f"<tr{css}><td>{result.k}</td><td>{colours}</td><td>{m.mse:.2f}</td>"
-            f"<td>{html.escape(format_psnr(m.psnr))}</td><td>{ssim}</td><td>{_ratio(m.ratio_to_1)}</td>"
+            f"<td>{html.escape(format_psnr(m.psnr))}</td><td>{ssim}</td>"
+            f"<td>{m.perceptual_error:.2f}</td><td>{m.perceptual_score:.1f}</td><td>{_ratio(m.ratio_to_1)}</td>"
             f"<td>{result.kmq_bytes:,}</td><td>{_percent_of(result.kmq_bytes, input_bytes)}</td>"
             f"<td>{'–' if result.png_bytes is None else f'{result.png_bytes:,}'}</td>"
             f"<td>{_percent_of(result.png_bytes, input_bytes)}</td></tr>"
@@ -149,11 +160,14 @@ def _table_html(sweep: Sweep, targets: dict) -> str:
     # the table's right-hand columns off.
     return (
         '<div class="table-wrap">\n<table>\n<thead><tr><th>K</th><th>colours used</th><th>MSE</th><th>PSNR</th><th>SSIM</th>'
+        "<th>perceptual (ΔEok)</th><th>perceptual score</th>"
         "<th>ratio (bits)</th><th>.kmq (B)</th><th>.kmq / input</th><th>indexed PNG (B)</th>"
         "<th>PNG / input</th></tr></thead>\n<tbody>\n"
         + "\n".join(rows)
         + "\n</tbody>\n"
-        f"<caption>Input file: {input_text}. MSE in squared 8-bit levels per channel; ratio = raw bits ÷ "
+        f"<caption>Input file: {input_text}. MSE in squared 8-bit levels per channel; perceptual: kmq's "
+        "mean Oklab difference (ΔEok × 100) after the eye's blur, and its 0–100 score (100 − 8 ΔE), which "
+        "credit dithering where PSNR and SSIM do not; ratio = raw bits ÷ "
         "(index bits + palette bits), as the k-means tutorials count it; indexed PNG holds at most 256 "
         "colours. Shaded: the first K to reach each PSNR level.</caption>\n</table>\n</div>"
     )
@@ -173,9 +187,55 @@ def _verdict_html(sweep: Sweep, targets: dict) -> str:
             result = sweep[k]
             size = format_bytes(result.kmq_bytes)
             share = f", {_percent_of(result.kmq_bytes, input_bytes)} of the input" if input_bytes else ""
-            body = f"<strong>K = {k}</strong>{html.escape(format_psnr(result.metrics.psnr))}; .kmq {size}{share}"
+            body = (
+                f"<strong>K = {k}</strong>{html.escape(format_psnr(result.metrics.psnr))}, perceptual "
+                f"{result.metrics.perceptual_score:.1f}; .kmq {size}{share}"
+            )
         boxes.append(f"<div>PSNR ≥ {target:g} dB first at<br>{body}</div>")
     return '<div class="verdict">\n' + "\n".join(boxes) + "\n</div>"
+
+
+def _dithering_html(sweep: Sweep, pair: list[KResult], levels, png: bytes) -> str:
+    """The section comparing one K at each dithering level: the figure,
+    1:1 crops and a table of bytes and quality."""
+    k = pair[0].k
+    names = [dither_name(level) for level in levels]
+    input_bytes = sweep.source.input_bytes
+    rows = []
+    for name, result in zip(names, pair):
+        m = result.metrics
+        ssim = "–" if m.ssim is None else f"{m.ssim:.4f}"
+        png_bytes = "–" if result.png_bytes is None else f"{result.png_bytes:,}"
+        rows.append(
+            f"<tr><td>{html.escape(name)}</td><td>{result.kmq_bytes:,}</td>"
+            f"<td>{_percent_of(result.kmq_bytes, input_bytes)}</td><td>{png_bytes}</td><td>{html.escape(format_psnr(m.psnr))}</td><td>{ssim}</td>"
+            f"<td>{m.perceptual_error:.2f}</td><td>{m.perceptual_score:.1f}</td></tr>"
+        )
+    note = ""
+    if pair[0].compressed.lossless:
+        note = (
+            f"<p class=\"lead\">At K = {k} the palette holds every colour of the image: there is no error to "
+            "diffuse, and both are the image itself.</p>\n"
+        )
+    cells = [(f"K = {k}, {name}", result.compressed.reconstruct()) for name, result in zip(names, pair)]
+    crops = _crop_cells_html(sweep, cells, "dither-crops")
+    figure = _figure_html(
+        "fig-dithering",
+        png,
+        f"K = {k}: {' beside '.join(names)}",
+        f"K = {k}, {' and '.join(names)} (Floyd–Steinberg error diffusion; <code>--nofs</code> and "
+        "<code>--dither LEVEL</code> in <code>kmq compress</code>). Titles: the bytes of the <code>.kmq</code> file "
+        "and the indexed PNG, kmq's perceptual score and the PSNR.",
+    )
+    return (
+        f"{note}{figure}\n{crops}\n"
+        '<div class="table-wrap">\n<table id="dither-table">\n<thead><tr><th>K = ' + str(k) + "</th><th>.kmq (B)</th>"
+        "<th>.kmq / input</th><th>indexed PNG (B)</th><th>PSNR</th><th>SSIM</th><th>perceptual (ΔEok)</th>"
+        "<th>perceptual score</th></tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody>\n"
+        "<caption>Dithering places colours so that their local average is the original's. PSNR and SSIM "
+        "measure each pixel against the original, kmq's perceptual error what the eye averages; the bytes "
+        "are what the less regular indices cost.</caption>\n</table>\n</div>"
+    )
 
 
 def build_report(sweep: Sweep, *, dpi: float = REPORT_DPI, on_figure=None) -> str:
@@ -185,6 +245,8 @@ def build_report(sweep: Sweep, *, dpi: float = REPORT_DPI, on_figure=None) -> st
     ----------
     sweep : Sweep
         Made with ``with_ssim=True`` for the SSIM column (else it shows –).
+        The section on dithering compresses one K (:func:`featured_k`) once
+        more, at the level of :data:`DITHER_PAIR` the sweep does not hold.
     dpi : float
         Pixels per inch of the embedded figures.
     on_figure : callable, optional
@@ -196,7 +258,15 @@ def build_report(sweep: Sweep, *, dpi: float = REPORT_DPI, on_figure=None) -> st
         The HTML text (UTF-8 when written).
     """
     from .. import __version__
-    from ._draw import _draw_compare, _draw_curve, _draw_palette, _draw_scatter, _draw_segments, render_figure
+    from ._draw import (
+        _draw_compare,
+        _draw_compare_dithering,
+        _draw_curve,
+        _draw_palette,
+        _draw_scatter,
+        _draw_segments,
+        render_figure,
+    )
 
     source = sweep.source
     name = display_name(source)
@@ -221,20 +291,34 @@ def build_report(sweep: Sweep, *, dpi: float = REPORT_DPI, on_figure=None) -> st
         return render_figure(figure, "png", dpi=dpi)
 
     one = sweep[k_one]
+    pair: list[KResult] = []
+
+    def dithering_figure():
+        # The one compression the sweep does not hold: k_one at the other level.
+        pair.extend(dither_results(sweep, k_one, DITHER_PAIR))
+        pair_sweeps = [
+            Sweep(source, [result], seed=sweep.seed, sample=sweep.sample, dither=level)
+            for result, level in zip(pair, DITHER_PAIR)
+        ]
+        return _draw_compare_dithering(pair_sweeps, list(DITHER_PAIR))
+
+    dithering_png = draw("dithering", dithering_figure)
+    dithering = _dithering_html(sweep, pair, DITHER_PAIR, dithering_png)
     figures = [
         (
             "compare",
             draw("compare", lambda: _draw_compare(sweep)),
             f"The original and the image rebuilt for each K",
             "The original beside the image rebuilt from K colours, for each K tried. Titles: K, the "
-            "compression ratio in bits and the PSNR against the original.",
+            "compression ratio in bits, the PSNR against the original and kmq's perceptual score.",
         ),
         (
             "curve",
             draw("curve", lambda: _draw_curve(sweep)),
             "Distortion and size against K",
             "Distortion and size against K. Where the MSE curve flattens (the elbow), more colours buy "
-            "little quality; the PSNR panel marks the first K reaching 30 and 35 dB.",
+            "little quality; the PSNR panel marks the first K reaching 30 and 35 dB, and shows kmq's "
+            "perceptual score (0–100, right-hand axis) beside it.",
         ),
         (
             "palette",
@@ -292,6 +376,8 @@ k-means colour quantization for K = {ks_text}; {html.escape(seed)}{html.escape(s
 {_table_html(sweep, targets)}
 <h2>Up close: 1:1 crops</h2>
 {_crops_html(sweep)}
+<h2>Dithered or not, at K = {k_one}</h2>
+{dithering}
 <h2>Figures</h2>
 {figure_html}
 <footer>Made with kmq {html.escape(__version__)}: <code>{html.escape(command)}</code></footer>

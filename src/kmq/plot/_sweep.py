@@ -22,13 +22,17 @@ import numpy as np
 
 from .._errors import UsageError
 from .._io import SourceImage, read_image
-from .._quantize import Compressed, _check_k, compress
+from .._quantize import DEFAULT_DITHER, Compressed, _check_dither, _check_k, compress
 from ..metrics import Metrics, measure
 
 __all__ = [
     "KResult",
     "Sweep",
     "run_sweep",
+    "dither_results",
+    "check_dither_levels",
+    "DITHER_PAIR",
+    "dither_name",
     "resolve_image",
     "check_ks",
     "display_name",
@@ -74,9 +78,10 @@ class KResult:
         distinct colours).
     compressed : Compressed
     metrics : kmq.metrics.Metrics or None
-        Against the original; ``metrics.ssim`` is None unless the sweep was
-        run with ``with_ssim=True``. None (and no bytes) when it was run
-        with ``measure=False``.
+        Against the original (PSNR, the perceptual error and score...);
+        ``metrics.ssim`` is None unless the sweep was run with
+        ``with_ssim=True``. None (and no bytes) when it was run with
+        ``measure=False``.
     kmq_bytes : int or None
         Size of the ``.kmq`` file.
     png_bytes : int or None
@@ -107,12 +112,17 @@ class Sweep:
         One per K, K ascending, no K twice.
     seed : None, int or numpy.random.Generator
     sample : float or None
+    dither : float
+        The Floyd-Steinberg level the sweep compressed with (kmq's default,
+        ``DEFAULT_DITHER``, unless asked); results lent by a given Sweep or Compressed keep
+        their own (``result.compressed.dither``).
     """
 
     source: SourceImage
     results: list[KResult]
     seed: object = DEFAULT_FIGURE_SEED
     sample: float | None = None
+    dither: float = DEFAULT_DITHER
     _by_k: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self):
@@ -214,6 +224,7 @@ def run_sweep(
     sample: float | None = None,
     with_ssim: bool = False,
     progress: ProgressCallback | None = None,
+    dither: float | None = None,
     measure: bool = True,
 ) -> Sweep:
     """Compress ``image`` once per K and measure every result.
@@ -222,7 +233,8 @@ def run_sweep(
     ----------
     image : Sweep, Compressed, SourceImage or anything kmq.compress accepts
         A Sweep or a Compressed lends its results: a K it already holds is
-        taken as it is (whatever seed made it), not computed again.
+        taken as it is (whatever seed made it), not computed again; with
+        ``dither`` given, only if it was dithered at that level.
     ks : int or sequence of int
         Palette sizes, each 1..65536.
     seed : None, int or numpy.random.Generator
@@ -233,6 +245,8 @@ def run_sweep(
         Also compute SSIM (the slowest metric).
     progress : callable, optional
         ``progress(done, total, k)``; see :data:`ProgressCallback`.
+    dither : float in [0, 1], optional
+        Floyd-Steinberg level of the compressions (default: kmq's).
     measure : bool
         Measure each result (metrics and file sizes). False: only compress,
         for the figures that draw palettes and labels alone (``kmq plot
@@ -243,6 +257,11 @@ def run_sweep(
     Sweep
     """
     ks = check_ks(ks)
+    level = DEFAULT_DITHER if dither is None else _check_dither(dither)
+
+    def lends(compressed: Compressed) -> bool:
+        return dither is None or compressed.dither == level
+
     source, given, given_sweep = resolve_image(image)
     if source is None:
         raise UsageError(
@@ -254,9 +273,10 @@ def run_sweep(
     if given_sweep is not None:
         known = {
             r.k: r for r in given_sweep.results
-            if not measure or (r.metrics is not None and (not with_ssim or r.metrics.ssim is not None))
+            if (not measure or (r.metrics is not None and (not with_ssim or r.metrics.ssim is not None)))
+            and lends(r.compressed)
         }
-    given_k = given.k_requested if given is not None else None
+    given_k = given.k_requested if given is not None and lends(given) else None
 
     results = []
     for done, k in enumerate(ks):
@@ -265,14 +285,55 @@ def run_sweep(
         if k in known:
             results.append(known[k])
             continue
-        compressed = given if k == given_k else compress(source, k, seed=seed, sample=sample)
+        compressed = given if k == given_k else compress(source, k, seed=seed, sample=sample, dither=level)
         if measure:
             results.append(_measure(compressed, k, source, with_ssim))
         else:
             results.append(KResult(k=k, compressed=compressed, metrics=None, kmq_bytes=None, png_bytes=None))
     if progress is not None:
         progress(len(ks), len(ks), None)
-    return Sweep(source=source, results=results, seed=seed, sample=sample)
+    return Sweep(source=source, results=results, seed=seed, sample=sample, dither=level)
+
+
+#: The levels a figure compares by default: none and kmq's default.
+DITHER_PAIR = (0.0, DEFAULT_DITHER)
+
+
+def check_dither_levels(dither) -> list[float]:
+    """Dithering levels for a comparison: a sequence of levels in [0, 1],
+    one or more, distinct (in the order given); UsageError otherwise."""
+    if isinstance(dither, (str, bytes)) or not hasattr(dither, "__iter__"):
+        raise UsageError(f"dither must be a level from 0 to 1 or a sequence of them such as (0, 1), got {dither!r}")
+    levels = [_check_dither(level) for level in dither]
+    if not levels:
+        raise UsageError("dither is empty: give the levels to compare, such as (0, 1)")
+    if len(set(levels)) != len(levels):
+        raise UsageError(f"dither levels must differ from each other, got {list(dither)!r}")
+    return levels
+
+
+def dither_results(sweep: Sweep, k: int, levels=DITHER_PAIR, *, with_ssim: bool | None = None) -> list[KResult]:
+    """The result for ``k`` at each dithering level: the sweep's own where
+    it was dithered at that level, else compressed here (same seed and
+    sample). ``with_ssim`` defaults to whether the sweep's result has SSIM."""
+    mine = sweep[k]
+    if with_ssim is None:
+        with_ssim = mine.metrics.ssim is not None
+    out = []
+    for level in check_dither_levels(levels):
+        if mine.compressed.dither == level:
+            out.append(mine)
+        else:
+            compressed = compress(sweep.source, k, seed=sweep.seed, sample=sweep.sample, dither=level)
+            out.append(_measure(compressed, k, sweep.source, with_ssim))
+    return out
+
+
+def dither_name(level: float) -> str:
+    """"undithered" (level 0), "dithered" (level 1) or "dithered 0.5"."""
+    if level == 0:
+        return "undithered"
+    return "dithered" if level == 1 else f"dithered {level:g}"
 
 
 def _measure(compressed: Compressed, k: int, source: SourceImage, with_ssim: bool) -> KResult:
