@@ -108,6 +108,7 @@ def case(seed, channels, k, h=9, w=13, space="oklab"):
         (2, 4, 0.5, 0.0, 3.0, 0.25, "oklab"),
         (4, 8, 1.0, 0.0, 0.0, 1.0, "oklab"),
         (4, 8, 0.8, 5.0, 5.0, 0.5, "rgb"),
+        (3, 300, 1.0, 0.0, 0.0, 0.5, "oklab"),  # uint16 labels
     ],
 )
 def test_kernel_matches_the_reference(channels, k, level, edge, max_error, cell, space):
@@ -115,6 +116,7 @@ def test_kernel_matches_the_reference(channels, k, level, edge, max_error, cell,
     got = dither_labels(color_index, points, start, mode, search, opaque_entry, level, edge=edge, max_error=max_error, cell=cell)
     want = reference(color_index, points, start, mode, search.points, opaque_entry, level, edge, max_error, cell)
     np.testing.assert_array_equal(got, want)
+    assert got.dtype == (np.uint8 if k <= 256 else np.uint16)
 
 
 def test_brute_force_palettes_give_the_same_labels(monkeypatch):

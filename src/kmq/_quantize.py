@@ -715,7 +715,7 @@ class ColorQuantizer(ParamsMixin):
             color_index, points, palette_labels, mode, search, opaque_entry, level,
             edge=DITHER_EDGE[space], cell=_dither_cell(search),
         )
-        return labels.astype(label_dtype(len(self.palette_)))
+        return labels
 
     def fit_transform(self, image, y=None) -> np.ndarray:
         """``fit(image)`` then ``transform(image)``, reading the image once."""

@@ -32,12 +32,13 @@ def dither_labels(color_index, points, start, mode, search: PaletteSearch, opaqu
 
     Returns
     -------
-    (H, W) int32
+    (H, W) uint8 (K <= 256) or uint16: the labels' stored dtype
     """
     from . import _dither
+    from .remap import label_dtype
 
     color_index = np.ascontiguousarray(color_index, dtype=np.int32)
-    out = np.empty(color_index.shape, dtype=np.int32)
+    out = np.empty(color_index.shape, dtype=label_dtype(len(search.points)))
     pal = search.points
     _dither.floyd_steinberg(
         color_index,
