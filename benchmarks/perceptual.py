@@ -12,7 +12,8 @@ to a PNG at the same K:
   dithering_level=0 or 1)``.
 
 Scores: SSIMULACRA2 (higher is better; ``ssimulacra2`` on PyPI, with its
-dark/light-background variant on images with alpha) and the mean CIEDE2000
+worse of the image composited on a dark and on a light grey for images with
+alpha) and the mean CIEDE2000
 difference (lower is better; scikit-image; on images with alpha, the mean
 over the image composited on black and on white). Writes a JSON file of
 every score and prints Markdown tables: per K and setting, the number of
@@ -200,11 +201,29 @@ def ciede2000(original: np.ndarray, result: np.ndarray) -> float:
     return float(np.mean(scores))
 
 
+def _composite_files(original_path, result_path, background):
+    """Both images composited on a grey ``background`` (0..255), as RGB PNG
+    files beside the originals: (original, result) paths."""
+    out = []
+    for path in (original_path, result_path):
+        rgba = np.asarray(Image.open(path).convert("RGBA")).astype(np.float64)
+        a = rgba[:, :, 3:4] / 255.0
+        seen = np.rint(rgba[:, :, :3] * a + background * (1.0 - a)).astype(np.uint8)
+        target = f"{path}.on{background}.png"
+        Image.fromarray(seen, "RGB").save(target)
+        out.append(target)
+    return out
+
+
 def score(original_path, result_path, has_alpha):
     import ssimulacra2
 
     if has_alpha:
-        s2 = ssimulacra2.compute_ssimulacra2_with_alpha(original_path, result_path)
+        # What is seen: the worse of the composites on a dark and a light
+        # grey (the intent of ssimulacra2's compute_ssimulacra2_with_alpha,
+        # which in ssimulacra2 0.3.0 converts to RGB before blending and so
+        # scores the colour hidden under transparent pixels).
+        s2 = min(ssimulacra2.compute_ssimulacra2(*_composite_files(original_path, result_path, bg)) for bg in (26, 230))
     else:
         s2 = ssimulacra2.compute_ssimulacra2(original_path, result_path)
     mode = "RGBA" if has_alpha else "RGB"
@@ -223,11 +242,19 @@ def main(argv=None):
     parser.add_argument("--every", type=int, default=1, help="take every n-th image of each folder")
     parser.add_argument("--ks", default=",".join(map(str, KS)))
     parser.add_argument("--out", type=Path, default=Path("perceptual.json"))
+    parser.add_argument("--groups", default="kodak,photos,alpha", help="which image groups to run")
+    parser.add_argument("--summary", type=Path, nargs="+", help="only print the tables of earlier runs' JSON files")
     args = parser.parse_args(argv)
+    if args.summary:
+        print(summarise([row for path in args.summary for row in json.loads(path.read_text())]))
+        return
+    groups = set(args.groups.split(","))
     ks = [int(v) for v in args.ks.split(",")]
     rows = []
     with tempfile.TemporaryDirectory() as work:
         for group, name, image in image_set(args.kodak, args.photos, args.every):
+            if group not in groups:
+                continue
             has_alpha = image.mode == "RGBA"
             original_path = os.path.join(work, f"{name}.png")
             image.save(original_path)
