@@ -84,6 +84,15 @@ cdef Py_ssize_t _nearest(
     return best
 
 
+cdef inline void _gather(const int32_t* row, Py_ssize_t w, const double* pts, int d, double* out) noexcept nogil:
+    """out[x * 4 + c] = pts[row[x] * d + c]: one row's working-space colours."""
+    cdef Py_ssize_t x
+    cdef int c
+    for x in range(w):
+        for c in range(d):
+            out[x * 4 + c] = pts[row[x] * d + c]
+
+
 def floyd_steinberg(
     const int32_t[:, ::1] color_index,
     const double[:, ::1] points,
@@ -181,44 +190,49 @@ def floyd_steinberg(
     cdef int16_t* table_opaque = <int16_t*>malloc(cells * sizeof(int16_t)) if any_opaque_only else NULL
     cdef double* cur = <double*>calloc((w + 2) * 4, sizeof(double))
     cdef double* nxt = <double*>calloc((w + 2) * 4, sizeof(double))
-    cdef double* base = <double*>malloc((w + 1) * 4 * sizeof(double))
+    cdef double* ring = <double*>malloc(3 * (w + 1) * 4 * sizeof(double))
+    cdef double* prev_row = ring
+    cdef double* cur_row = ring + (w + 1) * 4 if ring != NULL else NULL
+    cdef double* next_row = ring + 2 * (w + 1) * 4 if ring != NULL else NULL
+    cdef double edge2 = edge * edge
     cdef double* strength = <double*>malloc((w + 1) * sizeof(double))
     cdef int32_t* guess = <int32_t*>malloc((w + 1) * sizeof(int32_t))
     cdef uint8_t* modes = <uint8_t*>malloc(w + 1)
     cdef double* swap
     cdef double* a
     if (table_any == NULL or (any_opaque_only and table_opaque == NULL) or cur == NULL or nxt == NULL
-            or base == NULL or strength == NULL or guess == NULL or modes == NULL):
-        free(table_any); free(table_opaque); free(cur); free(nxt); free(base); free(strength); free(guess); free(modes)
+            or ring == NULL or strength == NULL or guess == NULL or modes == NULL):
+        free(table_any); free(table_opaque); free(cur); free(nxt); free(ring); free(strength); free(guess); free(modes)
         raise MemoryError()
     memset(table_any, 0xFF, cells * sizeof(int16_t))
     if table_opaque != NULL:
         memset(table_opaque, 0xFF, cells * sizeof(int16_t))
     with nogil:
+        _gather(&color_index[0, 0], w, pts, d, cur_row)
+        if h > 1:
+            _gather(&color_index[1, 0], w, pts, d, next_row)
         for y in range(h):
             row = &color_index[y, 0]
             orow = &labels_out[y, 0]
             for x in range(w):
                 p = row[x]
-                for c in range(d):
-                    base[x * 4 + c] = pts[p * d + c]
                 guess[x] = st[p]
                 modes[x] = md[p]
                 att = level
                 if edge > 0.0:
-                    # Largest difference to the 4 neighbours' colours.
+                    # Largest squared difference to the 4 neighbours'
+                    # colours, read from the three gathered rows.
                     contrast = 0.0
                     if x > 0:
-                        contrast = max(contrast, _d2(&pts[p * d], &pts[row[x - 1] * d], d))
+                        contrast = max(contrast, _d2(&cur_row[x * 4], &cur_row[(x - 1) * 4], d))
                     if x < w - 1:
-                        contrast = max(contrast, _d2(&pts[p * d], &pts[row[x + 1] * d], d))
+                        contrast = max(contrast, _d2(&cur_row[x * 4], &cur_row[(x + 1) * 4], d))
                     if y > 0:
-                        contrast = max(contrast, _d2(&pts[p * d], &pts[color_index[y - 1, x] * d], d))
+                        contrast = max(contrast, _d2(&cur_row[x * 4], &prev_row[x * 4], d))
                     if y < h - 1:
-                        contrast = max(contrast, _d2(&pts[p * d], &pts[color_index[y + 1, x] * d], d))
-                    contrast = sqrt(contrast)
-                    if contrast > edge:
-                        att = level * edge / contrast
+                        contrast = max(contrast, _d2(&cur_row[x * 4], &next_row[x * 4], d))
+                    if contrast > edge2:
+                        att = level * edge / sqrt(contrast)
                 strength[x] = att
             for x in range((w + 2) * 4):
                 nxt[x] = 0.0
@@ -233,7 +247,7 @@ def floyd_steinberg(
                 att = strength[x]
                 ci = 0
                 for c in range(d):
-                    v = base[x * 4 + c] + att * a[c]
+                    v = cur_row[x * 4 + c] + att * a[c]
                     if v < lo[c]:
                         v = lo[c]
                     elif v > hi[c]:
@@ -272,4 +286,10 @@ def floyd_steinberg(
             swap = cur
             cur = nxt
             nxt = swap
-    free(table_any); free(table_opaque); free(cur); free(nxt); free(base); free(strength); free(guess); free(modes)
+            swap = prev_row
+            prev_row = cur_row
+            cur_row = next_row
+            next_row = swap
+            if y + 2 < h:
+                _gather(&color_index[y + 2, 0], w, pts, d, next_row)
+    free(table_any); free(table_opaque); free(cur); free(nxt); free(ring); free(strength); free(guess); free(modes)
