@@ -38,7 +38,8 @@ def fit_all(folder: Path) -> dict:
         pixels = np.asarray(Image.open(path).convert("RGB"))
         for k in KS:
             for seed in SEEDS:
-                q = kmq.ColorQuantizer(k, seed=seed).fit(pixels)
+                # RGB, as the baseline was recorded (the default space is Oklab now).
+                q = kmq.ColorQuantizer(k, seed=seed, space="rgb").fit(pixels)
                 results[f"{path.name}:{k}:{seed}"] = float(q.inertia_)
     return results
 

@@ -209,8 +209,12 @@ class ImageAnalysis:
     pixels : (H, W, C) uint8, C in 1..4.
     """
 
-    def __init__(self, pixels: np.ndarray):
+    def __init__(self, pixels: np.ndarray, *, one_shot: bool = False):
         self.pixels = pixels
+        # One compression only (compress() makes its own): the packed
+        # colours are dropped once each pixel's histogram row is made, so
+        # that a dithered image holds 4 bytes a pixel less at its peak.
+        self.one_shot = one_shot
         self._parts: dict = {}
         self._locks: dict = {}
         self._lock = threading.Lock()
@@ -247,7 +251,10 @@ class ImageAnalysis:
             rows = np.arange(histogram.n_colors, dtype=np.int32)
             return histogram.lookup(rows, self.keys()).reshape(self.pixels.shape[:2])
 
-        return self._part("color_index", make)
+        index = self._part("color_index", make)
+        if self.one_shot:
+            self._parts.pop("keys", None)
+        return index
 
     @property
     def nbytes(self) -> int:
@@ -452,7 +459,7 @@ class ColorQuantizer(ParamsMixin):
         self.mean_error_ = float(np.dot(histogram.counts, np.sqrt(dist2)) / histogram.counts.sum())
         self.n_iter_ = int(n_iter)
         # fit_transform maps the same keys next: keep the work for _map_keys.
-        self._fitted_mapping = (keys, histogram, palette_labels) if fit_keys is keys else None
+        self._fitted_mapping = (analysis, histogram, palette_labels) if fit_keys is keys else None
         return keys
 
     @staticmethod
@@ -673,15 +680,17 @@ class ColorQuantizer(ParamsMixin):
 
     def _map_keys(self, keys: np.ndarray, shape, progress=None, *, analysis: ImageAnalysis) -> np.ndarray:
         """Palette index (H, W) of every pixel; ``keys`` (N,) is
-        ``analysis.keys()``, the packed colours of the pixels; ``progress``
-        as for :func:`compress`."""
+        ``analysis.keys()``, the packed colours of the pixels (None: taken
+        from ``analysis`` when needed); ``progress`` as for
+        :func:`compress`."""
         say = progress or _silent
         level = _check_dither(self.dither)
         space = getattr(self, "space_", None) or _check_space(self.space)
         cached = getattr(self, "_fitted_mapping", None)
         self._fitted_mapping = None
-        if cached is not None and cached[0] is keys:
+        if cached is not None and cached[0] is analysis:
             _, histogram, palette_labels = cached
+            cached = None
         else:
             say("mapping")
             histogram = analysis.histogram()
@@ -692,7 +701,10 @@ class ColorQuantizer(ParamsMixin):
                 points = analysis.points(space)
                 palette_labels, _ = self._nearest_colors(histogram.colors, points, _grid_guess(histogram.colors, self._palette_search(), space))
         if level == 0 or len(self.palette_) < 2:
-            return histogram.lookup(palette_labels, keys).reshape(shape)
+            keys = analysis.keys() if keys is None else keys
+            # Spread as the stored dtype: 1 byte a pixel, not 4.
+            return histogram.lookup(palette_labels.astype(label_dtype(len(self.palette_))), keys).reshape(shape)
+        keys = None
         say("dithering")
         return self._dither(histogram, palette_labels, analysis, level, space)
 
@@ -1063,9 +1075,11 @@ def _compress(source: SourceImage, k, options: dict, analysis: ImageAnalysis | N
     seed, sample, dither = options["seed"], options["sample"], options["dither"]
     quantizer = ColorQuantizer(k, **options)
     start = time.perf_counter()
-    analysis = ImageAnalysis(source.pixels) if analysis is None else analysis
-    keys = quantizer._fit_pixels(source.pixels, progress, analysis)  # fit_transform, with progress
-    labels = quantizer._map_keys(keys, source.pixels.shape[:2], progress, analysis=analysis)
+    analysis = ImageAnalysis(source.pixels, one_shot=True) if analysis is None else analysis
+    # fit_transform, with progress; the keys are not held here, so that a
+    # one-shot analysis can let them go before dithering.
+    quantizer._fit_pixels(source.pixels, progress, analysis)
+    labels = quantizer._map_keys(None, source.pixels.shape[:2], progress, analysis=analysis)
     # The one place the palette order is chosen, for every output format.
     palette, labels = reorder(quantizer.palette_, labels)
     seconds = time.perf_counter() - start

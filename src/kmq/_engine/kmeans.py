@@ -405,7 +405,8 @@ def _lloyd(X, w, centers, max_iter, tol, guess=None, min_iter=1):
     guess = np.ascontiguousarray(guess, dtype=np.int32)
     # Rounding in the bound updates is far below this; a wrong skip would
     # need an error larger than it.
-    slack = 1e-9 * (1.0 + float(np.abs(X).max()))
+    # (max |X| from the extremes: np.abs(X) would copy X, 32 bytes a point.)
+    slack = 1e-9 * (1.0 + max(abs(float(X.max())), abs(float(X.min()))))
     geometry = _Geometry(n_centers)
     chunks = Chunks(n_points, [(n_centers, n_dims), (n_centers,)])
     if chunks.n_threads == 1:
@@ -415,7 +416,7 @@ def _lloyd(X, w, centers, max_iter, tol, guess=None, min_iter=1):
         # sample of the whole colour space: in key order, one range would be
         # the reds and the other the rest, and the points near cluster
         # boundaries (the ones that cost work) would not be shared evenly.
-        dealt = np.concatenate([np.arange(t, n_points, chunks.n_threads) for t in range(chunks.n_threads)])
+        dealt = np.concatenate([np.arange(t, n_points, chunks.n_threads, dtype=np.int32) for t in range(chunks.n_threads)])
         dealt_labels = np.empty_like(labels)
         n_iter = _lloyd_loop(
             X[dealt], w[dealt], centers, guess[dealt], geometry, chunks, max_iter, tol, min_iter, slack,
