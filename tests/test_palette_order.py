@@ -73,3 +73,16 @@ def test_cooccurrence_kernel_counts_right_and_down_neighbours() -> None:
         cooccurrence(labels, counts)
         np.testing.assert_array_equal(counts, expected)
         assert counts.sum() == 23 * 30 + 22 * 31
+
+
+def test_reorder_relabels_uint8_and_uint16_alike() -> None:
+    rng = np.random.default_rng(5)
+    for dtype, k in ((np.uint8, 200), (np.uint16, 700)):
+        palette = rng.integers(0, 256, (k, 3)).astype(np.uint8)
+        labels = rng.integers(0, k, (37, 41)).astype(dtype)
+        new_palette, new_labels = reorder(palette, labels)
+        assert new_labels.dtype == dtype and new_labels.shape == labels.shape
+        np.testing.assert_array_equal(new_palette[new_labels], palette[labels])
+        # The same as NumPy's fancy index (the non-contiguous path).
+        _, strided = reorder(palette, np.asfortranarray(labels))
+        np.testing.assert_array_equal(strided, new_labels)

@@ -60,18 +60,19 @@ def compression_order(palette: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
     palette (K, C) uint8, labels (H, W) integer < K; returns (K,) int64.
     """
+    from ._palette_order_kernels import cooccurrence, label_counts
+
     k, channels = palette.shape
-    freq = np.bincount(labels.ravel(), minlength=k)
+    lab = np.ascontiguousarray(labels)
+    if lab.dtype not in (np.uint8, np.uint16):
+        lab = lab.astype(np.uint16 if k > 256 else np.uint8)
+    freq = np.zeros(k, np.int64)
+    label_counts(lab.reshape(-1), freq)
     opaque = palette[:, -1] == 255 if channels in (2, 4) else np.ones(k, bool)
     groups = [np.flatnonzero(~opaque), np.flatnonzero(opaque)]
     if k > _COOC_MAX_K:
         luma = _luma(palette)
         return np.concatenate([g[np.argsort(luma[g], kind="stable")] for g in groups]).astype(np.int64)
-    from ._palette_order_kernels import cooccurrence
-
-    lab = np.ascontiguousarray(labels)
-    if lab.dtype not in (np.uint8, np.uint16):
-        lab = lab.astype(np.uint16 if k > 256 else np.uint8)
     counts = np.zeros((k, k), np.int64)
     # A compiled count in place: pairs of 2 x H x W indices would cost
     # 8 bytes a pixel (0.8 GB at 100 MP).
@@ -92,7 +93,14 @@ def reorder(palette: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nda
     ``new_palette[new_labels]`` equals ``palette[labels]`` pixel for pixel;
     labels keep their dtype.
     """
+    from ._palette_order_kernels import relabel
+
     order = compression_order(palette, labels)
     inverse = np.empty(len(order), np.int64)
     inverse[order] = np.arange(len(order))
+    if labels.dtype in (np.uint8, np.uint16) and labels.flags.c_contiguous:
+        flat = labels.reshape(-1)
+        out = np.empty_like(flat)
+        relabel(inverse.astype(labels.dtype), flat, out)
+        return np.ascontiguousarray(palette[order]), out.reshape(labels.shape)
     return np.ascontiguousarray(palette[order]), inverse.astype(labels.dtype)[labels]

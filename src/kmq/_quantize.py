@@ -36,6 +36,7 @@ from ._io import (
     write_atomic,
 )
 from ._engine.kmeans import _check_random_state, fit_colors
+from ._engine._histogram import gather as _histogram_gather
 from ._engine.remap import label_dtype, map_pixels, nearest_palette_index, rebuild
 from ._engine.colorspace import SPACES, PaletteSearch, from_space, to_space
 from ._engine.dither import MODE_ANY, MODE_FIXED, MODE_OPAQUE, dither_labels
@@ -236,9 +237,35 @@ class ImageAnalysis:
         channels = self.pixels.shape[2]
         return self._part("keys", lambda: pack_colors(_normalise_transparent(self.pixels.reshape(-1, channels))))
 
+    def _histogram(self):
+        return self._part("histogram", lambda: color_histogram(self.keys(), self.pixels.shape[2]))
+
     def histogram(self):
         """The ColorHistogram of ``keys()``: M distinct colours."""
-        return self._part("histogram", lambda: color_histogram(self.keys(), self.pixels.shape[2]))
+        histogram = self._histogram()
+        if self.one_shot:
+            self.color_index()  # and the packed colours go
+        return histogram
+
+    def spread(self, values: np.ndarray) -> np.ndarray:
+        """One value per distinct colour (M,) spread to every pixel: (N,) of
+        ``values``' dtype (histogram.lookup, through the kept rows when the
+        packed colours are gone)."""
+        index = self._parts.get("color_index")
+        if index is None:
+            return self._histogram().lookup(values, self.keys())
+        out = np.empty(index.size, dtype=values.dtype)
+        _histogram_gather(np.ascontiguousarray(values), index.reshape(-1).view(np.uint32), out)
+        return out
+
+    def pixel_keys(self, rows: np.ndarray) -> np.ndarray:
+        """The packed colours of the pixels at flat indices ``rows``."""
+        keys = self._parts.get("keys")
+        if keys is None and "color_index" not in self._parts:
+            keys = self.keys()
+        if keys is not None:
+            return keys[rows]
+        return self._histogram().keys[self._parts["color_index"].reshape(-1)[rows]]
 
     def points(self, space: str) -> np.ndarray:
         """(M, C) float64: the histogram's colours in working space ``space``."""
@@ -247,7 +274,7 @@ class ImageAnalysis:
     def color_index(self) -> np.ndarray:
         """(H, W) int32: each pixel's row in the histogram."""
         def make():
-            histogram = self.histogram()
+            histogram = self._histogram()
             rows = np.arange(histogram.n_colors, dtype=np.int32)
             return histogram.lookup(rows, self.keys()).reshape(self.pixels.shape[:2])
 
@@ -255,6 +282,10 @@ class ImageAnalysis:
         if self.one_shot:
             self._parts.pop("keys", None)
         return index
+
+    @property
+    def n_pixels(self) -> int:
+        return int(self.pixels.shape[0] * self.pixels.shape[1])
 
     @property
     def nbytes(self) -> int:
@@ -367,7 +398,7 @@ class ColorQuantizer(ParamsMixin):
         return self
 
     def _fit_pixels(self, pixels: np.ndarray, progress=None, analysis: ImageAnalysis | None = None) -> np.ndarray:
-        """Fit on (H, W, C) uint8 pixels; return their packed keys (N,).
+        """Fit on (H, W, C) uint8 pixels.
         ``progress``: as for :func:`compress`; ``analysis``: an
         ImageAnalysis of these pixels to take the histogram and
         working-space points from (made here if None)."""
@@ -381,12 +412,13 @@ class ColorQuantizer(ParamsMixin):
         say("histogram")
         if analysis is None:
             analysis = ImageAnalysis(pixels)
-        keys = analysis.keys()
-        fit_keys = keys
-        if sample is not None and sample < 1:
-            n_sample = max(min(len(keys), k), int(round(sample * len(keys))))
-            fit_keys = keys[rng.choice(len(keys), size=n_sample, replace=False)]
+        n_pixels = analysis.n_pixels
+        sampled = sample is not None and sample < 1
+        if sampled:
+            n_sample = max(min(n_pixels, k), int(round(sample * n_pixels)))
+            fit_keys = analysis.pixel_keys(rng.choice(n_pixels, size=n_sample, replace=False))
             histogram = color_histogram(fit_keys, channels)
+            del fit_keys
 
             def space_points(space):
                 return to_space(histogram.colors, space)
@@ -409,7 +441,7 @@ class ColorQuantizer(ParamsMixin):
             self.palette_ = histogram.colors.copy()
             self.lossless_ = True
             self.quality_ = 100.0 if getattr(self, "quality", None) is not None else None
-            return keys
+            return
 
         colors, counts = histogram.colors, histogram.counts
         # RGB without alpha keeps the exact integer search; every other case
@@ -459,8 +491,7 @@ class ColorQuantizer(ParamsMixin):
         self.mean_error_ = float(np.dot(histogram.counts, np.sqrt(dist2)) / histogram.counts.sum())
         self.n_iter_ = int(n_iter)
         # fit_transform maps the same keys next: keep the work for _map_keys.
-        self._fitted_mapping = (analysis, histogram, palette_labels) if fit_keys is keys else None
-        return keys
+        self._fitted_mapping = None if sampled else (analysis, histogram, palette_labels)
 
     @staticmethod
     def _finish_palette(centers, reserved, space, integer) -> np.ndarray:
@@ -701,9 +732,10 @@ class ColorQuantizer(ParamsMixin):
                 points = analysis.points(space)
                 palette_labels, _ = self._nearest_colors(histogram.colors, points, _grid_guess(histogram.colors, self._palette_search(), space))
         if level == 0 or len(self.palette_) < 2:
-            keys = analysis.keys() if keys is None else keys
             # Spread as the stored dtype: 1 byte a pixel, not 4.
-            return histogram.lookup(palette_labels.astype(label_dtype(len(self.palette_))), keys).reshape(shape)
+            values = palette_labels.astype(label_dtype(len(self.palette_)))
+            spread = analysis.spread(values) if keys is None else histogram.lookup(values, keys)
+            return spread.reshape(shape)
         keys = None
         say("dithering")
         return self._dither(histogram, palette_labels, analysis, level, space)
@@ -733,8 +765,8 @@ class ColorQuantizer(ParamsMixin):
         """``fit(image)`` then ``transform(image)``, reading the image once."""
         source = image if isinstance(image, SourceImage) else read_image(image)
         analysis = ImageAnalysis(source.pixels)
-        keys = self._fit_pixels(source.pixels, analysis=analysis)
-        return self._map_keys(keys, source.pixels.shape[:2], analysis=analysis)
+        self._fit_pixels(source.pixels, analysis=analysis)
+        return self._map_keys(None, source.pixels.shape[:2], analysis=analysis)
 
     def inverse_transform(self, labels) -> np.ndarray:
         """Rebuild an image from palette indices.
