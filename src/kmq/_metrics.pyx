@@ -293,15 +293,10 @@ def perceptual_rows(
     cdef uint32_t* keys = <uint32_t*>calloc(2 * _CACHE_SIZE, sizeof(uint32_t))
     cdef double* values = <double*>malloc(2 * 3 * _CACHE_SIZE * sizeof(double))
     cdef double* line
-    if ring == NULL or diff == NULL or padded == NULL or column == NULL or keys == NULL or values == NULL:
-        free(ring)
-        free(diff)
-        free(padded)
-        free(column)
-        free(keys)
-        free(values)
-        raise MemoryError()
     try:
+        # (free() of NULL is a no-op: the finally clause frees whatever was had.)
+        if ring == NULL or diff == NULL or padded == NULL or column == NULL or keys == NULL or values == NULL:
+            raise MemoryError()
         with nogil:
             # The ring holds the row-blurred difference of image rows
             # v - radius .. v + radius (reflected at the top and bottom),
