@@ -55,6 +55,14 @@ def _greedy_chain(members: np.ndarray, cooc: np.ndarray, freq: np.ndarray, first
     return order
 
 
+def _stored(labels: np.ndarray, k: int) -> np.ndarray:
+    """``labels`` as the compiled loops take them: C-contiguous uint8 or
+    uint16 (a copy only when they are not already)."""
+    if labels.dtype in (np.uint8, np.uint16):
+        return np.ascontiguousarray(labels)
+    return np.ascontiguousarray(labels, dtype=np.uint16 if k > 256 else np.uint8)
+
+
 def compression_order(palette: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """The permutation of palette entries to store: ``order[new] = old``.
 
@@ -63,9 +71,7 @@ def compression_order(palette: np.ndarray, labels: np.ndarray) -> np.ndarray:
     from ._palette_order_kernels import cooccurrence, label_counts
 
     k, channels = palette.shape
-    lab = np.ascontiguousarray(labels)
-    if lab.dtype not in (np.uint8, np.uint16):
-        lab = lab.astype(np.uint16 if k > 256 else np.uint8)
+    lab = _stored(labels, k)
     freq = np.zeros(k, np.int64)
     label_counts(lab.reshape(-1), freq)
     opaque = palette[:, -1] == 255 if channels in (2, 4) else np.ones(k, bool)
@@ -98,9 +104,9 @@ def reorder(palette: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nda
     order = compression_order(palette, labels)
     inverse = np.empty(len(order), np.int64)
     inverse[order] = np.arange(len(order))
-    if labels.dtype in (np.uint8, np.uint16) and labels.flags.c_contiguous:
-        flat = labels.reshape(-1)
-        out = np.empty_like(flat)
-        relabel(inverse.astype(labels.dtype), flat, out)
-        return np.ascontiguousarray(palette[order]), out.reshape(labels.shape)
-    return np.ascontiguousarray(palette[order]), inverse.astype(labels.dtype)[labels]
+    if labels.dtype not in (np.uint8, np.uint16):
+        return np.ascontiguousarray(palette[order]), inverse.astype(labels.dtype)[labels]
+    flat = np.ascontiguousarray(labels).reshape(-1)
+    out = np.empty_like(flat)
+    relabel(inverse.astype(labels.dtype), flat, out)
+    return np.ascontiguousarray(palette[order]), out.reshape(labels.shape)

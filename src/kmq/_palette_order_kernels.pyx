@@ -1,5 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Compiled loop of ``_palette_order``: neighbour co-occurrence counts."""
+"""Compiled loops of ``_palette_order``: label counts, neighbour
+co-occurrence counts and relabelling, over 1- or 2-byte labels in place."""
 
 from libc.stdint cimport int64_t, uint8_t, uint16_t
 
@@ -13,7 +14,6 @@ def cooccurrence(const label_t[:, ::1] labels, int64_t[:, ::1] counts_out):
     upper neighbour of entry j, over ``labels`` (H, W) uint8 or uint16 (all
     < K). O(K^2) memory whatever the image size."""
     cdef Py_ssize_t h = labels.shape[0], w = labels.shape[1], y, x
-    cdef Py_ssize_t k = counts_out.shape[0]
     cdef label_t a
     with nogil:
         for y in range(h):

@@ -36,7 +36,6 @@ from ._io import (
     write_atomic,
 )
 from ._engine.kmeans import _check_random_state, fit_colors
-from ._engine._histogram import gather as _histogram_gather
 from ._engine.remap import label_dtype, map_pixels, nearest_palette_index, rebuild
 from ._engine.colorspace import SPACES, PaletteSearch, from_space, to_space
 from ._engine.dither import MODE_ANY, MODE_FIXED, MODE_OPAQUE, dither_labels
@@ -237,35 +236,9 @@ class ImageAnalysis:
         channels = self.pixels.shape[2]
         return self._part("keys", lambda: pack_colors(_normalise_transparent(self.pixels.reshape(-1, channels))))
 
-    def _histogram(self):
-        return self._part("histogram", lambda: color_histogram(self.keys(), self.pixels.shape[2]))
-
     def histogram(self):
         """The ColorHistogram of ``keys()``: M distinct colours."""
-        histogram = self._histogram()
-        if self.one_shot:
-            self.color_index()  # and the packed colours go
-        return histogram
-
-    def spread(self, values: np.ndarray) -> np.ndarray:
-        """One value per distinct colour (M,) spread to every pixel: (N,) of
-        ``values``' dtype (histogram.lookup, through the kept rows when the
-        packed colours are gone)."""
-        index = self._parts.get("color_index")
-        if index is None:
-            return self._histogram().lookup(values, self.keys())
-        out = np.empty(index.size, dtype=values.dtype)
-        _histogram_gather(np.ascontiguousarray(values), index.reshape(-1).view(np.uint32), out)
-        return out
-
-    def pixel_keys(self, rows: np.ndarray) -> np.ndarray:
-        """The packed colours of the pixels at flat indices ``rows``."""
-        keys = self._parts.get("keys")
-        if keys is None and "color_index" not in self._parts:
-            keys = self.keys()
-        if keys is not None:
-            return keys[rows]
-        return self._histogram().keys[self._parts["color_index"].reshape(-1)[rows]]
+        return self._part("histogram", lambda: color_histogram(self.keys(), self.pixels.shape[2]))
 
     def points(self, space: str) -> np.ndarray:
         """(M, C) float64: the histogram's colours in working space ``space``."""
@@ -274,7 +247,7 @@ class ImageAnalysis:
     def color_index(self) -> np.ndarray:
         """(H, W) int32: each pixel's row in the histogram."""
         def make():
-            histogram = self._histogram()
+            histogram = self.histogram()
             rows = np.arange(histogram.n_colors, dtype=np.int32)
             return histogram.lookup(rows, self.keys()).reshape(self.pixels.shape[:2])
 
@@ -416,7 +389,7 @@ class ColorQuantizer(ParamsMixin):
         sampled = sample is not None and sample < 1
         if sampled:
             n_sample = max(min(n_pixels, k), int(round(sample * n_pixels)))
-            fit_keys = analysis.pixel_keys(rng.choice(n_pixels, size=n_sample, replace=False))
+            fit_keys = analysis.keys()[rng.choice(n_pixels, size=n_sample, replace=False)]
             histogram = color_histogram(fit_keys, channels)
             del fit_keys
 
@@ -734,8 +707,7 @@ class ColorQuantizer(ParamsMixin):
         if level == 0 or len(self.palette_) < 2:
             # Spread as the stored dtype: 1 byte a pixel, not 4.
             values = palette_labels.astype(label_dtype(len(self.palette_)))
-            spread = analysis.spread(values) if keys is None else histogram.lookup(values, keys)
-            return spread.reshape(shape)
+            return histogram.lookup(values, analysis.keys() if keys is None else keys).reshape(shape)
         keys = None
         say("dithering")
         return self._dither(histogram, palette_labels, analysis, level, space)

@@ -104,7 +104,6 @@ def floyd_steinberg(
     const uint8_t[::1] opaque_entry,
     double level,
     double edge,
-    double max_error,
     double cell,
     const double[::1] low,
     const double[::1] high,
@@ -121,9 +120,8 @@ def floyd_steinberg(
     force); level: fraction of the error passed on (0..1); edge: 0 for
     plain Floyd-Steinberg, else the error a pixel receives is scaled down
     where its colour differs from its 4 neighbours' by more than ``edge``
-    (working units), so strong edges do not sprout noise; max_error: 0, or
-    the longest error vector a pixel passes on (longer ones are shortened
-    to it); cell: the grid's cell edge (working units, > 0); low, high
+    (working units), so strong edges do not sprout noise; cell: the grid's
+    cell edge (working units, > 0); low, high
     (D,): the palette's bounding box. Writes labels_out (H, W) uint8 or uint16
     (K <= 256 or more), the labels' stored dtype: no int32 copy of the image.
     """
@@ -139,7 +137,7 @@ def floyd_steinberg(
     cdef uint8_t m
     if not cell > 0:
         raise ValueError("the grid cell must be positive")
-    cdef double inv, v, contrast, att, n2, max2 = max_error * max_error
+    cdef double inv, v, contrast, att
     cdef Py_ssize_t n_axis[4]
     cdef Py_ssize_t stride[4]
     cdef Py_ssize_t idx[4]
@@ -265,17 +263,8 @@ def floyd_steinberg(
                     best = _nearest(centre, guess[x], pal, pd, od, k, d, m == 1, oe)
                     table[ci] = <int16_t>best
                 orow[x] = <label_t>best
-                n2 = 0.0
                 for c in range(d):
                     err[c] = target[c] - pal[best * d + c]
-                    n2 += err[c] * err[c]
-                if max_error > 0.0 and n2 > max2:
-                    # A far larger error than the palette's typical one is
-                    # an edge or an outlier: passed on whole it would plant
-                    # a run of wrong colours beside it.
-                    n2 = max_error / sqrt(n2)
-                    for c in range(d):
-                        err[c] *= n2
                 # 7/16 ahead, 3/16 behind below, 5/16 below, 1/16 ahead below.
                 q = x + 1 + step
                 for c in range(d):

@@ -13,7 +13,7 @@ MODE_ANY, MODE_OPAQUE, MODE_FIXED = 0, 1, 2
 
 
 def dither_labels(color_index, points, start, mode, search: PaletteSearch, opaque_entry, level: float, edge: float = 0.0,
-                  max_error: float = 0.0, cell: float = 0.5):
+                  cell: float = 0.5):
     """Dithered palette index of every pixel.
 
     Parameters
@@ -29,6 +29,8 @@ def dither_labels(color_index, points, start, mode, search: PaletteSearch, opaqu
     edge : float — 0 for plain Floyd-Steinberg; else a colour difference
         (working units) to the neighbours above which the error passed to a
         pixel is scaled down
+    cell : float > 0 — edge of the grid cells whose nearest entries the
+        kernel caches (working units; see ``_dither.pyx``)
 
     Returns
     -------
@@ -51,7 +53,6 @@ def dither_labels(color_index, points, start, mode, search: PaletteSearch, opaqu
         np.ascontiguousarray(opaque_entry, dtype=np.uint8),
         float(level),
         float(edge),
-        float(max_error),
         float(cell),
         np.ascontiguousarray(pal.min(axis=0)),
         np.ascontiguousarray(pal.max(axis=0)),
