@@ -43,7 +43,7 @@ import os
 import stat
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -404,7 +404,7 @@ class _suppress_os_error:
 def _quantize(source, settings: Settings):
     """(palette, labels, mode) of one image: fitted, or mapped to the shared
     palette."""
-    from ._quantize import ColorQuantizer, compress
+    from ._quantize import compress
 
     if settings.palette is None:
         result = compress(
