@@ -143,7 +143,8 @@ def fit_palette(
     k : int
     seed, n_init, max_iter, tol, init : as for :func:`kmq.compress`.
     jobs : int or None
-        Worker processes making the histograms (None: one per core).
+        Cores making the histograms (None: all, a worker process each;
+        1: in this process, on one thread). The palette does not depend on it.
     client : distributed.Client or None
         Make the histograms on this Dask cluster and sum them there.
     progress : bool or None
