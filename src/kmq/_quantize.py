@@ -460,8 +460,10 @@ class ColorQuantizer(ParamsMixin):
         else:
             palette_labels, dist2 = self._nearest_colors(histogram.colors, points_all, guess)
         self.lossless_ = False
-        self.inertia_ = float(np.dot(histogram.counts, dist2))
-        self.mean_error_ = float(np.dot(histogram.counts, np.sqrt(dist2)) / histogram.counts.sum())
+        # Products summed by numpy, not BLAS's dot: its kernels differ from one
+        # processor to the next, and these numbers steer the quality search.
+        self.inertia_ = float((histogram.counts * dist2).sum())
+        self.mean_error_ = float((histogram.counts * np.sqrt(dist2)).sum() / histogram.counts.sum())
         self.n_iter_ = int(n_iter)
         # fit_transform maps the same keys next: keep the work for _map_keys.
         self._fitted_mapping = None if sampled else (analysis, histogram, palette_labels)
@@ -541,7 +543,7 @@ class ColorQuantizer(ParamsMixin):
                 guess[0] = 0
             labels, _ = search.nearest(pts, guess=guess)
             diff = ok - to_space(palette, "oklab")[labels]
-            return quality_from_error(float(np.dot(weight, np.sqrt((diff * diff).sum(axis=1)))) / total)
+            return quality_from_error(float((weight * np.sqrt((diff * diff).sum(axis=1))).sum()) / total)
 
         k_max = len(centers)
         extra = reserved is not None

@@ -695,8 +695,10 @@ def _parent_bins(bin_of_color, level):
 def _absolute_tol(X, w, tol):
     """``tol`` times the mean per-feature weighted variance of X."""
     total = w.sum()
-    mean = (w @ X) / total
-    variance = (w @ (X * X)) / total - mean * mean
+    # numpy's sums, not BLAS's w @ X: the same bits on every processor.
+    weighted = w[:, None] * X
+    mean = weighted.sum(axis=0) / total
+    variance = (weighted * X).sum(axis=0) / total - mean * mean
     return float(np.mean(np.maximum(variance, 0.0))) * tol
 
 
