@@ -237,6 +237,18 @@ def test_jobs_are_cores_shared_between_processes_and_threads(monkeypatch):
     assert _parallel._thread_limit is None  # restored after the run
 
 
+def test_jobs_on_one_image_is_its_threads(capsys, in_tmp, photo):
+    # -j on one image names no batch: -o may be a file, and the bytes are
+    # those of a run on all cores.
+    Image.fromarray(photo).save("one.png")
+    for jobs in ("1", "2"):
+        code, _, err = run(capsys, "compress", "one.png", "-k", "16", "-o", f"j{jobs}.png", "-j", jobs, "-q")
+        assert code == 0, err
+    code, _, err = run(capsys, "compress", "one.png", "-k", "16", "-o", "all.png", "-q")
+    assert code == 0, err
+    assert (in_tmp / "j1.png").read_bytes() == (in_tmp / "j2.png").read_bytes() == (in_tmp / "all.png").read_bytes()
+
+
 def test_library_call_reports_in_input_order(in_tmp, photo):
     for i, image in enumerate(crops(photo, 4)):
         Image.fromarray(image).save(f"c{i}.png")

@@ -102,7 +102,8 @@ def is_batch(args, names) -> bool:
         return True
     if any(n != "-" and not _is_url(n) and Path(n).is_dir() for n in names):
         return True
-    return bool(args.ext or args.recursive or args.manifest or args.resume or args.scheduler or args.jobs or args.palette)
+    # Not -j: for one image it is the number of threads (same bytes).
+    return bool(args.ext or args.recursive or args.manifest or args.resume or args.scheduler or args.palette)
 
 
 def _connect(address: str):

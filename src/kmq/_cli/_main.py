@@ -31,6 +31,7 @@ import warnings
 from pathlib import Path
 
 from .._errors import EXIT_INTERNAL, EXIT_INTERRUPTED, KmqError, OutputError, UsageError
+from .._engine._parallel import threads_limited
 from ._args import (
     ask_k as _ask_k,
     engine_options,
@@ -326,7 +327,7 @@ def _run_compress(args) -> int:
             _refuse_terminal(args)
         # A status line naming the stage, on a terminal, if the run lasts over a second.
         label = f"kmq: {short_name(name if name is not None else str(_io.sample_image_path()))}"
-        with progress_for(args, label=label) as status:
+        with progress_for(args, label=label) as status, threads_limited(args.jobs):
             code, payload, _, _ = _compress_one(
                 args, name, k, output, fmt, started, print_json=False, force=args.force or demo, status=status
             )
