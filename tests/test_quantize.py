@@ -387,3 +387,13 @@ def test_an_exception_from_progress_stops_compress_at_that_stage(photo):
     with pytest.raises(Stop):
         kmq.compress(photo, 8, progress=progress)
     assert stages[0] == "histogram" and stages[1].startswith("k-means K=8") and stages[-1] == "dithering"
+
+
+def test_dither_cell_median_is_numpys_to_the_bit():
+    from kmq._quantize import _median
+
+    rng = np.random.default_rng(1)
+    for n in (1, 2, 3, 4, 5, 16, 17, 255, 256):
+        for _ in range(20):
+            values = rng.random(n) * 10
+            assert _median(values) == float(np.median(values)), n

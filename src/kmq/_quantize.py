@@ -757,6 +757,14 @@ class ColorQuantizer(ParamsMixin):
         return _rebuild(self.palette_, np.asarray(labels))
 
 
+def _median(values: np.ndarray) -> float:
+    """np.median of a 1-D float array, to the bit, without np.median's
+    import of numpy.ma (8 ms of a 0.4 MP image's run)."""
+    n = len(values)
+    part = np.partition(values, [(n - 1) // 2, n // 2])
+    return float((part[(n - 1) // 2] + part[n // 2]) / 2)
+
+
 def _dither_cell(search: PaletteSearch) -> float:
     """Grid cell of the dithering kernel's nearest-entry cache (working
     units): 0.15 of the median distance from a palette entry to its nearest
@@ -765,7 +773,7 @@ def _dither_cell(search: PaletteSearch) -> float:
     unit lost 0.5 SSIMULACRA2 at K = 256, 0.5 unit was level with exact."""
     if search.order.shape[0] == 0 or len(search.points) < 2:
         return 0.5
-    spacing = float(np.median(search.dist[np.arange(len(search.points)), search.order[:, 1]]))
+    spacing = _median(search.dist[np.arange(len(search.points)), search.order[:, 1]])
     return float(min(1.0, max(0.25, 0.15 * spacing)))
 
 
