@@ -424,7 +424,7 @@ def _quantize(source, settings: Settings):
     from ._quantize import Compressed
     from .palette import fit_image_to
 
-    palette, labels, mode = fit_image_to(source, settings.palette)
+    palette, labels, mode = fit_image_to(source, settings.palette, space=settings.space, dither=settings.dither)
     return Compressed(palette=palette, labels=labels, mode=mode, k_requested=len(palette), source=source)
 
 
