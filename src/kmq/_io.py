@@ -749,7 +749,9 @@ def encode_export(
         # optimize=False keeps the palette order, so indices stay as stored.
         image.save(buffer, "GIF", optimize=False, **options)
         return buffer.getvalue()
-    rebuilt = palette[labels]
+    from ._engine.remap import rebuild
+
+    rebuilt = rebuild(palette, labels)
     pil = Image.fromarray(rebuilt[:, :, 0] if mode == "L" else rebuilt, mode)
     icc = {"icc_profile": icc_profile} if icc_profile else {}
     if fmt == "webp":

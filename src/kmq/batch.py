@@ -284,6 +284,7 @@ def _psnr(pixels: np.ndarray, palette: np.ndarray, labels: np.ndarray) -> float:
     what is seen, as :func:`kmq.metrics.psnr_seen` measures it (with alpha, the
     composites on black and on white; hidden colour does not count), in
     row blocks so that memory stays a few MB whatever the image size."""
+    from ._engine.remap import rebuild
     from .metrics import seen, squared_error_sum
 
     height, width, channels = pixels.shape
@@ -291,7 +292,7 @@ def _psnr(pixels: np.ndarray, palette: np.ndarray, labels: np.ndarray) -> float:
     total = samples = 0
     for start in range(0, height, step):
         original = seen(pixels[start : start + step])
-        rebuilt = seen(palette[labels[start : start + step]])
+        rebuilt = seen(rebuild(palette, labels[start : start + step]))
         total += squared_error_sum(original, rebuilt)
         samples += original.size
     if total == 0:

@@ -121,11 +121,14 @@ def mse_per_channel(original, reconstructed) -> np.ndarray:
 def squared_error_sum(original, reconstructed) -> int:
     """Sum over all samples of the squared difference of two uint8 images
     of one shape (H, W[, C]): exact (an int), in one compiled pass."""
-    original, reconstructed = _pair(original, reconstructed)
+    original, reconstructed = np.asarray(original), np.asarray(reconstructed)
+    if original.dtype != np.uint8 or reconstructed.dtype != np.uint8 or original.shape != reconstructed.shape:
+        raise UsageError(f"expected two uint8 images of one shape, got {original.dtype} {original.shape} "
+                         f"and {reconstructed.dtype} {reconstructed.shape}")
+    if original.ndim == 2:
+        original, reconstructed = original[:, :, None], reconstructed[:, :, None]
     sums = np.zeros(original.shape[2], dtype=np.int64)
-    _metrics.squared_error_sums(
-        np.ascontiguousarray(original, dtype=np.uint8), np.ascontiguousarray(reconstructed, dtype=np.uint8), sums
-    )
+    _metrics.squared_error_sums(np.ascontiguousarray(original), np.ascontiguousarray(reconstructed), sums)
     return int(sums.sum())
 
 
