@@ -21,7 +21,7 @@ from . import _container
 from ._palette_order import reorder
 from ._errors import UsageError
 from ._estimator import ParamsMixin, check_fitted
-from ._engine.histogram import color_histogram, pack_colors
+from ._engine.histogram import ColorHistogram, color_histogram, pack_colors
 from ._io import (
     DEFAULT_MAX_INPUT_BYTES,
     DEFAULT_MAX_PIXELS,
@@ -388,13 +388,20 @@ class ColorQuantizer(ParamsMixin):
         n_pixels = analysis.n_pixels
         sampled = sample is not None and sample < 1
         if sampled:
+            # A sample of the pixels drawn without replacement, drawn in
+            # histogram space: its colour counts are one multivariate
+            # hypergeometric draw from the image's (exactly the law of the
+            # counts of a pixel sample), O(distinct colours) instead of a
+            # permutation and a sort of the sampled pixels; the image's
+            # histogram is needed for the mapping anyway.
             n_sample = max(min(n_pixels, k), int(round(sample * n_pixels)))
-            fit_keys = analysis.keys()[rng.choice(n_pixels, size=n_sample, replace=False)]
-            histogram = color_histogram(fit_keys, channels)
-            del fit_keys
+            full = analysis.histogram()
+            drawn = rng.multivariate_hypergeometric(full.counts, n_sample, method="marginals")
+            kept = np.flatnonzero(drawn)
+            histogram = ColorHistogram(colors=full.colors[kept], counts=drawn[kept].astype(np.int64), keys=full.keys[kept])
 
             def space_points(space):
-                return to_space(histogram.colors, space)
+                return analysis.points(space)[kept]
         else:
             histogram = analysis.histogram()
             space_points = analysis.points
