@@ -123,9 +123,12 @@ _QUALITY_REFINE_WORK = 2_000_000
 
 #: ``--speed`` (pngquant's meaning: 1 slowest and best, 11 fastest; default
 #: 4) as the engine's knobs. 4 is the measured defaults above; below it more
-#: starts and a tighter tol, above it one start, looser tol, then fitting on
-#: a sample of the pixels; 11 also turns dithering off, as in pngquant.
-#: Time and error per level: docs/benchmarks.md, "Speed levels".
+#: starts and a tighter tol, above it one start and a looser tol; 11 also
+#: turns dithering off, as in pngquant. No level fits on a sample of the
+#: pixels: on the histogram engine drawing it cost more than it saved
+#: (levels 8-10 were slower than 7 with samples of 1/2 to 1/8, and the tol
+#: hardly moves the error). Time and error per level: docs/benchmarks.md,
+#: "Speed levels".
 DEFAULT_SPEED = 4
 SPEEDS = {
     1: dict(n_init=4, tol=1e-5, sample=None, dither=None),
@@ -135,10 +138,10 @@ SPEEDS = {
     5: dict(n_init=1, tol=1e-4, sample=None, dither=None),
     6: dict(n_init=1, tol=3e-4, sample=None, dither=None),
     7: dict(n_init=1, tol=1e-3, sample=None, dither=None),
-    8: dict(n_init=1, tol=1e-3, sample=0.5, dither=None),
-    9: dict(n_init=1, tol=3e-3, sample=0.25, dither=None),
-    10: dict(n_init=1, tol=1e-2, sample=0.125, dither=None),
-    11: dict(n_init=1, tol=1e-2, sample=0.0625, dither=0.0),
+    8: dict(n_init=1, tol=3e-3, sample=None, dither=None),
+    9: dict(n_init=1, tol=1e-2, sample=None, dither=None),
+    10: dict(n_init=1, tol=3e-2, sample=None, dither=None),
+    11: dict(n_init=1, tol=3e-2, sample=None, dither=0.0),
 }
 
 

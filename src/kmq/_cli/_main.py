@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compress.add_argument(
         "--speed", type=_speed, default=DEFAULT_SPEED, metavar="N",
-        help="1 (slowest, best) to 11 (fastest): sets --n-init, --tol and --sample unless given",
+        help="1 (slowest, best) to 11 (fastest): sets --n-init and --tol unless given (11 also --nofs)",
     )
     compress.add_argument("--n-init", type=_positive_int, default=None, metavar="N", help="k-means runs, the best kept")
     compress.add_argument("--max-iter", type=_positive_int, default=DEFAULT_MAX_ITER, metavar="N", help="maximum k-means iterations")
