@@ -294,7 +294,7 @@ def _add_effort(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-O", "--effort", type=int, choices=sorted(_io.PNG_EFFORTS), default=_io.DEFAULT_PNG_EFFORT,
         metavar="N",
-        help=f"PNG compression effort 0..{_io.MAX_PNG_EFFORT} (1: zlib level 6; 2: level 9; "
+        help=f"PNG compression effort 0..{_io.MAX_PNG_EFFORT} (1: zlib level 6, 9 too on flat graphics; 2: level 9; "
         f"{_io.MAX_PNG_EFFORT}: oxipng's strongest preset, needs pip install 'kmq[png]')",
     )
 
