@@ -646,8 +646,8 @@ DEFAULT_PNG_EFFORT = 1
 #: of their size (flat colours: UI screenshots, icons, logos; photographs
 #: stay above 0.25), effort 1 also tries level 9, memLevel 9, and keeps the
 #: smaller. On such images level 9 was 8-16 % smaller for 10-20 ms a
-#: megapixel (a 1280 x 800 UI mock-up at K = 16, 64, 256), where on Kodak it
-#: is 0-1 % for 1.5-4x the deflate time.
+#: megapixel (benchmarks/graphics.py's UI mock-ups), where on Kodak it is
+#: 0-1 % smaller for 1.5-4x the deflate time.
 _GRAPHICS_DEFLATE_RATIO = 0.1
 MAX_PNG_EFFORT = max(PNG_EFFORTS)
 
