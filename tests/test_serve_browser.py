@@ -308,7 +308,7 @@ def test_space_dithering_speed_and_quality_on_the_page(server, browser, tmp_path
     set_range(page, "#opt-speed", 11)
     wait_state(page, "measured", 16, n)
     assert text(page, "#opt-speed-value") == "11" and text(page, "#opt-dither-value") == "0.00"
-    check_numbers(page, kmq.compress(SAMPLE, 16, n_init=1, tol=1e-2, sample=0.0625, dither=0), webp=False)
+    check_numbers(page, kmq.compress(SAMPLE, 16, n_init=1, tol=3e-2, dither=0), webp=False)
 
     # Back to speed 4; RGB, half dithering: the figures are kmq.compress's with those settings.
     n = shown_count(page)
