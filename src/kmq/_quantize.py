@@ -37,7 +37,7 @@ from ._io import (
 )
 from ._engine.kmeans import _check_random_state, fit_colors
 from ._engine.remap import label_dtype, map_pixels, nearest_palette_index, rebuild
-from ._engine.colorspace import SPACES, PaletteSearch, from_space, to_space
+from ._engine.colorspace import SPACES, PaletteSearch, alpha_scale, from_space, to_space
 from ._engine.dither import MODE_ANY, MODE_FIXED, MODE_OPAQUE, dither_labels
 
 __all__ = ["ColorQuantizer", "Compressed", "compress", "load", "decompress", "DEFAULT_K", "ImageAnalysis"]
@@ -446,7 +446,7 @@ class ColorQuantizer(ParamsMixin):
                 space_points,
             )
             n_iter += extra_iter
-        palette = self._finish_palette(centers, reserved, space, integer)
+        palette = self._finish_palette(centers, reserved, space, integer, _mostly_opaque(colors, counts, color_labels, len(centers)))
         guess = color_labels.astype(np.int32)
         if reserved is not None:
             guess = np.concatenate([[0], guess + 1]).astype(np.int32)
@@ -467,12 +467,20 @@ class ColorQuantizer(ParamsMixin):
         self._fitted_mapping = None if sampled else (analysis, histogram, palette_labels)
 
     @staticmethod
-    def _finish_palette(centers, reserved, space, integer) -> np.ndarray:
+    def _finish_palette(centers, reserved, space, integer, opaque=None) -> np.ndarray:
         """Working-space centres (k, D) -> the stored uint8 palette: rounded,
-        near-opaque alpha snapped to 255, the transparent entry first."""
+        near-opaque alpha snapped to 255, the transparent entry first.
+        ``opaque`` (k,) bool: centres made fully opaque whatever their
+        alpha (clusters mostly of opaque pixels, see _mostly_opaque)."""
         if integer:
             palette = np.clip(np.rint(centers), 0, 255).astype(np.uint8)
         else:
+            if opaque is not None and opaque.any():
+                # Alpha at its full coordinate, the colour coordinates kept:
+                # the cluster's best centre among the opaque ones (the
+                # squared distances add over the coordinates).
+                centers = np.array(centers, dtype=np.float64)
+                centers[opaque, -1] = alpha_scale(space, centers.shape[1])
             palette = from_space(centers, space)
             if palette.shape[1] in (2, 4):
                 near_opaque = palette[:, -1] >= _OPAQUE_SNAP
@@ -781,6 +789,21 @@ def _grid_guess(colors: np.ndarray, search: PaletteSearch, space: str) -> np.nda
     for c in range(channels):
         cells = (cells << bits) | (colors[:, c] >> shift)
     return cell_labels[cells]
+
+
+def _mostly_opaque(colors: np.ndarray, counts: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray | None:
+    """(k,) bool: the clusters whose pixels are more than half fully opaque
+    (by count), or None without alpha. colors (M, C) uint8, counts (M,),
+    labels (M,) the cluster of each colour.
+
+    A cluster of opaque pixels with soft-edge ones mixed in has a mean
+    alpha a little below 255; kept, every opaque pixel it holds would show
+    the page through it. Such a centre is made opaque instead."""
+    if colors.shape[1] not in (2, 4) or k == 0:
+        return None
+    weights = counts.astype(np.float64)
+    opaque = np.bincount(labels, weights=weights * (colors[:, -1] == 255), minlength=k)
+    return opaque > 0.5 * np.bincount(labels, weights=weights, minlength=k)
 
 
 def _normalise_transparent(flat: np.ndarray) -> np.ndarray:
