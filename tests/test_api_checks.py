@@ -7,7 +7,6 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import kmq
 from kmq import ColorQuantizer, KMeans, UsageError, kmeans_plusplus

@@ -213,6 +213,30 @@ def test_two_workers_write_the_same_bytes_as_one(capsys, in_tmp, photo):
     assert (in_tmp / "out2" / "c4-k16.kmq").read_bytes() == expected
 
 
+def test_jobs_are_cores_shared_between_processes_and_threads(monkeypatch):
+    """-j N is N cores: a worker per file up to N, the rest as threads; the
+    workers really run with their thread limit, and -j 1 in this process
+    runs on one thread."""
+    from kmq import _files
+    from kmq._engine import _parallel
+
+    assert _files._split_cores(2, 100) == (2, 1)
+    assert _files._split_cores(1, 100) == (1, 1)
+    assert _files._split_cores(4, 1) == (1, 4)
+    assert _files._split_cores(5, 2) == (2, 2)
+    executor = _files._pool(2, 1)
+    try:
+        assert [executor.submit(_parallel.cores).result() for _ in range(2)] == [1, 1]
+    finally:
+        executor.shutdown()
+    seen = []
+    monkeypatch.setattr(batch, "run_task", lambda task, settings: seen.append(_parallel.cores()) or {})
+    batch._run_local(["a", "b"], None, 1, lambda record: None)
+    batch._run_local(["a"], None, 3, lambda record: None)
+    assert seen == [1, 1, 3]
+    assert _parallel._thread_limit is None  # restored after the run
+
+
 def test_library_call_reports_in_input_order(in_tmp, photo):
     for i, image in enumerate(crops(photo, 4)):
         Image.fromarray(image).save(f"c{i}.png")

@@ -4,7 +4,6 @@ transparency in GIF and JPEG."""
 
 from __future__ import annotations
 
-import io
 import json
 import sys
 

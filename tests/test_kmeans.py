@@ -68,7 +68,7 @@ def test_threaded_and_brute_force_paths_equal_the_default(colors_and_counts, mon
     base = KMeans(20, random_state=3, tol=0.0).fit(X, sample_weight=counts)
     # Two threads on disjoint ranges (sums of integers: exact in any order).
     monkeypatch.setattr(_parallel, "_MIN_POINTS_PER_THREAD", 16)
-    monkeypatch.setattr(_parallel.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(_parallel, "_thread_limit", 2)
     threaded = KMeans(20, random_state=3, tol=0.0).fit(X, sample_weight=counts)
     # No sorted neighbour tables: failing points are searched over all centres.
     monkeypatch.setattr(_kmeans, "_MAX_SORTED_K", 0)

@@ -11,7 +11,6 @@ import pytest
 from PIL import Image
 
 import kmq
-from kmq import _io
 from kmq._cli import main
 
 

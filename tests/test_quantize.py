@@ -301,8 +301,13 @@ def test_threaded_png_is_the_same_image_as_pillows(monkeypatch, channels, k, wid
 
     pillow = _io.encode_export(palette, labels, mode, "png")
     monkeypatch.setattr(_io, "_THREADED_PNG_MIN_PIXELS", 0)
-    monkeypatch.setattr(_io.os, "cpu_count", lambda: 3)
-    threaded = _io.encode_export(palette, labels, mode, "png")
+    monkeypatch.setattr(_io, "_PNG_RUN_BYTES", 64)  # several runs of these few rows
+    from kmq._engine._parallel import threads_limited
+
+    with threads_limited(3):
+        threaded = _io.encode_export(palette, labels, mode, "png")
+    with threads_limited(1):  # the runs are fixed by the size: same bytes on one thread
+        assert _io.encode_export(palette, labels, mode, "png") == threaded
     assert threaded != pillow  # the threaded writer really ran
 
     ours, theirs = _png_chunks(threaded), _png_chunks(pillow)
@@ -327,7 +332,7 @@ def test_same_bytes_whatever_the_thread_count(sample_pixels, monkeypatch):
 
     outputs = []
     for cores in (1, 2, 3):
-        monkeypatch.setattr(_parallel.os, "cpu_count", lambda cores=cores: cores)
+        monkeypatch.setattr(_parallel, "_thread_limit", cores)
         monkeypatch.setattr(_parallel, "_MIN_POINTS_PER_THREAD", 64)
         outputs.append(kmq.compress(sample_pixels, 64, seed=3).to_bytes("png"))
     assert outputs[0] == outputs[1] == outputs[2]

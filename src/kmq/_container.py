@@ -93,7 +93,6 @@ import bz2
 import concurrent.futures
 import dataclasses
 import lzma
-import os
 import struct
 import sys
 import zlib
@@ -101,6 +100,7 @@ from typing import Any
 
 import numpy as np
 
+from kmq._engine import _parallel
 from kmq._errors import DecodeError, LimitError, UsageError
 
 __all__ = [
@@ -790,7 +790,7 @@ def _candidates(labels: np.ndarray, bits: int) -> list[tuple[int, bool, bytes]]:
     def run(job: tuple[int, bool, bytes]) -> tuple[int, bool, bytes]:
         return job[0], job[1], _compress(job[0], job[2])
 
-    workers = min(len(jobs), os.cpu_count() or 1)
+    workers = min(len(jobs), _parallel.cores())
     if workers > 1 and len(streams[0][1]) >= _PARALLEL_MIN_BYTES:
         with concurrent.futures.ThreadPoolExecutor(workers) as ex:
             return list(ex.map(run, jobs))

@@ -56,9 +56,23 @@ def _expand(inputs, recursive: bool):
     return found, not_images, subfolders
 
 
-def _pool(jobs: int):
+def _split_cores(cores: int, n_tasks: int) -> tuple[int, int]:
+    """(worker processes, engine threads in each) for a run allowed
+    ``cores`` cores with ``n_tasks`` files: a worker per file up to the
+    cores, the cores left over shared out as threads (one image on four
+    cores: one process, four threads; a folder on four: four processes of
+    one thread, which scale better than threads on small images)."""
+    workers = max(1, min(cores, n_tasks))
+    return workers, max(1, cores // workers)
+
+
+def _pool(jobs: int, threads: int = 1):
+    """Worker processes started once, each limited to ``threads`` engine
+    threads (kmq._engine._parallel.set_threads)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+
+    from ._engine._parallel import set_threads
 
     # forkserver (spawn where there is none): no copy of the parent's
     # threads and locks; the server imports kmq once and each worker forks
@@ -67,4 +81,4 @@ def _pool(jobs: int):
     context = multiprocessing.get_context(method)
     if method == "forkserver":
         context.set_forkserver_preload(["kmq.batch"])
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=set_threads, initargs=(threads,))

@@ -29,6 +29,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # The modes kmq works in (by channel count) and the pixel limit are the
 # container's: one definition for reading images and reading .kmq files.
 from ._container import DEFAULT_MAX_PIXELS, MODES
+from ._engine import _parallel
 from ._errors import DecodeError, InputError, KmqError, LimitError, OutputError, UsageError
 
 __all__ = [
@@ -717,7 +718,7 @@ def encode_export(
             # 16), and it deflates big images on all cores. Level 6 is the
             # default: measured on kmq's K=64 outputs of the 24 Kodak
             # images, level 9 was 1.0 % smaller for 3.2x the time.
-            threaded = labels.size >= _THREADED_PNG_MIN_PIXELS and (os.cpu_count() or 1) > 1
+            threaded = labels.size >= _THREADED_PNG_MIN_PIXELS
             png = min(
                 (_indexed_png_threaded(image, labels, icc_profile, level=level, mem_level=mem, threads=threaded)
                  for level, mem in PNG_EFFORTS[effort]),
@@ -774,6 +775,8 @@ def encode_export(
 #: From this many pixels an indexed PNG is deflated on all cores (see
 #: _indexed_png_threaded); below it, Pillow's encoder takes < 0.1 s.
 _THREADED_PNG_MIN_PIXELS = 1 << 21
+#: Filtered bytes per deflate run of a threaded PNG (see _indexed_png_threaded).
+_PNG_RUN_BYTES = 1 << 20
 #: zlib header FLG byte per level (FLEVEL 0-3; FCHECK makes CMF*256+FLG a
 #: multiple of 31), as zlib itself writes them.
 _ZLIB_FLG = {1: 0x01, 2: 0x5E, 3: 0x5E, 4: 0x5E, 5: 0x5E, 6: 0x9C, 7: 0xDA, 8: 0xDA, 9: 0xDA}
@@ -790,7 +793,8 @@ def _indexed_png_threaded(
 
     Pillow's encoder deflates on one core: 0.48 s of a 12-megapixel image's
     2.4 s end to end. Here the filtered rows (filter type 0, as Pillow uses
-    for palette images) are cut into one run per core; each run is deflated
+    for palette images) are cut into runs of about 1 MiB (fixed by the
+    size, so the bytes do not depend on the machine); each run is deflated
     by its own zlib stream in a thread (zlib releases the GIL), primed with
     the 32 KiB before it as a preset dictionary so that matches can reach
     back across the cut, and ended on a byte boundary with a sync flush.
@@ -815,7 +819,9 @@ def _indexed_png_threaded(
     rows = np.zeros((height, packed.shape[1] + 1), dtype=np.uint8)  # column 0: filter type 0
     rows[:, 1:] = packed
     data = rows.reshape(-1)
-    n_runs = min(os.cpu_count() or 1, height) if threads else 1
+    # Runs fixed by the data's size, never by the machine's cores: the same
+    # bytes everywhere; the threads share them out.
+    n_runs = max(1, min(height, len(data) // _PNG_RUN_BYTES)) if threads else 1
     cuts = [int(c) for c in np.linspace(0, height, n_runs + 1)]
     spans = [(cuts[r] * rows.shape[1], cuts[r + 1] * rows.shape[1]) for r in range(n_runs)]
 
@@ -826,8 +832,12 @@ def _indexed_png_threaded(
         body = compressor.compress(data[start:stop])
         return body + compressor.flush(zlib.Z_FINISH if run == n_runs - 1 else zlib.Z_SYNC_FLUSH)
 
-    with ThreadPoolExecutor(max_workers=n_runs) as pool:
-        deflated = b"".join(pool.map(deflate, range(n_runs)))
+    workers = min(n_runs, _parallel.cores())
+    if workers == 1:
+        deflated = b"".join(map(deflate, range(n_runs)))
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            deflated = b"".join(pool.map(deflate, range(n_runs)))
     # CMF 0x78 (deflate, 32 KiB window), FLG 0x9C (default level, no preset
     # dictionary for the reader: the primers are data it has already seen).
     stream = b"\x78" + bytes([_ZLIB_FLG[level]]) + deflated + struct.pack(">I", zlib.adler32(data))

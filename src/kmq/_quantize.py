@@ -36,7 +36,7 @@ from ._io import (
     write_atomic,
 )
 from ._engine.kmeans import _check_random_state, fit_colors
-from ._engine.remap import label_dtype, map_pixels, nearest_palette_index, rebuild
+from ._engine.remap import label_dtype, nearest_palette_index, rebuild
 from ._engine.colorspace import SPACES, PaletteSearch, alpha_scale, from_space, to_space
 from ._engine.dither import MODE_ANY, MODE_FIXED, MODE_OPAQUE, dither_labels
 

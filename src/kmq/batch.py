@@ -43,14 +43,15 @@ import os
 import stat
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import _io
 from ._errors import EXIT_INTERNAL, InputError, KmqError, OutputError, UsageError
-from ._files import IMAGE_SUFFIXES, _default_jobs, _expand, _pool
+from ._engine._parallel import threads_limited
+from ._files import IMAGE_SUFFIXES, _default_jobs, _expand, _pool, _split_cores
 from ._progress import Progress
 from ._quantize import DEFAULT_DITHER, DEFAULT_K, DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_SPACE, DEFAULT_TOL
 
@@ -403,7 +404,7 @@ class _suppress_os_error:
 def _quantize(source, settings: Settings):
     """(palette, labels, mode) of one image: fitted, or mapped to the shared
     palette."""
-    from ._quantize import ColorQuantizer, compress
+    from ._quantize import compress
 
     if settings.palette is None:
         result = compress(
@@ -564,15 +565,17 @@ def _is_done(task: Task, row: dict | None) -> bool:
 # -- running -------------------------------------------------------------------------
 
 
-def _run_local(tasks, settings, jobs, finished):
-    if jobs == 1:
-        for task in tasks:
-            finished(run_task(task, settings))
+def _run_local(tasks, settings, cores, finished):
+    workers, threads = _split_cores(cores, len(tasks))
+    if workers == 1:
+        with threads_limited(threads):
+            for task in tasks:
+                finished(run_task(task, settings))
         return
     from concurrent.futures import as_completed
     from concurrent.futures.process import BrokenProcessPool
 
-    executor = _pool(jobs)
+    executor = _pool(workers, threads)
     try:
         futures = {executor.submit(run_task, task, settings): task for task in tasks}
         for future in as_completed(futures):
@@ -694,8 +697,10 @@ def compress_many(
         Map every image to this palette instead of fitting one per image
         (see :mod:`kmq.palette`); ``k`` is then the palette's size.
     jobs : int or None
-        Worker processes (started once for the batch); None: one per core;
-        1: in this process. Ignored with ``client``.
+        Cores to use (None: all): a worker process per core, started once
+        for the batch (with fewer files than cores, fewer workers, each
+        with more threads); 1: in this process, on one thread. The bytes
+        do not depend on it. Ignored with ``client``.
     client : distributed.Client or None
         Run the tasks on this Dask cluster instead.
     manifest : path or None
@@ -790,7 +795,7 @@ def compress_many(
                 jobs = _default_jobs() if jobs is None else int(jobs)
                 if jobs < 1:
                     raise UsageError(f"jobs must be >= 1, got {jobs}")
-                _run_local(to_run, settings, min(jobs, len(to_run)), finished)
+                _run_local(to_run, settings, jobs, finished)
     finally:
         bar.close()
         if book is not None:

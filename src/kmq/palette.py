@@ -176,7 +176,8 @@ def fit_palette(
 
 def _histograms(names, options, jobs, client, bar):
     """The merged histogram of the images ``names``; ``bar`` counts them."""
-    from ._files import _default_jobs, _pool
+    from ._engine._parallel import threads_limited
+    from ._files import _default_jobs, _pool, _split_cores
 
     if client is not None:
         absolute = [n if _io._is_url(n) else os.path.abspath(n) for n in names]
@@ -187,15 +188,16 @@ def _histograms(names, options, jobs, client, bar):
             pairs = [client.submit(merge_histograms, futures[i], futures[i + 1]) for i in range(0, len(futures) - 1, 2)]
             futures = pairs + ([futures[-1]] if len(futures) % 2 else [])
         return futures[0].result()
-    jobs = _default_jobs() if jobs is None else jobs
+    workers, threads = _split_cores(_default_jobs() if jobs is None else jobs, len(names))
     total = None
-    if jobs <= 1 or len(names) == 1:
-        for name in names:
-            part = _histogram_task(name, **options)
-            total = part if total is None else merge_histograms(total, part)
-            bar.update(1)
+    if workers == 1:
+        with threads_limited(threads):
+            for name in names:
+                part = _histogram_task(name, **options)
+                total = part if total is None else merge_histograms(total, part)
+                bar.update(1)
         return total
-    executor = _pool(min(jobs, len(names)))
+    executor = _pool(workers, threads)
     try:
         futures = [executor.submit(_histogram_task, name, **options) for name in names]
         from concurrent.futures import as_completed

@@ -22,7 +22,8 @@ __all__ = ["add_batch_options", "is_batch", "run_batch", "register_palette"]
 def add_batch_options(parser) -> None:
     group = parser.add_argument_group("many images")
     group.add_argument("-j", "--jobs", type=_positive_int, metavar="N",
-                       help="worker processes for several images (default: one per core)")
+                       help="cores to use (default: all): a worker process each for several images, "
+                       "threads for one; -j 1 runs in this process on one thread")
     group.add_argument("-r", "--recursive", action="store_true",
                        help="compress the images in sub-folders of folder inputs too, mirroring the tree under -o")
     group.add_argument("--ext", metavar="EXT",
@@ -56,7 +57,7 @@ def register_palette(commands) -> None:
     parser.add_argument("-f", "--force", action="store_true", help="overwrite an existing palette file")
     parser.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same palette")
     parser.add_argument("-r", "--recursive", action="store_true", help="look in sub-folders of folder inputs too")
-    parser.add_argument("-j", "--jobs", type=_positive_int, metavar="N", help="worker processes (default: one per core)")
+    parser.add_argument("-j", "--jobs", type=_positive_int, metavar="N", help="cores to use (default: all): a worker process each")
     parser.add_argument("--scheduler", metavar="ADDRESS", help="make the histograms on this dask.distributed scheduler")
     parser.add_argument("--max-pixels", type=_max_pixels, default=DEFAULT_MAX_PIXELS, metavar="N",
                         help="refuse images with more pixels (0 = no limit)")

@@ -30,8 +30,7 @@ import traceback
 import warnings
 from pathlib import Path
 
-from .._errors import EXIT_INTERNAL, EXIT_INTERRUPTED, InputError, KmqError, OutputError, UsageError
-from .._io import _is_url
+from .._errors import EXIT_INTERNAL, EXIT_INTERRUPTED, KmqError, OutputError, UsageError
 from ._args import (
     ask_k as _ask_k,
     engine_options,

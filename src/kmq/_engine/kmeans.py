@@ -409,14 +409,15 @@ def _lloyd(X, w, centers, max_iter, tol, guess=None, min_iter=1):
     slack = 1e-9 * (1.0 + max(abs(float(X.max())), abs(float(X.min()))))
     geometry = _Geometry(n_centers)
     chunks = Chunks(n_points, [(n_centers, n_dims), (n_centers,)])
-    if chunks.n_threads == 1:
+    if chunks.n_parts == 1:
         n_iter = _lloyd_loop(X, w, centers, guess, geometry, chunks, max_iter, tol, min_iter, slack, labels, upper, lower)
     else:
-        # Deal the points out like cards, so that each thread's range is a
-        # sample of the whole colour space: in key order, one range would be
-        # the reds and the other the rest, and the points near cluster
-        # boundaries (the ones that cost work) would not be shared evenly.
-        dealt = np.concatenate([np.arange(t, n_points, chunks.n_threads, dtype=np.int32) for t in range(chunks.n_threads)])
+        # Deal the points out like cards, so that each range is a sample of
+        # the whole colour space: in key order, one range would be the reds
+        # and another the rest, and the points near cluster boundaries (the
+        # ones that cost work) would not be shared evenly. Dealt by ranges,
+        # not threads: the order of every sum is the same on any machine.
+        dealt = np.concatenate([np.arange(t, n_points, chunks.n_parts, dtype=np.int32) for t in range(chunks.n_parts)])
         dealt_labels = np.empty_like(labels)
         n_iter = _lloyd_loop(
             X[dealt], w[dealt], centers, guess[dealt], geometry, chunks, max_iter, tol, min_iter, slack,

@@ -9,7 +9,6 @@ absolute path, so the same input, Ks and seed give the same file.
 from __future__ import annotations
 
 import html
-import math
 
 import numpy as np
 
@@ -308,7 +307,7 @@ def build_report(sweep: Sweep, *, dpi: float = REPORT_DPI, on_figure=None) -> st
         (
             "compare",
             draw("compare", lambda: _draw_compare(sweep)),
-            f"The original and the image rebuilt for each K",
+            "The original and the image rebuilt for each K",
             "The original beside the image rebuilt from K colours, for each K tried. Titles: K, the "
             "compression ratio in bits, the PSNR against the original and kmq's perceptual score.",
         ),
