@@ -240,6 +240,73 @@ def test_transparent_pixels_share_one_entry():
     assert c.palette[c.labels[0, 0]].tolist() == [0, 0, 0, 0]
 
 
+def test_nearly_transparent_pixels_share_the_transparent_entry():
+    """k-means knows the transparent entry is there: four flat colours, a
+    faint shadow (alpha 2) and transparency at K = 5 give the four colours
+    exactly, the shadow going to the transparent entry (the entry it would
+    otherwise take is one colour short)."""
+    rgba = np.zeros((60, 100, 4), np.uint8)
+    flat = [(200, 30, 40, 255), (20, 160, 60, 255), (40, 60, 220, 255), (250, 250, 250, 255)]
+    for i, colour in enumerate(flat):
+        rgba[:20, i * 25:(i + 1) * 25] = colour
+    rgba[20:30] = (0, 0, 0, 2)
+    c = kmq.compress(rgba, 5, dither=0)
+    assert sorted(map(tuple, c.palette.tolist())) == sorted(flat + [(0, 0, 0, 0)])
+    out = c.reconstruct()
+    np.testing.assert_array_equal(out[:20], rgba[:20])
+    assert (out[20:] == 0).all()
+    # Deterministic, dithered too.
+    assert kmq.compress(rgba, 5).to_bytes("png") == kmq.compress(rgba, 5).to_bytes("png")
+
+
+def test_near_opaque_snaps_repeat_no_entry():
+    """A soft edge of alpha 249-252 in the colour of an opaque fill is a
+    cluster of its own at K = 3; snapped to opaque it would repeat the fill's
+    entry and serve nobody: it is kept translucent."""
+    rgba = np.zeros((40, 60, 4), np.uint8)
+    rgba[:, :30] = (30, 90, 200, 255)
+    rgba[:, 30:] = (230, 200, 20, 255)
+    for i, a in enumerate((249, 250, 251, 252)):
+        rgba[i * 4:(i + 1) * 4, 28:32] = (30, 90, 200, a)
+    c = kmq.compress(rgba, 3, dither=0)
+    assert len(np.unique(c.palette, axis=0)) == len(c.palette) == 3
+    assert ((c.palette[:, 3] >= 248) & (c.palette[:, 3] < 255)).sum() == 1
+    out = c.reconstruct()
+    np.testing.assert_array_equal(out[rgba[:, :, 3] == 255], rgba[rgba[:, :, 3] == 255])
+
+
+def test_clusters_mostly_opaque_get_opaque_entries():
+    """One cluster of an opaque colour (90 % of its pixels) and the same
+    colour at alpha 100: its mean alpha is 239, but the entry is opaque, at
+    the cluster's mean colour coordinates (the best opaque centre)."""
+    rgba = np.zeros((40, 50, 4), np.uint8)
+    rgba[:, :45] = (200, 50, 50, 255)
+    rgba[:, 45:] = (200, 50, 50, 100)
+    rgba[:4] = (10, 10, 10, 255)
+    c = kmq.compress(rgba, 2, dither=0)
+    cluster = to_space(np.array([[200, 50, 50, 255], [200, 50, 50, 100]], np.uint8), "oklab")
+    centre = (0.9 * cluster[0] + 0.1 * cluster[1])[None]
+    centre[0, 3] = 50.0
+    assert sorted(c.palette.tolist()) == sorted([[10, 10, 10, 255], from_space(centre, "oklab")[0].tolist()])
+    assert (c.reconstruct()[:, :, 3] == 255).all()
+
+
+@pytest.mark.parametrize("dither", [0, 1])
+def test_alpha_images_with_at_most_k_colours_stay_exact(dither):
+    # Far-apart colours make the dithering grid coarse; the pairs one level
+    # apart then share its cells.
+    colours = np.array([
+        [0, 0, 0, 0], [0, 0, 0, 255], [255, 255, 255, 255], [255, 0, 0, 255], [0, 255, 0, 255], [0, 0, 255, 180],
+        [100, 100, 100, 255], [100, 100, 101, 255], [100, 101, 100, 255], [120, 80, 60, 200], [120, 80, 61, 200],
+        [120, 80, 60, 201],
+    ], np.uint8)
+    rng = np.random.default_rng(4)
+    rgba = colours[rng.integers(0, len(colours), (30, 40))]
+    c = kmq.compress(rgba, 16, dither=dither)
+    assert c.lossless
+    np.testing.assert_array_equal(c.reconstruct(), rgba)
+
+
 def test_metrics_with_alpha_count_what_is_seen():
     rng = np.random.default_rng(0)
     original = rng.integers(0, 256, (32, 32, 4)).astype(np.uint8)
