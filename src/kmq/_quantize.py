@@ -120,9 +120,10 @@ DITHER_SETTLE = 0.5
 #: centres of clusters mostly of opaque pixels (_mostly_opaque) ...
 _OPAQUE_SNAP = 248
 #: ... and an opaque pixel is mapped among the opaque entries only, unless
-#: the nearest of them is farther than 2 x the nearest entry's distance plus
-#: this (working units: Oklab x 100, i.e. 0.04 ΔEok): then no opaque entry
-#: is near it and the translucent one is the better picture.
+#: the nearest of them is farther than 2 x the nearest entry's distance
+#: (its alpha deficit counted as on the worse of a black and a white page)
+#: plus this (working units: Oklab x 100, i.e. 0.04 ΔEok): then no opaque
+#: entry is near it and the translucent one is the better picture.
 _OPAQUE_BOUND = 4.0
 
 _MAX_K = 65536
@@ -442,12 +443,14 @@ class ColorQuantizer(ParamsMixin):
         say(f"k-means K={k} ({histogram.n_colors:,} distinct colours)")
         fitted = None
         transparent = channels in (2, 4) and k >= 2 and histogram.keys[0] == 0
-        if transparent and quality is None:
+        if transparent and quality is None and counts[0] * k >= counts.sum():
             # Key 0 is the one fully transparent colour (see
             # _normalise_transparent), and it gets an entry of its own. Fit
             # k centres on every colour, it among them: k-means then knows
             # that the nearly transparent pixels around it have an entry,
-            # and the cluster that holds it becomes that entry.
+            # and the cluster that holds it becomes that entry. (Only when
+            # transparent pixels are at least 1/k of the image: fewer could
+            # not be most of a cluster, and the fit would be made twice.)
             fitted = _fit_with_transparent(
                 fit_colors(
                     colors, counts, k, random_state=rng, n_init=n_init, max_iter=self.max_iter, tol=tol, init=self.init,
@@ -698,7 +701,12 @@ class ColorQuantizer(ParamsMixin):
             need = np.flatnonzero((colors[:, -1] == 255) & ~opaque_entry[labels])
             if len(need):
                 alt, alt_dist2 = search.nearest(points[need], guess=labels[need], allowed=opaque_entry)
-                take = np.sqrt(alt_dist2) <= 2.0 * np.sqrt(dist2[need]) + _OPAQUE_BOUND
+                # The translucent entry judged on the worse page: an alpha
+                # deficit shows over black or over white up to twice what
+                # the mean of the two (the working distance) counts.
+                gap = points[need, -1] - search.points[labels[need], -1]
+                worst = dist2[need] + 3.0 * gap * gap
+                take = np.sqrt(alt_dist2) <= 2.0 * np.sqrt(worst) + _OPAQUE_BOUND
                 labels[need[take]] = alt[take]
                 dist2[need[take]] = alt_dist2[take]
         return labels.astype(label_dtype(len(self.palette_))), dist2
