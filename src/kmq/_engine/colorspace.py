@@ -25,9 +25,10 @@ light ones: what matters is the error over black and over white. Those two
 composites are affine in (c, a), so their mean and their half-difference
 carry the same information: the colour coordinates are those of the pixel
 composited over the mid-grey 127.5 (the mean of the two composites), and
-alpha is one more coordinate, alpha/255 times ``ALPHA_SCALE``, half the
-distance between black and white in the space (the composites over black
-and over white of a fully transparent pixel are that far from their mean).
+alpha is one more coordinate, alpha/255 times :func:`alpha_scale`, half
+the distance between black and white in the space (the composites over
+black and over white of a fully transparent pixel are that far from their
+mean).
 In a space where blending is linear (``"rgb"``) the squared distance is then
 exactly the mean of the squared errors over black and over white; in Oklab
 and CIELAB it is that mean to first order about the grey. Hidden colour
@@ -46,9 +47,10 @@ import numpy as np
 __all__ = ["SPACES", "to_space", "from_space", "nearest_in_space", "PaletteSearch"]
 
 SPACES = {"oklab": 1, "lab": 2, "rgb": 0}
-#: Alpha 0..1 maps to 0..ALPHA_SCALE: half the distance from black to white
-#: in the space (L runs 0..100 in Oklab x 100 and CIELAB; in sRGB values the
-#: grey axis is 255 per channel, so sqrt(channels) x 127.5).
+#: The alpha scale: half the distance from black to white. L runs
+#: 0..100 in Oklab x 100 and CIELAB (a, b stay 0 on the grey axis); in sRGB
+#: values each channel runs 0..255, so alpha_scale gives sqrt(3) x 127.5 for
+#: RGBA and 127.5 for LA.
 ALPHA_SCALE = {"rgb": 127.5, "oklab": 50.0, "lab": 50.0}
 
 
@@ -58,6 +60,8 @@ def alpha_scale(space: str, channels: int) -> float:
     if space == "rgb":
         return ALPHA_SCALE["rgb"] * (3.0 ** 0.5 if channels == 4 else 1.0)
     return ALPHA_SCALE[space]
+
+
 #: Palettes larger than this are searched by brute force: the K x K
 #: neighbour tables would cost more than they save.
 _MAX_SORTED_K = 1024
