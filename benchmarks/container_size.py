@@ -117,7 +117,8 @@ class Peers:
     def pngquant_file(self, source: Path, k: int, tmp: Path) -> tuple[int, float]:
         out = tmp / "pq.png"
         t0 = time.perf_counter()
-        subprocess.run([self.pngquant, "--nofs", "-f", "-o", str(out), str(k), str(source)], check=True)
+        # --strip: no colour profile, as in the other files.
+        subprocess.run([self.pngquant, "--nofs", "--strip", "-f", "-o", str(out), str(k), str(source)], check=True)
         return out.stat().st_size, time.perf_counter() - t0
 
     def jxl(self, rgb_png: Path, effort: int, tmp: Path, expect: np.ndarray) -> tuple[int, float, float]:
@@ -169,7 +170,9 @@ def measure(path: Path, k: int, peers: Peers, tmp: Path, resize: int | None) -> 
     for effort in _io.PNG_EFFORTS:
         if effort == _io.MAX_PNG_EFFORT and not peers.pyoxipng:
             continue
-        png, t = timed(c.to_bytes, "png", effort=effort)
+        # strip: no colour profile, as in every other file here (a photograph's
+        # ICC profile would add its bytes to kmq's PNG alone).
+        png, t = timed(c.to_bytes, "png", effort=effort, strip=True)
         pix, td = timed(decode_png, png)
         assert np.array_equal(pix, rgb)
         put(f"PNG -O{effort}", len(png), t, td)

@@ -237,6 +237,35 @@ def test_jobs_are_cores_shared_between_processes_and_threads(monkeypatch):
     assert _parallel._thread_limit is None  # restored after the run
 
 
+def test_jobs_on_one_image_is_its_threads(capsys, in_tmp, photo):
+    # -j on one image names no batch: -o may be a file, and the bytes are
+    # those of a run on all cores.
+    Image.fromarray(photo).save("one.png")
+    for jobs in ("1", "2"):
+        code, _, err = run(capsys, "compress", "one.png", "-k", "16", "-o", f"j{jobs}.png", "-j", jobs, "-q")
+        assert code == 0, err
+    code, _, err = run(capsys, "compress", "one.png", "-k", "16", "-o", "all.png", "-q")
+    assert code == 0, err
+    assert (in_tmp / "j1.png").read_bytes() == (in_tmp / "j2.png").read_bytes() == (in_tmp / "all.png").read_bytes()
+
+
+def test_manifest_psnr_is_of_what_is_seen(in_tmp, photo):
+    """The manifest's PSNR is the report's: on an image with alpha, of its
+    composites, so colour hidden under transparent pixels does not count."""
+    from kmq import metrics
+
+    rgba = np.dstack([photo, np.where(np.arange(photo.shape[1]) < 40, 0, 255).astype(np.uint8)[None].repeat(photo.shape[0], 0)])
+    rgba[:, :40, :3] = np.random.default_rng(0).integers(0, 256, (photo.shape[0], 40, 3))  # hidden noise
+    Image.fromarray(rgba, "RGBA").save("a.png")
+    Image.fromarray(photo).save("b.png")
+    result = batch.compress_many(["a.png", "b.png"], k=8, seed=0, output_dir="out", jobs=1, progress=False)
+    for record, name in zip(result.records, ("a.png", "b.png")):
+        source = np.asarray(Image.open(name))
+        rebuilt = kmq.load(record["output"]).reconstruct()
+        assert record["psnr"] == pytest.approx(metrics.psnr_seen(source, rebuilt), rel=1e-12)
+    assert result.records[0]["psnr"] > metrics.psnr(rgba, kmq.load(result.records[0]["output"]).reconstruct()) + 3
+
+
 def test_library_call_reports_in_input_order(in_tmp, photo):
     for i, image in enumerate(crops(photo, 4)):
         Image.fromarray(image).save(f"c{i}.png")

@@ -48,12 +48,12 @@ def test_rgb_and_rgba_histograms_merge_as_rgba():
     assert channels == 4 and keys.tolist() == [0x01020300, 0x010203FF] and counts.tolist() == [1, 7]
 
 
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_palette_is_the_one_of_all_pixels_pooled(frames, jobs):
+@pytest.mark.parametrize("jobs, space", [(1, None), (2, None), (1, "rgb"), (1, "lab")])
+def test_palette_is_the_one_of_all_pixels_pooled(frames, jobs, space):
     names, stacked = frames
-    palette, n_images, n_colors = kp.fit_palette(names, 8, seed=0, jobs=jobs)
-    # Shared palettes are fitted and mapped in RGB, undithered (README).
-    expected = kmq.ColorQuantizer(8, seed=0, space="rgb", dither=0).fit(stacked)
+    palette, n_images, n_colors = kp.fit_palette(names, 8, seed=0, jobs=jobs, space=space)
+    # The fit compress runs, in its working space (default Oklab), on all the pixels.
+    expected = kmq.ColorQuantizer(8, seed=0, space=space or "oklab").fit(stacked)
     assert np.array_equal(palette, expected.palette_)
     assert (n_images, n_colors) == (3, expected.n_colors_in_)
 
@@ -71,11 +71,12 @@ def test_gpl_round_trip_rgb_and_rgba(in_tmp):
 
 def test_cli_palette_then_compress_with_it(capsys, frames, in_tmp):
     names, stacked = frames
-    code, out, err = run(capsys, "palette", *names, "-k", "8", "--seed", "0", "-o", "shared.gpl", "-j", "1")
+    code, out, err = run(capsys, "palette", *names, "-k", "8", "--seed", "0", "-o", "shared.gpl", "-j", "1", "--space", "rgb")
     assert code == 0, err
     assert out.startswith("kmq: 8 colours (RGB) fitted to 3 images (")
     shared = kp.read_palette("shared.gpl")
-    code, out, err = run(capsys, "compress", *names, "--palette", "shared.gpl", "-o", "out", "-j", "1", "-q")
+    code, out, err = run(capsys, "compress", *names, "--palette", "shared.gpl", "-o", "out", "-j", "1", "-q",
+                         "--space", "rgb", "--nofs")
     assert code == 0, err
     for i in range(3):
         loaded = kmq.load(in_tmp / "out" / f"f{i}-k8.kmq")
@@ -86,6 +87,32 @@ def test_cli_palette_then_compress_with_it(capsys, frames, in_tmp):
         d_best = ((pixels[:, 0] - shared[nearest].astype(int)) ** 2).sum(axis=1)
         d_kmq = ((pixels[:, 0] - shared[loaded.labels.reshape(-1)].astype(int)) ** 2).sum(axis=1)
         assert np.array_equal(d_kmq, d_best)
+
+
+def test_compress_palette_maps_as_compress_does(capsys, frames, in_tmp):
+    """By default an image is mapped to a shared palette as compress maps
+    it to its own: fitted on one image alone, the shared palette gives
+    exactly compress's image (Oklab, dithered); undithered, each pixel takes
+    the entry nearest in Oklab."""
+    from kmq._engine.colorspace import to_space
+
+    names, stacked = frames
+    Image.fromarray(stacked).save("all.png")
+    code, _, err = run(capsys, "palette", "all.png", "-k", "8", "--seed", "0", "-o", "shared.gpl")
+    assert code == 0, err
+    shared = kp.read_palette("shared.gpl")
+    for options, out in (([], "dithered"), (["--nofs"], "plain")):
+        code, _, err = run(capsys, "compress", "all.png", "--palette", "shared.gpl", "-o", out, "-q", *options)
+        assert code == 0, err
+    dithered = kmq.load(in_tmp / "dithered" / "all-k8.kmq")
+    plain = kmq.load(in_tmp / "plain" / "all-k8.kmq")
+    assert np.array_equal(dithered.palette, shared) and np.array_equal(plain.palette, shared)
+    assert np.array_equal(dithered.reconstruct(), kmq.compress("all.png", 8, seed=0).reconstruct())
+    assert np.array_equal(plain.reconstruct(), kmq.compress("all.png", 8, seed=0, dither=0).reconstruct())
+    assert not np.array_equal(dithered.labels, plain.labels)
+    ok_pixels = to_space(stacked.reshape(-1, 3), "oklab")
+    d2 = ((ok_pixels[:, None, :] - to_space(shared, "oklab")[None, :, :]) ** 2).sum(axis=2)
+    assert np.array_equal(d2[np.arange(len(d2)), plain.labels.reshape(-1)], d2.min(axis=1))
 
 
 def test_alpha_image_against_an_rgb_palette_is_one_error(capsys, in_tmp, photo):

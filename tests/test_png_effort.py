@@ -82,3 +82,22 @@ def test_trns_only_up_to_last_transparent_entry() -> None:
     pos = png.index(b"tRNS")
     assert png[pos - 4 : pos] == b"\x00\x00\x00\x02" and png[pos + 4 : pos + 6] == b"\x00\x80"
     assert zlib.crc32(png[pos : pos + 6]) == int.from_bytes(png[pos + 6 : pos + 10], "big")
+
+
+def test_default_effort_tries_level_9_on_graphics_only(photo) -> None:
+    """Flat colours (a UI-like image: level 6 leaves under a tenth of the
+    rows) get the smaller of levels 6 and 9; a photograph gets level 6."""
+    from kmq import _io
+
+    yy, xx = np.mgrid[0:200, 0:320]
+    labels = np.where((xx // 40 + yy // 25) % 3 == 0, 1, 0).astype(np.uint8)
+    labels[(yy % 50 == 10) & (xx % 7 < 4)] = 2  # "text" lines
+    palette = np.array([[245, 246, 248], [255, 255, 255], [40, 40, 50]], np.uint8)
+    graphics = kmq.Compressed(palette=palette, labels=labels, mode="RGB", k_requested=3)
+    image = _io._palette_image(palette, labels, "RGB")
+    level6, level9 = (_io._indexed_png_threaded(image, labels, level=lv, mem_level=m, threads=False) for lv, m in ((6, 8), (9, 9)))
+    assert len(level9) < len(level6)
+    assert graphics.to_bytes("png") == level9
+    photo_c = kmq.compress(photo, 64, seed=0)
+    image = _io._palette_image(photo_c.palette, photo_c.labels, "RGB")
+    assert photo_c.to_bytes("png") == _io._indexed_png_threaded(image, photo_c.labels, level=6, mem_level=8, threads=False)

@@ -94,6 +94,27 @@ def test_transparent_pixels_share_one_entry():
     assert (c.palette[np.unique(c.labels[10:])][:, 3] == 255).all()
 
 
+def test_sample_is_a_draw_of_pixels_without_replacement(photo, monkeypatch):
+    """The sample's colour counts: n_sample pixels in all, each colour at
+    most as often as in the image (drawn without replacement), only the
+    image's colours; the same draw for the same seed."""
+    from kmq import _quantize
+    from kmq._engine.histogram import color_histogram, pack_colors
+
+    seen = []
+    real = _quantize.fit_colors
+    monkeypatch.setattr(_quantize, "fit_colors", lambda colors, counts, *a, **kw: seen.append((colors.copy(), counts.copy())) or real(colors, counts, *a, **kw))
+    kmq.compress(photo, 16, seed=0, sample=0.25, dither=0)
+    kmq.compress(photo, 16, seed=0, sample=0.25, dither=0)
+    full = color_histogram(pack_colors(photo.reshape(-1, 3)), 3)
+    (colors, counts), (colors2, counts2) = seen
+    assert counts.sum() == round(0.25 * photo.shape[0] * photo.shape[1]) and (counts > 0).all()
+    where = np.searchsorted(full.keys, pack_colors(colors))
+    assert np.array_equal(full.keys[where], pack_colors(colors))
+    assert (counts <= full.counts[where]).all()
+    assert np.array_equal(colors, colors2) and np.array_equal(counts, counts2)
+
+
 def test_sample_fits_on_a_fraction_and_maps_every_pixel(photo):
     c = kmq.compress(photo, 16, seed=0, sample=0.1)
     assert c.labels.shape == photo.shape[:2] and c.k == 16
@@ -387,3 +408,13 @@ def test_an_exception_from_progress_stops_compress_at_that_stage(photo):
     with pytest.raises(Stop):
         kmq.compress(photo, 8, progress=progress)
     assert stages[0] == "histogram" and stages[1].startswith("k-means K=8") and stages[-1] == "dithering"
+
+
+def test_dither_cell_median_is_numpys_to_the_bit():
+    from kmq._quantize import _median
+
+    rng = np.random.default_rng(1)
+    for n in (1, 2, 3, 4, 5, 16, 17, 255, 256):
+        for _ in range(20):
+            values = rng.random(n) * 10
+            assert _median(values) == float(np.median(values)), n

@@ -640,8 +640,15 @@ ICC_FORMATS = frozenset({"png", "webp", "jpeg", "tiff"})
 #: effort writes filter 0 with the default strategy. docs/benchmarks.md
 #: has the whole-file figures.
 PNG_EFFORTS = {0: ((1, 8),), 1: ((6, 8),), 2: ((9, 9), (6, 8)), 3: ((9, 9), (6, 8))}
-#: Default PNG effort: today's speed (level 6).
+#: Default PNG effort: today's speed (level 6) ...
 DEFAULT_PNG_EFFORT = 1
+#: ... except on graphics: when level 6 brings the rows under this fraction
+#: of their size (flat colours: UI screenshots, icons, logos; photographs
+#: stay above 0.25), effort 1 also tries level 9, memLevel 9, and keeps the
+#: smaller. On such images level 9 was 8-16 % smaller for 10-20 ms a
+#: megapixel (benchmarks/graphics.py's UI mock-ups), where on Kodak it is
+#: 0-1 % smaller for 1.5-4x the deflate time.
+_GRAPHICS_DEFLATE_RATIO = 0.1
 MAX_PNG_EFFORT = max(PNG_EFFORTS)
 
 
@@ -719,11 +726,14 @@ def encode_export(
             # default: measured on kmq's K=64 outputs of the 24 Kodak
             # images, level 9 was 1.0 % smaller for 3.2x the time.
             threaded = labels.size >= _THREADED_PNG_MIN_PIXELS
-            png = min(
-                (_indexed_png_threaded(image, labels, icc_profile, level=level, mem_level=mem, threads=threaded)
-                 for level, mem in PNG_EFFORTS[effort]),
-                key=len,
-            )
+
+            def write(level, mem):
+                return _indexed_png_threaded(image, labels, icc_profile, level=level, mem_level=mem, threads=threaded)
+
+            png = min((write(level, mem) for level, mem in PNG_EFFORTS[effort]), key=len)
+            row_bytes = labels.shape[0] * (1 + (labels.shape[1] * next(b for lim, b in _PNG_BITS if k <= lim) + 7) // 8)
+            if effort == DEFAULT_PNG_EFFORT and len(png) < _GRAPHICS_DEFLATE_RATIO * row_bytes:
+                png = min(png, write(9, 9), key=len)
             return _oxipng_optimize(png) if effort == MAX_PNG_EFFORT else png
         options = {}
         if mode in ("LA", "RGBA"):
@@ -749,7 +759,9 @@ def encode_export(
         # optimize=False keeps the palette order, so indices stay as stored.
         image.save(buffer, "GIF", optimize=False, **options)
         return buffer.getvalue()
-    rebuilt = palette[labels]
+    from ._engine.remap import rebuild
+
+    rebuilt = rebuild(palette, labels)
     pil = Image.fromarray(rebuilt[:, :, 0] if mode == "L" else rebuilt, mode)
     icc = {"icc_profile": icc_profile} if icc_profile else {}
     if fmt == "webp":
@@ -772,11 +784,13 @@ def encode_export(
     return buffer.getvalue()
 
 
-#: From this many pixels an indexed PNG is deflated on all cores (see
-#: _indexed_png_threaded); below it, Pillow's encoder takes < 0.1 s.
-_THREADED_PNG_MIN_PIXELS = 1 << 21
-#: Filtered bytes per deflate run of a threaded PNG (see _indexed_png_threaded).
-_PNG_RUN_BYTES = 1 << 20
+#: From this many pixels an indexed PNG is deflated in runs on all cores
+#: (see _indexed_png_threaded); below it, in one run on this thread.
+_THREADED_PNG_MIN_PIXELS = 1 << 18
+#: Filtered bytes per deflate run of a threaded PNG (see _indexed_png_threaded):
+#: 2 or 4 runs instead of 1 changed the size by +0.008 % and -0.01 % (12 Kodak
+#: images, K = 64) and took 6-7 ms less of 23 ms on 2 cores.
+_PNG_RUN_BYTES = 1 << 17
 #: zlib header FLG byte per level (FLEVEL 0-3; FCHECK makes CMF*256+FLG a
 #: multiple of 31), as zlib itself writes them.
 _ZLIB_FLG = {1: 0x01, 2: 0x5E, 3: 0x5E, 4: 0x5E, 5: 0x5E, 6: 0x9C, 7: 0xDA, 8: 0xDA, 9: 0xDA}
@@ -793,7 +807,7 @@ def _indexed_png_threaded(
 
     Pillow's encoder deflates on one core: 0.48 s of a 12-megapixel image's
     2.4 s end to end. Here the filtered rows (filter type 0, as Pillow uses
-    for palette images) are cut into runs of about 1 MiB (fixed by the
+    for palette images) are cut into runs of about 128 KiB (fixed by the
     size, so the bytes do not depend on the machine); each run is deflated
     by its own zlib stream in a thread (zlib releases the GIL), primed with
     the 32 KiB before it as a preset dictionary so that matches can reach

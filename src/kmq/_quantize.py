@@ -21,7 +21,7 @@ from . import _container
 from ._palette_order import reorder
 from ._errors import UsageError
 from ._estimator import ParamsMixin, check_fitted
-from ._engine.histogram import color_histogram, pack_colors
+from ._engine.histogram import ColorHistogram, color_histogram, pack_colors
 from ._io import (
     DEFAULT_MAX_INPUT_BYTES,
     DEFAULT_MAX_PIXELS,
@@ -136,9 +136,12 @@ _QUALITY_REFINE_WORK = 2_000_000
 
 #: ``--speed`` (pngquant's meaning: 1 slowest and best, 11 fastest; default
 #: 4) as the engine's knobs. 4 is the measured defaults above; below it more
-#: starts and a tighter tol, above it one start, looser tol, then fitting on
-#: a sample of the pixels; 11 also turns dithering off, as in pngquant.
-#: Time and error per level: docs/benchmarks.md, "Speed levels".
+#: starts and a tighter tol, above it one start and a looser tol; 11 also
+#: turns dithering off, as in pngquant. No level fits on a sample of the
+#: pixels: on the histogram engine drawing it cost more than it saved
+#: (levels 8-10 were slower than 7 with samples of 1/2 to 1/8, and the tol
+#: hardly moves the error). Time and error per level: docs/benchmarks.md,
+#: "Speed levels".
 DEFAULT_SPEED = 4
 SPEEDS = {
     1: dict(n_init=4, tol=1e-5, sample=None, dither=None),
@@ -148,10 +151,10 @@ SPEEDS = {
     5: dict(n_init=1, tol=1e-4, sample=None, dither=None),
     6: dict(n_init=1, tol=3e-4, sample=None, dither=None),
     7: dict(n_init=1, tol=1e-3, sample=None, dither=None),
-    8: dict(n_init=1, tol=1e-3, sample=0.5, dither=None),
-    9: dict(n_init=1, tol=3e-3, sample=0.25, dither=None),
-    10: dict(n_init=1, tol=1e-2, sample=0.125, dither=None),
-    11: dict(n_init=1, tol=1e-2, sample=0.0625, dither=0.0),
+    8: dict(n_init=1, tol=3e-3, sample=None, dither=None),
+    9: dict(n_init=1, tol=1e-2, sample=None, dither=None),
+    10: dict(n_init=1, tol=3e-2, sample=None, dither=None),
+    11: dict(n_init=1, tol=3e-2, sample=None, dither=0.0),
 }
 
 
@@ -401,13 +404,20 @@ class ColorQuantizer(ParamsMixin):
         n_pixels = analysis.n_pixels
         sampled = sample is not None and sample < 1
         if sampled:
+            # A sample of the pixels drawn without replacement, drawn in
+            # histogram space: its colour counts are one multivariate
+            # hypergeometric draw from the image's (exactly the law of the
+            # counts of a pixel sample), O(distinct colours) instead of a
+            # permutation and a sort of the sampled pixels; the image's
+            # histogram is needed for the mapping anyway.
             n_sample = max(min(n_pixels, k), int(round(sample * n_pixels)))
-            fit_keys = analysis.keys()[rng.choice(n_pixels, size=n_sample, replace=False)]
-            histogram = color_histogram(fit_keys, channels)
-            del fit_keys
+            full = analysis.histogram()
+            drawn = rng.multivariate_hypergeometric(full.counts, n_sample, method="marginals")
+            kept = np.flatnonzero(drawn)
+            histogram = ColorHistogram(colors=full.colors[kept], counts=drawn[kept].astype(np.int64), keys=full.keys[kept])
 
             def space_points(space):
-                return to_space(histogram.colors, space)
+                return analysis.points(space)[kept]
         else:
             histogram = analysis.histogram()
             space_points = analysis.points
@@ -494,8 +504,10 @@ class ColorQuantizer(ParamsMixin):
         else:
             palette_labels, dist2 = self._nearest_colors(histogram.colors, points_all, guess)
         self.lossless_ = False
-        self.inertia_ = float(np.dot(histogram.counts, dist2))
-        self.mean_error_ = float(np.dot(histogram.counts, np.sqrt(dist2)) / histogram.counts.sum())
+        # Products summed by numpy, not BLAS's dot: its kernels differ from one
+        # processor to the next, and these numbers steer the quality search.
+        self.inertia_ = float((histogram.counts * dist2).sum())
+        self.mean_error_ = float((histogram.counts * np.sqrt(dist2)).sum() / histogram.counts.sum())
         self.n_iter_ = int(n_iter)
         # fit_transform maps the same keys next: keep the work for _map_keys.
         self._fitted_mapping = None if sampled else (analysis, histogram, palette_labels)
@@ -588,7 +600,7 @@ class ColorQuantizer(ParamsMixin):
                 guess[0] = 0
             labels, _ = search.nearest(pts, guess=guess)
             diff = ok - to_space(palette, "oklab")[labels]
-            return quality_from_error(float(np.dot(weight, np.sqrt((diff * diff).sum(axis=1)))) / total)
+            return quality_from_error(float((weight * np.sqrt((diff * diff).sum(axis=1))).sum()) / total)
 
         k_max = len(centers)
         extra = reserved is not None
@@ -818,6 +830,14 @@ def _exact(palette, labels, colors) -> bool:
     return bool(np.array_equal(palette[labels], colors))
 
 
+def _median(values: np.ndarray) -> float:
+    """np.median of a 1-D float array, to the bit, without np.median's
+    import of numpy.ma (8 ms of a 0.4 MP image's run)."""
+    n = len(values)
+    part = np.partition(values, [(n - 1) // 2, n // 2])
+    return float((part[(n - 1) // 2] + part[n // 2]) / 2)
+
+
 def _dither_cell(search: PaletteSearch) -> float:
     """Grid cell of the dithering kernel's nearest-entry cache (working
     units): 0.15 of the median distance from a palette entry to its nearest
@@ -826,7 +846,7 @@ def _dither_cell(search: PaletteSearch) -> float:
     unit lost 0.5 SSIMULACRA2 at K = 256, 0.5 unit was level with exact."""
     if search.order.shape[0] == 0 or len(search.points) < 2:
         return 0.5
-    spacing = float(np.median(search.dist[np.arange(len(search.points)), search.order[:, 1]]))
+    spacing = _median(search.dist[np.arange(len(search.points)), search.order[:, 1]])
     return float(min(1.0, max(0.25, 0.15 * spacing)))
 
 

@@ -280,19 +280,24 @@ def plan(
 
 
 def _psnr(pixels: np.ndarray, palette: np.ndarray, labels: np.ndarray) -> float:
-    """PSNR of ``palette[labels]`` against ``pixels`` (H, W, C) uint8, in
+    """PSNR of ``palette[labels]`` against ``pixels`` (H, W, C) uint8, of
+    what is seen, as :func:`kmq.metrics.psnr_seen` measures it (with alpha, the
+    composites on black and on white; hidden colour does not count), in
     row blocks so that memory stays a few MB whatever the image size."""
-    height = pixels.shape[0]
-    step = max(1, (1 << 20) // max(1, pixels.shape[1] * pixels.shape[2]))
-    total = 0
+    from ._engine.remap import rebuild
+    from .metrics import seen, squared_error_sum
+
+    height, width, channels = pixels.shape
+    step = max(1, (1 << 20) // max(1, width * channels))
+    total = samples = 0
     for start in range(0, height, step):
-        block = pixels[start : start + step].astype(np.int32)
-        diff = block - palette[labels[start : start + step]].astype(np.int32)
-        total += int(np.einsum("ijk,ijk->", diff, diff, dtype=np.int64))
+        original = seen(pixels[start : start + step])
+        rebuilt = seen(rebuild(palette, labels[start : start + step]))
+        total += squared_error_sum(original, rebuilt)
+        samples += original.size
     if total == 0:
         return math.inf
-    mse = total / pixels.size
-    return 10.0 * math.log10(255.0 * 255.0 / mse)
+    return 10.0 * math.log10(255.0 * 255.0 / (total / samples))
 
 
 #: What a record says of the result beyond the manifest's fields (the
@@ -424,7 +429,7 @@ def _quantize(source, settings: Settings):
     from ._quantize import Compressed
     from .palette import fit_image_to
 
-    palette, labels, mode = fit_image_to(source, settings.palette)
+    palette, labels, mode = fit_image_to(source, settings.palette, space=settings.space, dither=settings.dither)
     return Compressed(palette=palette, labels=labels, mode=mode, k_requested=len(palette), source=source)
 
 

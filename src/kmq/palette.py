@@ -21,10 +21,17 @@ Palette files are GIMP palettes (``.gpl``), one colour per line::
 
 Alpha: when the images have transparency, the palette has four channels; the
 file then says ``Channels: RGBA`` after ``Name:`` (as GIMP 3 writes and reads
-it) and each line has a fourth number, the alpha. Images are fitted and
-mapped in RGB (grey images as R = G = B), or in RGBA when any has alpha
-(the others taken as opaque); fully transparent pixels all count as one
-colour, (0, 0, 0, 0), which gets a palette entry of its own.
+it) and each line has a fourth number, the alpha. Images are taken as RGB
+(grey images as R = G = B), or as RGBA when any has alpha (the others
+taken as opaque); fully transparent pixels all count as one colour,
+(0, 0, 0, 0), which gets a palette entry of its own.
+
+The fit and the mapping are :func:`kmq.compress`'s own, in the same
+working space (``space``, default Oklab) and, for the mapping, with the
+same dithering (``dither``, default as compress's): the merged histogram
+goes through the very k-means run that compress gives one image's, and an
+image mapped to a shared palette looks as it would through compress with
+that palette.
 """
 
 from __future__ import annotations
@@ -98,24 +105,23 @@ def merge_histograms(a, b):
     return keys.astype(np.uint32), counts, channels
 
 
-def _fit(histogram, k, *, seed, n_init, max_iter, tol, init) -> np.ndarray:
-    from ._engine.histogram import unpack_keys
-    from ._engine.kmeans import _check_random_state, fit_colors
-    from ._quantize import _check_k
+def _fit(histogram, k, *, seed, n_init, max_iter, tol, init, space) -> np.ndarray:
+    """The palette ColorQuantizer fits to pixels whose histogram is
+    ``histogram`` (keys, counts, channels): its fit reads nothing of the
+    pixels but their histogram, so it is handed the merged one."""
+    from ._engine.histogram import ColorHistogram, unpack_keys
+    from ._quantize import ColorQuantizer, ImageAnalysis, _check_k
 
     k = _check_k(k)
     keys, counts, channels = histogram
     colors = unpack_keys(keys, channels)
     if len(keys) <= k:
         return colors
-    reserved = None
-    if channels == 4 and k >= 2 and keys[0] == 0:
-        reserved, colors, counts, k = colors[:1], colors[1:], counts[1:], k - 1
-    centers, _, _, _ = fit_colors(
-        colors, counts, k, random_state=_check_random_state(seed), n_init=n_init, max_iter=max_iter, tol=tol, init=init
-    )
-    palette = np.clip(np.rint(centers), 0, 255).astype(np.uint8)
-    return palette if reserved is None else np.concatenate([reserved, palette])
+    analysis = ImageAnalysis(np.zeros((1, 1, channels), dtype=np.uint8))
+    analysis._parts["histogram"] = ColorHistogram(colors=colors, counts=counts, keys=keys)
+    quantizer = ColorQuantizer(k, seed=seed, n_init=n_init, max_iter=max_iter, tol=tol, init=init, space=space)
+    quantizer._fit_pixels(analysis.pixels, analysis=analysis)
+    return quantizer.palette_
 
 
 def fit_palette(
@@ -128,6 +134,7 @@ def fit_palette(
     max_iter: int | None = None,
     tol: float | None = None,
     init: str = "k-means++",
+    space: str | None = None,
     max_pixels=_io.DEFAULT_MAX_PIXELS,
     max_input_bytes=_io.DEFAULT_MAX_INPUT_BYTES,
     jobs: int | None = 1,
@@ -141,9 +148,11 @@ def fit_palette(
     inputs : iterable of paths, folders or URLs (folders as in
         ``kmq compress``).
     k : int
-    seed, n_init, max_iter, tol, init : as for :func:`kmq.compress`.
+    seed, n_init, max_iter, tol, init, space : as for :func:`kmq.compress`
+        (``space`` None: its default, Oklab).
     jobs : int or None
-        Worker processes making the histograms (None: one per core).
+        Cores making the histograms (None: all, a worker process each;
+        1: in this process, on one thread). The palette does not depend on it.
     client : distributed.Client or None
         Make the histograms on this Dask cluster and sum them there.
     progress : bool or None
@@ -157,7 +166,10 @@ def fit_palette(
     number of distinct colours of them all)
     """
     from ._files import _expand
-    from ._quantize import DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_TOL
+    from ._quantize import DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_SPACE, DEFAULT_TOL, _check_space
+
+    if space is not None:
+        _check_space(space)
 
     found, _, _ = _expand(inputs, recursive)
     names = [name for name, _ in found]
@@ -169,7 +181,7 @@ def fit_palette(
         bar.stage(f"k-means K={k} ({len(total[0]):,} distinct colours)")
         palette = _fit(
             total, k, seed=seed, n_init=n_init or DEFAULT_N_INIT, max_iter=max_iter or DEFAULT_MAX_ITER,
-            tol=DEFAULT_TOL if tol is None else tol, init=init,
+            tol=DEFAULT_TOL if tol is None else tol, init=init, space=DEFAULT_SPACE if space is None else space,
         )
     return palette, len(names), len(total[0])
 
@@ -216,23 +228,32 @@ def _histogram_task(name, **options):
     return image_histogram(name, **options)
 
 
-def fit_image_to(source, palette: np.ndarray):
-    """Map an image to a given palette (nearest entry per pixel).
+def fit_image_to(source, palette: np.ndarray, *, space: str | None = None, dither: float | None = None):
+    """Map an image to a given palette as :func:`kmq.compress` maps it to
+    the palette it fits: nearest entry in the working space ``space``
+    (None: compress's default), opaque pixels kept on opaque entries, and
+    error diffusion at ``dither`` (0..1; None: compress's default).
+
+    source : kmq._io.SourceImage (its pixels become the palette's channels:
+    what the output is measured against); palette : (K, 3 or 4) uint8.
 
     Returns
     -------
-    (palette, labels (H, W), mode "RGB" or "RGBA")
+    (palette, labels (H, W) uint8 or uint16, mode "RGB" or "RGBA")
     """
-    from ._engine.histogram import color_histogram
-    from ._engine.remap import map_pixels
+    from ._container import MODES
+    from ._quantize import DEFAULT_DITHER, DEFAULT_SPACE, ColorQuantizer, _check_dither, _check_space
 
     palette = np.ascontiguousarray(palette, dtype=np.uint8)
     channels = palette.shape[1]
-    pixels = _as_channels(source.pixels, channels)
-    keys = _keys(pixels)
-    labels = map_pixels(color_histogram(keys, channels), keys, palette).reshape(pixels.shape[:2])
-    source.pixels = pixels  # what the output is measured against
-    return palette, labels, "RGBA" if channels == 4 else "RGB"
+    space = _check_space(DEFAULT_SPACE if space is None else space)
+    dither = _check_dither(DEFAULT_DITHER if dither is None else dither)
+    source.pixels = _as_channels(source.pixels, channels)
+    quantizer = ColorQuantizer(len(palette), space=space, dither=dither)
+    # Fitted by hand: the palette is given.
+    quantizer.palette_, quantizer.space_, quantizer.mode_ = palette, space, MODES[channels]
+    labels = quantizer.transform(source)
+    return palette, labels, MODES[channels]
 
 
 def write_palette(path, palette: np.ndarray, *, name: str | None = None, force: bool = False) -> None:

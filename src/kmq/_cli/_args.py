@@ -155,8 +155,8 @@ def _add_output(parser: argparse.ArgumentParser) -> None:
 
 def engine_options(args) -> dict:
     """The k-means and mapping options of ``kmq compress`` as keyword
-    arguments of :func:`kmq.compress`: ``--speed`` sets ``--sample``,
-    ``--n-init``, ``--tol`` and the dithering unless they are given."""
+    arguments of :func:`kmq.compress`: ``--speed`` sets ``--n-init``,
+    ``--tol`` and the dithering unless they are given."""
     from .._quantize import DEFAULT_DITHER, SPEEDS
 
     knobs = SPEEDS[args.speed]

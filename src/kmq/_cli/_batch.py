@@ -43,6 +43,7 @@ def register_palette(commands) -> None:
     """The ``kmq palette`` subcommand."""
     from ._args import _Help, _add_common, _k_value, _max_input_bytes, _max_pixels
     from .._io import DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_PIXELS
+    from .._quantize import DEFAULT_SPACE
 
     parser = commands.add_parser(
         "palette",
@@ -57,6 +58,8 @@ def register_palette(commands) -> None:
     parser.add_argument("-f", "--force", action="store_true", help="overwrite an existing palette file")
     parser.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same palette")
     parser.add_argument("-r", "--recursive", action="store_true", help="look in sub-folders of folder inputs too")
+    parser.add_argument("--space", choices=["oklab", "lab", "rgb"], default=DEFAULT_SPACE,
+                        help="colour space of k-means (compress --palette maps in the same one: give it --space too)")
     parser.add_argument("-j", "--jobs", type=_positive_int, metavar="N", help="cores to use (default: all): a worker process each")
     parser.add_argument("--scheduler", metavar="ADDRESS", help="make the histograms on this dask.distributed scheduler")
     parser.add_argument("--max-pixels", type=_max_pixels, default=DEFAULT_MAX_PIXELS, metavar="N",
@@ -80,7 +83,7 @@ def _run_palette(args) -> int:
     client = _connect(args.scheduler) if args.scheduler else None
     try:
         palette, n_images, n_colors = fit_palette(
-            args.input, args.k, seed=args.seed, recursive=args.recursive, max_pixels=args.max_pixels,
+            args.input, args.k, seed=args.seed, recursive=args.recursive, space=args.space, max_pixels=args.max_pixels,
             max_input_bytes=args.max_input_bytes, jobs=args.jobs, client=client, progress=show_progress(args),
         )
     finally:
@@ -102,7 +105,8 @@ def is_batch(args, names) -> bool:
         return True
     if any(n != "-" and not _is_url(n) and Path(n).is_dir() for n in names):
         return True
-    return bool(args.ext or args.recursive or args.manifest or args.resume or args.scheduler or args.jobs or args.palette)
+    # Not -j: for one image it is the number of threads (same bytes).
+    return bool(args.ext or args.recursive or args.manifest or args.resume or args.scheduler or args.palette)
 
 
 def _connect(address: str):

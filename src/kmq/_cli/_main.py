@@ -31,6 +31,7 @@ import warnings
 from pathlib import Path
 
 from .._errors import EXIT_INTERNAL, EXIT_INTERRUPTED, KmqError, OutputError, UsageError
+from .._engine._parallel import threads_limited
 from ._args import (
     ask_k as _ask_k,
     engine_options,
@@ -121,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compress.add_argument(
         "--speed", type=_speed, default=DEFAULT_SPEED, metavar="N",
-        help="1 (slowest, best) to 11 (fastest): sets --n-init, --tol and --sample unless given",
+        help="1 (slowest, best) to 11 (fastest): sets --n-init and --tol unless given (11 also --nofs)",
     )
     compress.add_argument("--n-init", type=_positive_int, default=None, metavar="N", help="k-means runs, the best kept")
     compress.add_argument("--max-iter", type=_positive_int, default=DEFAULT_MAX_ITER, metavar="N", help="maximum k-means iterations")
@@ -293,7 +294,7 @@ def _add_effort(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-O", "--effort", type=int, choices=sorted(_io.PNG_EFFORTS), default=_io.DEFAULT_PNG_EFFORT,
         metavar="N",
-        help=f"PNG compression effort 0..{_io.MAX_PNG_EFFORT} (1: zlib level 6; 2: level 9; "
+        help=f"PNG compression effort 0..{_io.MAX_PNG_EFFORT} (1: zlib level 6, 9 too on flat graphics; 2: level 9; "
         f"{_io.MAX_PNG_EFFORT}: oxipng's strongest preset, needs pip install 'kmq[png]')",
     )
 
@@ -326,7 +327,7 @@ def _run_compress(args) -> int:
             _refuse_terminal(args)
         # A status line naming the stage, on a terminal, if the run lasts over a second.
         label = f"kmq: {short_name(name if name is not None else str(_io.sample_image_path()))}"
-        with progress_for(args, label=label) as status:
+        with progress_for(args, label=label) as status, threads_limited(args.jobs):
             code, payload, _, _ = _compress_one(
                 args, name, k, output, fmt, started, print_json=False, force=args.force or demo, status=status
             )

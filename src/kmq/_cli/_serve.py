@@ -9,7 +9,6 @@ server finishes the requests in flight (up to 3 s), then kmq exits 130 or
 from __future__ import annotations
 
 import ipaddress
-import socket
 import sys
 import threading
 
@@ -43,8 +42,11 @@ def register_serve(commands) -> None:
     serve.set_defaults(run=_run_serve)
 
 
-def _listen(host: str, port: int) -> tuple[socket.socket, bool]:
-    """A listening socket on host:port, and whether the address is loopback."""
+def _listen(host: str, port: int) -> tuple:
+    """(a listening socket.socket on host:port, whether the address is
+    loopback)."""
+    import socket  # here, not at the top: every kmq command would pay for it
+
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:

@@ -18,7 +18,7 @@ import numpy as np
 from .._errors import UsageError
 from .._estimator import ParamsMixin, check_fitted
 from . import _histogram, _kmeans
-from ._parallel import Chunks, n_threads as _n_threads, pool as _pool
+from ._parallel import Chunks, cores as _cores, n_threads as _n_threads, pool as _pool
 
 __all__ = ["KMeans", "kmeans_plusplus", "fit_colors", "coarse_histogram"]
 
@@ -627,10 +627,11 @@ def fit_colors(colors, counts, k, *, random_state, n_init, max_iter, tol, init="
     def run(plan):
         return _lloyd(means, weights, plan(), max_iter, tol_abs)
 
-    if n_init > 1 and _n_threads(len(means)) == 1:
+    if n_init > 1 and _cores() > 1 and _n_threads(len(means)) == 1:
         # Each seeding and its Lloyd run is one compiled call on a few
         # thousand bins: run them side by side. (Only then: a run that
-        # splits its own passes over the threads must not wait on them.)
+        # splits its own passes over the threads must not wait on them; and
+        # not in a process limited to one thread, a batch worker.)
         futures = [_pool().submit(run, plan) for plan in plans[1:]]
         runs = [run(plans[0])] + [future.result() for future in futures]
     else:
@@ -695,8 +696,10 @@ def _parent_bins(bin_of_color, level):
 def _absolute_tol(X, w, tol):
     """``tol`` times the mean per-feature weighted variance of X."""
     total = w.sum()
-    mean = (w @ X) / total
-    variance = (w @ (X * X)) / total - mean * mean
+    # numpy's sums, not BLAS's w @ X: the same bits on every processor.
+    weighted = w[:, None] * X
+    mean = weighted.sum(axis=0) / total
+    variance = (weighted * X).sum(axis=0) / total - mean * mean
     return float(np.mean(np.maximum(variance, 0.0))) * tol
 
 

@@ -67,7 +67,7 @@ class Option:
     ``low``/``high`` bound numbers (``low_open``: the lower bound itself is
     refused); ``choices`` for a choice. ``default`` None means "not given":
     kmq compress's own rule then applies, which ``auto`` says in words (the
-    --speed level picks n_init, tol, sample and the dithering) and
+    --speed level picks n_init, tol and the dithering) and
     ``auto_value`` gives at the default speed, where it is one value. ``check``:
     ``(name, text) -> value`` for the settings ``kmq compress`` has, so that
     a bad value gets the CLI's check and words; the others are checked here
@@ -144,7 +144,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("quality", "range", None, "quality target MIN-MAX (0-100, kmq's scale): the fewest colours, up to K, "
            "reaching MAX; an error if even K colours fall short of MIN", low=0, high=100,
            check=_cli_check(_quality_range), auto="off", group="main"),
-    Option("speed", "int", DEFAULT_SPEED, "1 (slowest, best) to 11 (fastest): sets n_init, tol and sample unless given",
+    Option("speed", "int", DEFAULT_SPEED, "1 (slowest, best) to 11 (fastest): sets n_init and tol unless given",
            low=1, high=11, check=_cli_check(_speed), group="main"),
     Option("seed", "int", 0, "random seed: the same seed gives the same result", low=0, high=2**32 - 1),
     Option("sample", "float", None, "fit the palette on this fraction of the pixels", low=0, high=1, low_open=True,
