@@ -2,7 +2,13 @@
 
 Images: the Kodak photographs, the photographs of a folder resized to 768
 pixels wide (Lanczos), and images with alpha made here (Kodak photographs
-under soft masks; icons, logos and a UI screen drawn with Pillow). For each
+under soft masks; icons, logos and a UI screen drawn with Pillow). A second
+set with alpha, ``alpha-heldout``, is made from the folder's photographs
+(ones the ``photos`` group leaves out at ``--every 3``) under other masks (a
+linear fade, a vignette, hard anti-aliased cut-outs, a card with a
+translucent band and a drop shadow) and three more drawings (flat icons
+with shadows, a sticker with a gradient and text, a UI card): images the
+alpha model was not chosen on. It runs only when asked for (``--groups``). For each
 K in {16, 64, 256}, undithered and dithered, each tool quantizes each image
 to a PNG at the same K:
 
@@ -142,8 +148,137 @@ def ui_screen(seed: int) -> Image.Image:
     return image
 
 
-def image_set(kodak: Path | None, photos: Path | None, every: int) -> list[tuple[str, str, Image.Image]]:
-    """[(group, name, image)]."""
+def _with_alpha(image: Image.Image, alpha: np.ndarray) -> Image.Image:
+    out = image.convert("RGBA")
+    out.putalpha(Image.fromarray(np.clip(np.rint(alpha * 255), 0, 255).astype(np.uint8)))
+    return out
+
+
+def fade_mask(image: Image.Image) -> Image.Image:
+    """Opaque on the left, fading linearly to transparent on the right."""
+    w, h = image.size
+    t = np.linspace(0, 1, w)[None, :].repeat(h, 0)
+    return _with_alpha(image, np.clip(1.3 - 1.6 * t, 0, 1))
+
+
+def vignette_mask(image: Image.Image) -> Image.Image:
+    """A radial fade from the centre."""
+    w, h = image.size
+    y, x = np.mgrid[0:h, 0:w]
+    r = np.hypot((x - w / 2) / (w / 2), (y - h / 2) / (h / 2))
+    return _with_alpha(image, np.clip((1.05 - r) / 0.5, 0, 1) ** 1.5)
+
+
+def cutout_mask(image: Image.Image, seed: int) -> Image.Image:
+    """A hard cut-out (a random polygon and an ellipse), anti-aliased
+    (drawn 4x, downscaled)."""
+    rng = np.random.default_rng(seed)
+    w, h = image.size
+    s = 4
+    mask = Image.new("L", (w * s, h * s), 0)
+    draw = ImageDraw.Draw(mask)
+    angles = np.sort(rng.uniform(0, 2 * np.pi, 9))
+    radii = rng.uniform(0.25, 0.48, 9) * min(w, h) * s
+    draw.polygon([(w * s / 2 + r * np.cos(a), h * s / 2 + r * np.sin(a)) for a, r in zip(angles, radii)], fill=255)
+    draw.ellipse([w * s * 0.05, h * s * 0.05, w * s * 0.3, h * s * 0.4], fill=255)
+    out = image.convert("RGBA")
+    out.putalpha(mask.resize((w, h), Image.LANCZOS))
+    return out
+
+
+def glass_card(image: Image.Image) -> Image.Image:
+    """The photograph on a rounded card whose lower band is translucent
+    (alpha 0.55), with a soft black drop shadow around it."""
+    w, h = image.size
+    card = Image.new("L", (w, h), 0)
+    ImageDraw.Draw(card).rounded_rectangle([40, 40, w - 60, h - 60], radius=30, fill=255)
+    shadow = Image.new("L", (w, h), 0)
+    ImageDraw.Draw(shadow).rounded_rectangle([55, 60, w - 40, h - 35], radius=30, fill=140)
+    shadow = np.asarray(shadow.filter(ImageFilter.GaussianBlur(14))) / 255.0
+    c = np.asarray(card) / 255.0
+    alpha = np.where((np.arange(h)[:, None] > h * 0.7) & (c > 0), 0.55 * c, c)
+    out_a = alpha + shadow * (1 - alpha)
+    rgb = np.asarray(image.convert("RGB")).astype(np.float64)
+    colour = np.where(out_a[..., None] > 0, rgb * (alpha / np.maximum(out_a, 1e-9))[..., None], 0)
+    return Image.fromarray(np.dstack([np.clip(np.rint(colour), 0, 255), np.rint(out_a * 255)]).astype(np.uint8), "RGBA")
+
+
+def flat_icons(seed: int, size: int = 384) -> Image.Image:
+    """Nine flat round icons with a white square each and soft shadows."""
+    rng = np.random.default_rng(seed)
+    s = size * 4
+    image = Image.new("RGBA", (s, s), (0, 0, 0, 0))
+    for i in range(3):
+        for j in range(3):
+            x0, y0 = j * s / 3, i * s / 3
+            shadow = Image.new("L", (s, s), 0)
+            ImageDraw.Draw(shadow).ellipse([x0 + s * 0.05, y0 + s * 0.07, x0 + s * 0.3, y0 + s * 0.32], fill=90)
+            image.paste((0, 0, 0, 255), (0, 0), shadow.filter(ImageFilter.GaussianBlur(s * 0.01)))
+            draw = ImageDraw.Draw(image)
+            draw.ellipse([x0 + s * 0.04, y0 + s * 0.04, x0 + s * 0.29, y0 + s * 0.29], fill=tuple(int(v) for v in rng.integers(0, 256, 3)) + (255,))
+            draw.rectangle([x0 + s * 0.12, y0 + s * 0.12, x0 + s * 0.21, y0 + s * 0.21], fill=(255, 255, 255, 255))
+    return image.resize((size, size), Image.LANCZOS)
+
+
+def sticker(seed: int, size: int = 320) -> Image.Image:
+    """A hexagonal sticker: white rim, gradient face, translucent text, a
+    coloured shadow."""
+    rng = np.random.default_rng(seed)
+    s = size * 4
+    image = Image.new("RGBA", (s, s), (0, 0, 0, 0))
+    shadow = Image.new("L", (s, s), 0)
+    ImageDraw.Draw(shadow).regular_polygon((s * 0.52, s * 0.54, s * 0.42), 6, fill=150)
+    image.paste((20, 10, 40, 255), (0, 0), shadow.filter(ImageFilter.GaussianBlur(s * 0.025)))
+    draw = ImageDraw.Draw(image)
+    draw.regular_polygon((s * 0.5, s * 0.5, s * 0.42), 6, fill=(255, 255, 255, 255))
+    t = np.linspace(0, 1, s)[None, :, None]
+    a, b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    face = Image.new("L", (s, s), 0)
+    ImageDraw.Draw(face).regular_polygon((s * 0.5, s * 0.5, s * 0.37), 6, fill=255)
+    image.paste(Image.fromarray((a * (1 - t) + b * t).astype(np.uint8).repeat(s, 0), "RGB"), (0, 0), face)
+    draw.text((s * 0.3, s * 0.4), "kmq", fill=(255, 255, 255, 220), font_size=int(s * 0.15))
+    return image.resize((size, size), Image.LANCZOS)
+
+
+def ui_card(seed: int) -> Image.Image:
+    """A UI card on transparency: drop shadow, header, text bars, a
+    translucent badge, a button (fewer than 256 colours)."""
+    rng = np.random.default_rng(seed)
+    w, h = 640, 420
+    image = Image.new("RGBA", (w, h), (0, 0, 0, 0))
+    shadow = Image.new("L", (w, h), 0)
+    ImageDraw.Draw(shadow).rounded_rectangle([30, 36, w - 30, h - 20], radius=24, fill=100)
+    image.paste((0, 0, 0, 255), (0, 0), shadow.filter(ImageFilter.GaussianBlur(16)))
+    draw = ImageDraw.Draw(image)
+    draw.rounded_rectangle([24, 24, w - 36, h - 36], radius=22, fill=(250, 250, 252, 255))
+    accent = tuple(int(v) for v in rng.integers(0, 220, 3))
+    draw.rounded_rectangle([24, 24, w - 36, 110], radius=22, fill=accent + (255,))
+    for row in range(5):
+        draw.rounded_rectangle([50, 140 + row * 40, 50 + int(rng.integers(150, 450)), 156 + row * 40], radius=8, fill=(120, 120, 130, 255))
+    draw.ellipse([w - 140, 130, w - 60, 210], fill=accent + (160,))
+    draw.rounded_rectangle([w - 250, h - 100, w - 60, h - 56], radius=20, fill=accent + (255,))
+    return image
+
+
+def heldout_set(photos: Path) -> list[tuple[str, str, Image.Image]]:
+    """The ``alpha-heldout`` group: [(group, name, image)]."""
+    files = sorted(p for p in photos.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
+    # The photos group takes files[::3] at --every 3: these are others.
+    masks = [("fade", fade_mask), ("vignette", vignette_mask), ("cutout", lambda im: cutout_mask(im, 3)),
+             ("glass", glass_card), ("cutout2", lambda im: cutout_mask(im, 7))]
+    images = []
+    for index, (tag, make) in zip((1, 2, 4, 5, 7), masks):
+        if index < len(files):
+            images.append(("alpha-heldout", f"{files[index].stem}-{tag}", make(_resize(Image.open(files[index]).convert("RGB")))))
+    images.append(("alpha-heldout", "flaticons", flat_icons(5)))
+    images.append(("alpha-heldout", "sticker", sticker(2)))
+    images.append(("alpha-heldout", "uicard", ui_card(4)))
+    return images
+
+
+def image_set(kodak: Path | None, photos: Path | None, every: int, groups=None) -> list[tuple[str, str, Image.Image]]:
+    """[(group, name, image)]; the ``alpha-heldout`` group only if it is in
+    ``groups``."""
     images = []
     kodak_files = sorted(kodak.glob("*.png")) if kodak else []
     for path in kodak_files[::every]:
@@ -158,6 +293,8 @@ def image_set(kodak: Path | None, photos: Path | None, every: int) -> list[tuple
         images.append(("alpha", f"icon{i}", icon(i)))
     images.append(("alpha", "logo", logo(0)))
     images.append(("alpha", "ui", ui_screen(0)))
+    if photos and groups and "alpha-heldout" in groups:
+        images += heldout_set(photos)
     return images
 
 
@@ -242,7 +379,7 @@ def main(argv=None):
     parser.add_argument("--every", type=int, default=1, help="take every n-th image of each folder")
     parser.add_argument("--ks", default=",".join(map(str, KS)))
     parser.add_argument("--out", type=Path, default=Path("perceptual.json"))
-    parser.add_argument("--groups", default="kodak,photos,alpha", help="which image groups to run")
+    parser.add_argument("--groups", default="kodak,photos,alpha", help="which image groups to run (also: alpha-heldout, with --photos)")
     parser.add_argument("--summary", type=Path, nargs="+", help="only print the tables of earlier runs' JSON files")
     args = parser.parse_args(argv)
     if args.summary:
@@ -252,7 +389,7 @@ def main(argv=None):
     ks = [int(v) for v in args.ks.split(",")]
     rows = []
     with tempfile.TemporaryDirectory() as work:
-        for group, name, image in image_set(args.kodak, args.photos, args.every):
+        for group, name, image in image_set(args.kodak, args.photos, args.every, groups):
             if group not in groups:
                 continue
             has_alpha = image.mode == "RGBA"

@@ -14,11 +14,12 @@ from kmq._engine.dither import MODE_ANY, MODE_FIXED, MODE_OPAQUE, dither_labels
 MAX_CELLS = 4194304
 
 
-def reference(color_index, points, start, mode, palette, opaque_entry, level, edge, cell):
+def reference(color_index, points, start, mode, palette, opaque_entry, level, edge, cell, settle=0.0):
     """Floyd-Steinberg, serpentine: target = colour + level-scaled error,
     clamped to the palette's box; the entry nearest the centre of the
     target's grid cell (ties to the lowest index); the error spread 7/16 ahead, 3/16 behind below, 5/16 below, 1/16
-    ahead below."""
+    ahead below. A pixel whose level-scaled error is at most ``settle``
+    long takes its ``start`` entry (target not clamped)."""
     h, w = color_index.shape
     d = points.shape[1]
     lo, hi = palette.min(axis=0), palette.max(axis=0)
@@ -49,6 +50,15 @@ def reference(color_index, points, start, mode, palette, opaque_entry, level, ed
                 contrast = math.sqrt(contrast)
                 if contrast > edge:
                     att = level * edge / contrast
+            if settle > 0 and math.sqrt(float(((att * cur[x + 1]) ** 2).sum())) <= settle:
+                best = int(start[p])
+                out[y, x] = best
+                err = points[p] + att * cur[x + 1] - palette[best]
+                cur[x + 1 + step] += err * (7 / 16)
+                nxt[x + 1 - step] += err * (3 / 16)
+                nxt[x + 1] += err * (5 / 16)
+                nxt[x + 1 + step] += err * (1 / 16)
+                continue
             target = np.empty(d)
             idx = []
             for c in range(d):
@@ -94,23 +104,26 @@ def case(seed, channels, k, h=9, w=13, space="oklab"):
 
 
 @pytest.mark.parametrize(
-    "channels, k, level, edge, cell, space",
+    "channels, k, level, edge, cell, space, settle",
     [
-        (3, 6, 1.0, 0.0, 0.5, "oklab"),
-        (3, 6, 0.7, 0.0, 2.0, "oklab"),
-        (3, 9, 1.0, 6.0, 1.0, "lab"),
-        (3, 5, 1.0, 0.0, 7.0, "rgb"),
-        (1, 4, 1.0, 0.0, 0.5, "oklab"),
-        (2, 4, 0.5, 0.0, 0.25, "oklab"),
-        (4, 8, 1.0, 0.0, 1.0, "oklab"),
-        (4, 8, 0.8, 5.0, 0.5, "rgb"),
-        (3, 300, 1.0, 0.0, 0.5, "oklab"),  # uint16 labels
+        (3, 6, 1.0, 0.0, 0.5, "oklab", 0.0),
+        (3, 6, 0.7, 0.0, 2.0, "oklab", 0.0),
+        (3, 9, 1.0, 6.0, 1.0, "lab", 0.0),
+        (3, 5, 1.0, 0.0, 7.0, "rgb", 0.0),
+        (1, 4, 1.0, 0.0, 0.5, "oklab", 0.0),
+        (2, 4, 0.5, 0.0, 0.25, "oklab", 0.0),
+        (4, 8, 1.0, 0.0, 1.0, "oklab", 0.0),
+        (4, 8, 0.8, 5.0, 0.5, "rgb", 0.0),
+        (3, 300, 1.0, 0.0, 0.5, "oklab", 0.0),  # uint16 labels
+        (4, 8, 1.0, 0.0, 1.0, "oklab", 3.0),  # settled pixels keep their entry
+        (4, 8, 0.8, 5.0, 0.5, "rgb", 8.0),
+        (2, 4, 0.5, 0.0, 0.25, "oklab", 2.0),
     ],
 )
-def test_kernel_matches_the_reference(channels, k, level, edge, cell, space):
+def test_kernel_matches_the_reference(channels, k, level, edge, cell, space, settle):
     color_index, points, start, mode, search, opaque_entry = case(channels * 10 + k, channels, k, space=space)
-    got = dither_labels(color_index, points, start, mode, search, opaque_entry, level, edge=edge, cell=cell)
-    want = reference(color_index, points, start, mode, search.points, opaque_entry, level, edge, cell)
+    got = dither_labels(color_index, points, start, mode, search, opaque_entry, level, edge=edge, cell=cell, settle=settle)
+    want = reference(color_index, points, start, mode, search.points, opaque_entry, level, edge, cell, settle)
     np.testing.assert_array_equal(got, want)
     assert got.dtype == (np.uint8 if k <= 256 else np.uint16)
 
@@ -147,3 +160,21 @@ def test_bad_arguments_are_refused():
     color_index, points, start, mode, search, opaque_entry = case(1, 3, 4)
     with pytest.raises(ValueError, match="grid cell must be positive"):
         dither_labels(color_index, points, start, mode, search, opaque_entry, 1.0, cell=0.0)
+
+
+def test_settled_pixels_keep_their_exact_entry():
+    """Two entries inside one grid cell: without ``settle`` a flat area of
+    the second one's exact colour takes the cell's entry (the first); with
+    it, pixels that receive (almost) no error keep their own."""
+    palette = np.array([[100, 100, 100, 255], [100, 100, 101, 255], [0, 0, 0, 0]], np.uint8)
+    search = PaletteSearch(palette, "oklab")
+    assert search.dist[0, 1] < 0.5
+    points = search.points[1:2].copy()
+    color_index = np.zeros((6, 8), np.int32)
+    start = np.array([1], np.int32)
+    mode = np.array([MODE_OPAQUE], np.uint8)
+    opaque_entry = (palette[:, 3] == 255).astype(np.uint8)
+    plain = dither_labels(color_index, points, start, mode, search, opaque_entry, 1.0, cell=2.0)
+    assert (plain != 1).any()
+    settled = dither_labels(color_index, points, start, mode, search, opaque_entry, 1.0, cell=2.0, settle=1.0)
+    assert (settled == 1).all()

@@ -59,18 +59,84 @@ def test_every_srgb_colour_round_trips(space):
     np.testing.assert_array_equal(from_space(to_space(colors, space), space), colors)
 
 
+def _composite(colors, background):
+    """sRGB values (M, 3) float64 of RGBA colours (M, 4) uint8 over a grey
+    ``background`` (0..255), blended as browsers blend: in sRGB values."""
+    a = colors[:, 3:].astype(np.float64) / 255.0
+    return colors[:, :3] * a + background * (1.0 - a)
+
+
+def _space_of_srgb_values(s, space):
+    """sRGB values (M, 3) float64, 0..255 (not only integers) -> the space's
+    coordinates: the published formulas, written out here (Ottosson's
+    matrices; CIELAB with the D65 white)."""
+    if space == "rgb":
+        return s
+    v = s / 255.0
+    lin = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+    if space == "oklab":
+        lms = lin @ np.array([[0.4122214708, 0.5363325363, 0.0514459929],
+                              [0.2119034982, 0.6806995451, 0.1073969566],
+                              [0.0883024619, 0.2817188376, 0.6299787005]]).T
+        return 100 * np.cbrt(lms) @ np.array([[0.2104542553, 0.7936177850, -0.0040720468],
+                                               [1.9779984951, -2.4285922050, 0.4505937099],
+                                               [0.0259040371, 0.7827717662, -0.8086757660]]).T
+    xyz = lin @ np.array([[0.4124564, 0.3575761, 0.1804375],
+                          [0.2126729, 0.7151522, 0.0721750],
+                          [0.0193339, 0.1191920, 0.9503041]]).T / np.array([0.95047, 1.0, 1.08883])
+    d = 6 / 29
+    f = np.where(xyz > d**3, np.cbrt(xyz), xyz / (3 * d * d) + 4 / 29)
+    return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=1)
+
+
 @pytest.mark.parametrize("space", ["oklab", "lab", "rgb"])
-def test_alpha_is_premultiplied_and_round_trips(space):
+def test_alpha_is_placed_where_it_is_seen_and_round_trips(space):
     rng = np.random.default_rng(0)
     colors = rng.integers(0, 256, (5000, 4)).astype(np.uint8)
     colors[:, 3] = np.maximum(colors[:, 3], 128)  # at alpha >= 128 the colour survives uint8
     points = to_space(colors, space)
-    opaque = to_space(np.ascontiguousarray(colors[:, :3]), space)
-    np.testing.assert_allclose(points[:, :3], opaque * (colors[:, 3:] / 255.0))
-    np.testing.assert_allclose(points[:, 3], colors[:, 3] / 255.0 * (255.0 if space == "rgb" else 100.0))
+    # The colour coordinates: the pixel composited over the mid-grey 127.5.
+    np.testing.assert_allclose(points[:, :3], _space_of_srgb_values(_composite(colors, 127.5), space), atol=1e-9)
+    # Alpha: half the distance from black to white in the space.
+    scale = {"rgb": 127.5 * 3**0.5, "oklab": 50.0, "lab": 50.0}[space]
+    np.testing.assert_allclose(points[:, 3], colors[:, 3] / 255.0 * scale)
     np.testing.assert_array_equal(from_space(points, space), colors)
-    # Alpha 0 comes back as the one transparent colour.
-    assert from_space(to_space(np.array([[9, 80, 200, 0]], np.uint8), space), space).tolist() == [[0, 0, 0, 0]]
+    # Opaque colours are exactly where an RGB image puts them.
+    opaque = colors.copy()
+    opaque[:, 3] = 255
+    np.testing.assert_array_equal(to_space(opaque, space)[:, :3], to_space(np.ascontiguousarray(colors[:, :3]), space))
+    # Alpha 0: every hidden colour is the same point, and comes back as the
+    # one transparent colour.
+    hidden = to_space(np.array([[9, 80, 200, 0], [255, 0, 0, 0], [0, 0, 0, 0]], np.uint8), space)
+    assert (hidden == hidden[2]).all()
+    assert from_space(hidden[:1], space).tolist() == [[0, 0, 0, 0]]
+
+
+def test_la_alpha_is_placed_like_rgba():
+    rng = np.random.default_rng(1)
+    la = rng.integers(0, 256, (500, 2)).astype(np.uint8)
+    la[:, 1] = np.maximum(la[:, 1], 128)
+    rgba = np.ascontiguousarray(la[:, [0, 0, 0, 1]])
+    for space in ("oklab", "lab"):
+        points = to_space(la, space)
+        np.testing.assert_allclose(points[:, 0], to_space(rgba, space)[:, 0], atol=1e-3)
+        np.testing.assert_allclose(points[:, 1], to_space(rgba, space)[:, 3])
+        np.testing.assert_array_equal(from_space(points, space), la)
+    np.testing.assert_allclose(to_space(la, "rgb")[:, 0], _composite(rgba, 127.5)[:, 0])
+    np.testing.assert_allclose(to_space(la, "rgb")[:, 1], la[:, 1] / 255.0 * 127.5)
+
+
+def test_rgb_distance_is_the_mean_error_over_black_and_white():
+    """In sRGB values (where blending is linear) the squared distance
+    between two colours with alpha is exactly the mean of the squared
+    differences of what they show over black and over white."""
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 256, (2000, 4)).astype(np.uint8)
+    y = rng.integers(0, 256, (2000, 4)).astype(np.uint8)
+    x[:100, 3], y[:50, 3] = 255, 0  # opaque against transparent among them
+    d2 = ((to_space(x, "rgb") - to_space(y, "rgb")) ** 2).sum(axis=1)
+    seen = [((_composite(x, b) - _composite(y, b)) ** 2).sum(axis=1) for b in (0.0, 255.0)]
+    np.testing.assert_allclose(d2, (seen[0] + seen[1]) / 2, rtol=1e-9, atol=1e-6)
 
 
 def test_out_of_gamut_points_are_clipped():
@@ -172,6 +238,73 @@ def test_transparent_pixels_share_one_entry():
     c = kmq.compress(rgba, 8, dither=1)
     assert len(np.unique(c.labels[:20])) == 1
     assert c.palette[c.labels[0, 0]].tolist() == [0, 0, 0, 0]
+
+
+def test_nearly_transparent_pixels_share_the_transparent_entry():
+    """k-means knows the transparent entry is there: four flat colours, a
+    faint shadow (alpha 2) and transparency at K = 5 give the four colours
+    exactly, the shadow going to the transparent entry (the entry it would
+    otherwise take is one colour short)."""
+    rgba = np.zeros((60, 100, 4), np.uint8)
+    flat = [(200, 30, 40, 255), (20, 160, 60, 255), (40, 60, 220, 255), (250, 250, 250, 255)]
+    for i, colour in enumerate(flat):
+        rgba[:20, i * 25:(i + 1) * 25] = colour
+    rgba[20:30] = (0, 0, 0, 2)
+    c = kmq.compress(rgba, 5, dither=0)
+    assert sorted(map(tuple, c.palette.tolist())) == sorted(flat + [(0, 0, 0, 0)])
+    out = c.reconstruct()
+    np.testing.assert_array_equal(out[:20], rgba[:20])
+    assert (out[20:] == 0).all()
+    # Deterministic, dithered too.
+    assert kmq.compress(rgba, 5).to_bytes("png") == kmq.compress(rgba, 5).to_bytes("png")
+
+
+def test_near_opaque_snaps_repeat_no_entry():
+    """A soft edge of alpha 249-252 in the colour of an opaque fill is a
+    cluster of its own at K = 3; snapped to opaque it would repeat the fill's
+    entry and serve nobody: it is kept translucent."""
+    rgba = np.zeros((40, 60, 4), np.uint8)
+    rgba[:, :30] = (30, 90, 200, 255)
+    rgba[:, 30:] = (230, 200, 20, 255)
+    for i, a in enumerate((249, 250, 251, 252)):
+        rgba[i * 4:(i + 1) * 4, 28:32] = (30, 90, 200, a)
+    c = kmq.compress(rgba, 3, dither=0)
+    assert len(np.unique(c.palette, axis=0)) == len(c.palette) == 3
+    assert ((c.palette[:, 3] >= 248) & (c.palette[:, 3] < 255)).sum() == 1
+    out = c.reconstruct()
+    np.testing.assert_array_equal(out[rgba[:, :, 3] == 255], rgba[rgba[:, :, 3] == 255])
+
+
+def test_clusters_mostly_opaque_get_opaque_entries():
+    """One cluster of an opaque colour (90 % of its pixels) and the same
+    colour at alpha 100: its mean alpha is 239, but the entry is opaque, at
+    the cluster's mean colour coordinates (the best opaque centre)."""
+    rgba = np.zeros((40, 50, 4), np.uint8)
+    rgba[:, :45] = (200, 50, 50, 255)
+    rgba[:, 45:] = (200, 50, 50, 100)
+    rgba[:4] = (10, 10, 10, 255)
+    c = kmq.compress(rgba, 2, dither=0)
+    cluster = to_space(np.array([[200, 50, 50, 255], [200, 50, 50, 100]], np.uint8), "oklab")
+    centre = (0.9 * cluster[0] + 0.1 * cluster[1])[None]
+    centre[0, 3] = 50.0
+    assert sorted(c.palette.tolist()) == sorted([[10, 10, 10, 255], from_space(centre, "oklab")[0].tolist()])
+    assert (c.reconstruct()[:, :, 3] == 255).all()
+
+
+@pytest.mark.parametrize("dither", [0, 1])
+def test_alpha_images_with_at_most_k_colours_stay_exact(dither):
+    # Far-apart colours make the dithering grid coarse; the pairs one level
+    # apart then share its cells.
+    colours = np.array([
+        [0, 0, 0, 0], [0, 0, 0, 255], [255, 255, 255, 255], [255, 0, 0, 255], [0, 255, 0, 255], [0, 0, 255, 180],
+        [100, 100, 100, 255], [100, 100, 101, 255], [100, 101, 100, 255], [120, 80, 60, 200], [120, 80, 61, 200],
+        [120, 80, 60, 201],
+    ], np.uint8)
+    rng = np.random.default_rng(4)
+    rgba = colours[rng.integers(0, len(colours), (30, 40))]
+    c = kmq.compress(rgba, 16, dither=dither)
+    assert c.lossless
+    np.testing.assert_array_equal(c.reconstruct(), rgba)
 
 
 def test_metrics_with_alpha_count_what_is_seen():

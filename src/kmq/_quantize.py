@@ -37,7 +37,7 @@ from ._io import (
 )
 from ._engine.kmeans import _check_random_state, fit_colors
 from ._engine.remap import label_dtype, nearest_palette_index, rebuild
-from ._engine.colorspace import SPACES, PaletteSearch, from_space, to_space
+from ._engine.colorspace import SPACES, PaletteSearch, alpha_scale, from_space, to_space
 from ._engine.dither import MODE_ANY, MODE_FIXED, MODE_OPAQUE, dither_labels
 
 __all__ = ["ColorQuantizer", "Compressed", "compress", "load", "decompress", "DEFAULT_K", "ImageAnalysis"]
@@ -103,14 +103,27 @@ DEFAULT_SPACE = "oklab"
 #: everywhere. Use --nofs / dither=0 for the smallest files.
 DEFAULT_DITHER = 0.75
 DITHER_EDGE = {"oklab": 4.0, "lab": 4.0, "rgb": 10.0}
+#: Images with alpha: a pixel that receives an error of at most this
+#: fraction of the dithering grid's cell (see _dither_cell) keeps its
+#: undithered entry rather than its cell's (below half a cell the grid
+#: cannot tell the target from the pixel's own colour). Flat fills of exact
+#: palette colours, common in icons and logos, then stay clean next to
+#: dithered edges and gradients. Measured with benchmarks/perceptual.py's
+#: images with alpha and 8 others (docs/benchmarks.md, "Perceptual
+#: quality"): dithered, 40 of 48 image-settings beat pngquant on
+#: SSIMULACRA2 with it, 38 without. Not applied without alpha yet: it would
+#: change those images' bytes.
+DITHER_SETTLE = 0.5
 #: Opaque pixels stay opaque: palette centres with alpha at or above this
 #: are made fully opaque (a cluster of opaque pixels with a few soft-edge
-#: ones mixed in would otherwise be slightly see-through everywhere) ...
+#: ones mixed in would otherwise be slightly see-through everywhere), as are
+#: centres of clusters mostly of opaque pixels (_mostly_opaque) ...
 _OPAQUE_SNAP = 248
 #: ... and an opaque pixel is mapped among the opaque entries only, unless
-#: the nearest of them is farther than 2 x the nearest entry's distance plus
-#: this (working units: Oklab x 100, i.e. 0.04 ΔEok): then no opaque entry
-#: is near it and the translucent one is the better picture.
+#: the nearest of them is farther than 2 x the nearest entry's distance
+#: (its alpha deficit counted as on the worse of a black and a white page)
+#: plus this (working units: Oklab x 100, i.e. 0.04 ΔEok): then no opaque
+#: entry is near it and the translucent one is the better picture.
 _OPAQUE_BOUND = 4.0
 
 _MAX_K = 65536
@@ -433,22 +446,41 @@ class ColorQuantizer(ParamsMixin):
         points_all = None if integer else space_points(space)
         points = points_all
         reserved = None
-        if channels in (2, 4) and k >= 2 and histogram.keys[0] == 0:
-            # Key 0 is the one fully transparent colour (see
-            # _normalise_transparent): give it its own entry, cluster the rest.
-            reserved = colors[:1]
-            colors, counts = colors[1:], counts[1:]
-            points = points_all[1:]
-            k -= 1
         quality = _check_quality(getattr(self, "quality", None))
         # With a quality target the fit at the largest K only seeds the
         # search (the chosen K is refined after): one start, a looser tol.
         n_init, tol = (1, max(self.tol, 1e-3)) if quality is not None else (self.n_init, self.tol)
-        say(f"k-means K={k + (reserved is not None)} ({histogram.n_colors:,} distinct colours)")
-        centers, color_labels, _, n_iter = fit_colors(
-            colors, counts, k, random_state=rng, n_init=n_init, max_iter=self.max_iter, tol=tol, init=self.init,
-            points=points,
-        )
+        say(f"k-means K={k} ({histogram.n_colors:,} distinct colours)")
+        fitted = None
+        transparent = channels in (2, 4) and k >= 2 and histogram.keys[0] == 0
+        if transparent and quality is None and counts[0] * k >= counts.sum():
+            # Key 0 is the one fully transparent colour (see
+            # _normalise_transparent), and it gets an entry of its own. Fit
+            # k centres on every colour, it among them: k-means then knows
+            # that the nearly transparent pixels around it have an entry,
+            # and the cluster that holds it becomes that entry. (Only when
+            # transparent pixels are at least 1/k of the image: fewer could
+            # not be most of a cluster, and the fit would be made twice.)
+            fitted = _fit_with_transparent(
+                fit_colors(
+                    colors, counts, k, random_state=rng, n_init=n_init, max_iter=self.max_iter, tol=tol, init=self.init,
+                    points=points_all,
+                ),
+                counts,
+            )
+        if transparent:
+            # The transparent entry first, the rest clustered.
+            reserved = colors[:1]
+            colors, counts = colors[1:], counts[1:]
+            points = points_all[1:]
+            k -= 1
+        if fitted is not None:
+            centers, color_labels, n_iter = fitted
+        else:
+            centers, color_labels, _, n_iter = fit_colors(
+                colors, counts, k, random_state=rng, n_init=n_init, max_iter=self.max_iter, tol=tol, init=self.init,
+                points=points,
+            )
         self.quality_ = None
         if quality is not None:
             centers, color_labels, extra_iter = self._search_quality(
@@ -456,9 +488,11 @@ class ColorQuantizer(ParamsMixin):
                 space_points,
             )
             n_iter += extra_iter
-        palette = self._finish_palette(centers, reserved, space, integer)
+        palette = self._finish_palette(centers, reserved, space, integer, _mostly_opaque(colors, counts, color_labels, len(centers)))
         guess = color_labels.astype(np.int32)
         if reserved is not None:
+            # (-1, a colour of the transparent cluster: the search starts at
+            # the transparent entry.)
             guess = np.concatenate([[0], guess + 1]).astype(np.int32)
         # Map the fitted colours to the rounded palette now: the k-means labels
         # make the search start next to the answer, and the exact squared
@@ -479,16 +513,29 @@ class ColorQuantizer(ParamsMixin):
         self._fitted_mapping = None if sampled else (analysis, histogram, palette_labels)
 
     @staticmethod
-    def _finish_palette(centers, reserved, space, integer) -> np.ndarray:
+    def _finish_palette(centers, reserved, space, integer, opaque=None) -> np.ndarray:
         """Working-space centres (k, D) -> the stored uint8 palette: rounded,
-        near-opaque alpha snapped to 255, the transparent entry first."""
+        near-opaque alpha snapped to 255, the transparent entry first.
+        ``opaque`` (k,) bool: centres made fully opaque whatever their
+        alpha (clusters mostly of opaque pixels, see _mostly_opaque)."""
         if integer:
             palette = np.clip(np.rint(centers), 0, 255).astype(np.uint8)
         else:
             palette = from_space(centers, space)
             if palette.shape[1] in (2, 4):
-                near_opaque = palette[:, -1] >= _OPAQUE_SNAP
-                palette[near_opaque, -1] = 255
+                snapped = palette.copy()
+                snapped[:, -1] = 255
+                if opaque is not None and opaque.any():
+                    # Alpha at its full coordinate, the colour coordinates
+                    # kept: the cluster's best centre among the opaque ones
+                    # (the squared distances add over the coordinates).
+                    full = np.array(centers[opaque], dtype=np.float64)
+                    full[:, -1] = alpha_scale(space, full.shape[1])
+                    snapped[opaque] = from_space(full, space)
+                snap = (palette[:, -1] >= _OPAQUE_SNAP) & (palette[:, -1] < 255)
+                if opaque is not None:
+                    snap |= opaque & (palette[:, -1] < 255)
+                palette = _snap_opaque(palette, snapped, snap)
         if reserved is not None:
             palette = np.concatenate([reserved, palette])
         return palette
@@ -666,7 +713,12 @@ class ColorQuantizer(ParamsMixin):
             need = np.flatnonzero((colors[:, -1] == 255) & ~opaque_entry[labels])
             if len(need):
                 alt, alt_dist2 = search.nearest(points[need], guess=labels[need], allowed=opaque_entry)
-                take = np.sqrt(alt_dist2) <= 2.0 * np.sqrt(dist2[need]) + _OPAQUE_BOUND
+                # The translucent entry judged on the worse page: an alpha
+                # deficit shows over black or over white up to twice what
+                # the mean of the two (the working distance) counts.
+                gap = points[need, -1] - search.points[labels[need], -1]
+                worst = dist2[need] + 3.0 * gap * gap
+                take = np.sqrt(alt_dist2) <= 2.0 * np.sqrt(worst) + _OPAQUE_BOUND
                 labels[need[take]] = alt[take]
                 dist2[need[take]] = alt_dist2[take]
         return labels.astype(label_dtype(len(self.palette_))), dist2
@@ -716,7 +768,12 @@ class ColorQuantizer(ParamsMixin):
             else:
                 points = analysis.points(space)
                 palette_labels, _ = self._nearest_colors(histogram.colors, points, _grid_guess(histogram.colors, self._palette_search(), space))
-        if level == 0 or len(self.palette_) < 2:
+        # With alpha, an image whose every colour is in the palette has no
+        # error to diffuse: it is kept exact. (Without alpha the rule is not
+        # applied yet: it would change the bytes of images with <= K colours
+        # dithered, which the grid of the dithering kernel can move.)
+        exact = self.palette_.shape[1] in (2, 4) and _exact(self.palette_, palette_labels, histogram.colors)
+        if level == 0 or len(self.palette_) < 2 or exact:
             # Spread as the stored dtype: 1 byte a pixel, not 4.
             values = palette_labels.astype(label_dtype(len(self.palette_)))
             return histogram.lookup(values, analysis.keys() if keys is None else keys).reshape(shape)
@@ -742,6 +799,7 @@ class ColorQuantizer(ParamsMixin):
         labels = dither_labels(
             color_index, points, palette_labels, mode, search, opaque_entry, level,
             edge=DITHER_EDGE[space], cell=_dither_cell(search),
+            settle=DITHER_SETTLE * _dither_cell(search) if self.palette_.shape[1] in (2, 4) else 0.0,
         )
         return labels
 
@@ -765,6 +823,11 @@ class ColorQuantizer(ParamsMixin):
         """
         self._check_fitted()
         return _rebuild(self.palette_, np.asarray(labels))
+
+
+def _exact(palette, labels, colors) -> bool:
+    """True when every colour (M, C) is exactly its entry of ``palette``."""
+    return bool(np.array_equal(palette[labels], colors))
 
 
 def _median(values: np.ndarray) -> float:
@@ -801,6 +864,55 @@ def _grid_guess(colors: np.ndarray, search: PaletteSearch, space: str) -> np.nda
     for c in range(channels):
         cells = (cells << bits) | (colors[:, c] >> shift)
     return cell_labels[cells]
+
+
+def _snap_opaque(palette, snapped, snap):
+    """``palette`` (k, C) uint8 with row i replaced by ``snapped[i]`` where
+    ``snap[i]``, but for a snap that would repeat an opaque entry (that
+    entry already serves the opaque pixels: the translucent one is kept for
+    the rest of its cluster). Snaps are taken in entry order."""
+    taken = {row.tobytes() for row in palette[palette[:, -1] == 255]}
+    palette = palette.copy()
+    for i in np.flatnonzero(snap):
+        key = snapped[i].tobytes()
+        if key not in taken:
+            taken.add(key)
+            palette[i] = snapped[i]
+    return palette
+
+
+def _fit_with_transparent(fit, counts):
+    """A fit of k centres on every colour, the fully transparent one first
+    (``fit_colors``' (centres, labels, inertia, n_iter); counts (M,)) ->
+    (the k - 1 other centres, labels (M - 1,) of the other colours among
+    them, -1 for those of the transparent cluster, n_iter), or None when
+    fully transparent pixels are not most of their cluster's (then that
+    cluster's other pixels need their own centre: fit again without it)."""
+    centers, labels, _, n_iter = fit
+    t = labels[0]
+    own = labels == t
+    if not counts[0] > 0.5 * counts[own].sum():
+        return None
+    rest = labels[1:].astype(np.int32)
+    rest = np.where(rest == t, -1, rest - (rest > t))
+    return np.ascontiguousarray(np.delete(centers, t, axis=0)), rest, n_iter
+
+
+def _mostly_opaque(colors: np.ndarray, counts: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray | None:
+    """(k,) bool: the clusters whose pixels are more than half fully opaque
+    (by count), or None without alpha. colors (M, C) uint8, counts (M,),
+    labels (M,) the cluster of each colour.
+
+    A cluster of opaque pixels with soft-edge ones mixed in has a mean
+    alpha a little below 255; kept, every opaque pixel it holds would show
+    the page through it. Such a centre is made opaque instead."""
+    if colors.shape[1] not in (2, 4) or k == 0:
+        return None
+    keep = labels >= 0  # (-1: not in any of the k clusters)
+    labels, colors = labels[keep], colors[keep]
+    weights = counts[keep].astype(np.float64)
+    opaque = np.bincount(labels, weights=weights * (colors[:, -1] == 255), minlength=k)
+    return opaque > 0.5 * np.bincount(labels, weights=weights, minlength=k)
 
 
 def _normalise_transparent(flat: np.ndarray) -> np.ndarray:

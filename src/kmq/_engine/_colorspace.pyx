@@ -5,10 +5,13 @@ exact nearest-entry search in float coordinates.
 
 Spaces (``space`` argument): 0 = sRGB values as floats (0..255), 1 = Oklab
 (Ottosson 2020) with L, a, b multiplied by 100, 2 = CIELAB (D65 white, sRGB
-primaries). Colours with alpha are premultiplied (colour times alpha/255) and
-get one more coordinate, alpha/255 times ``alpha_scale`` (see colorspace.py),
-so a distance measures what is seen, and hidden colour under transparent
-pixels costs nothing.
+primaries). A colour with alpha is placed where it is seen: its colour
+coordinates are those of the pixel composited (in sRGB values, as browsers
+blend) over the mid-grey 127.5, the mean of what it shows over black and
+over white, and one more coordinate is alpha/255 times ``alpha_scale``,
+the half-spread between those two composites (see colorspace.py). Hidden
+colour under transparent pixels costs nothing: at alpha 0 every colour is
+the grey.
 
 Output arrays are passed in and named ``*_out``; every loop runs without the
 GIL.
@@ -16,12 +19,50 @@ GIL.
 
 from libc.math cimport cbrt, pow, sqrt, rint
 from libc.stdint cimport int32_t, uint8_t
+from libc.stdlib cimport malloc
 
 cdef double[256] _LINEAR
 cdef int _i
 for _i in range(256):
     _c = _i / 255.0
     _LINEAR[_i] = _c / 12.92 if _c <= 0.04045 else ((_c + 0.055) / 1.055) ** 2.4
+
+#: The grey that colours with alpha are composited over (sRGB, 0..255).
+DEF MID = 127.5
+
+# The linear light of each colour level c composited over MID at each alpha
+# a, 256 x 256, made on first use (to_space with alpha): a table read
+# instead of a pow() a channel.
+cdef double* _COMPOSITE_LINEAR = NULL
+
+
+cdef inline double _linear(double v) noexcept nogil:
+    """sRGB value 0..255 (any real) -> linear light."""
+    v /= 255.0
+    if v <= 0.04045:
+        return v / 12.92
+    return pow((v + 0.055) / 1.055, 2.4)
+
+
+cdef inline double _composite(int value, int alpha) noexcept nogil:
+    """sRGB value of level ``value`` at ``alpha`` (0..255) over MID."""
+    return (value * alpha + (255 - alpha) * MID) / 255.0
+
+
+cdef const double* _composite_table() except NULL:
+    global _COMPOSITE_LINEAR
+    cdef int a, v
+    cdef double* table
+    if _COMPOSITE_LINEAR == NULL:
+        table = <double*>malloc(256 * 256 * sizeof(double))
+        if table == NULL:
+            raise MemoryError()
+        for a in range(256):
+            for v in range(256):
+                table[a * 256 + v] = _linear(_composite(v, a))
+        _COMPOSITE_LINEAR = table
+    return _COMPOSITE_LINEAR
+
 
 # CIELAB D65 reference white (the sRGB white point) and the CIE constants.
 cdef double _XN = 0.95047, _YN = 1.0, _ZN = 1.08883
@@ -100,9 +141,14 @@ cdef inline double _gray_to_space(int value, int space) nogil:
     """Gray level -> lightness (the a, b of a gray are 0)."""
     if space == 0:
         return <double>value
+    return _linear_to_lightness(_LINEAR[value], space)
+
+
+cdef inline double _linear_to_lightness(double linear, int space) nogil:
+    """Linear light of a gray -> its lightness in space 1 or 2."""
     if space == 1:
-        return 100.0 * cbrt(_LINEAR[value])
-    return 116.0 * _lab_f(_LINEAR[value]) - 16.0
+        return 100.0 * cbrt(linear)
+    return 116.0 * _lab_f(linear) - 16.0
 
 
 cdef inline double _space_to_gray(double lightness, int space) nogil:
@@ -128,38 +174,47 @@ def to_space(const uint8_t[:, ::1] colors, int space, double alpha_scale, double
     """Distinct colours -> working-space points.
 
     colors (M, C) uint8, C in 1..4 (L, LA, RGB, RGBA); points_out (M, C)
-    float64: lightness (C = 1, 2) or three colour coordinates (C = 3, 4),
-    premultiplied by alpha/255 when there is alpha, then alpha/255 *
-    alpha_scale."""
+    float64: lightness (C = 1, 2) or three colour coordinates (C = 3, 4);
+    with alpha, those of the colour composited over the grey MID (127.5),
+    then alpha/255 * alpha_scale."""
     cdef Py_ssize_t i, n = colors.shape[0]
     cdef int channels = colors.shape[1]
-    cdef double alpha
+    cdef int a8
+    cdef const double* table = NULL
     cdef double[3] tmp
+    if channels == 2 or channels == 4:
+        table = _composite_table()
     with nogil:
         for i in range(n):
             if channels <= 2:
-                points_out[i, 0] = _gray_to_space(colors[i, 0], space)
-                if channels == 2:
-                    alpha = colors[i, 1] / 255.0
-                    points_out[i, 0] *= alpha
-                    points_out[i, 1] = alpha * alpha_scale
+                if channels == 1:
+                    points_out[i, 0] = _gray_to_space(colors[i, 0], space)
+                    continue
+                a8 = colors[i, 1]
+                if space == 0:
+                    points_out[i, 0] = _composite(colors[i, 0], a8)
+                else:
+                    points_out[i, 0] = _linear_to_lightness(table[a8 * 256 + colors[i, 0]], space)
+                points_out[i, 1] = a8 / 255.0 * alpha_scale
                 continue
-            if space == 0:
+            if channels == 4:
+                a8 = colors[i, 3]
+                if space == 0:
+                    tmp[0] = _composite(colors[i, 0], a8)
+                    tmp[1] = _composite(colors[i, 1], a8)
+                    tmp[2] = _composite(colors[i, 2], a8)
+                else:
+                    _rgb_to_space(table[a8 * 256 + colors[i, 0]], table[a8 * 256 + colors[i, 1]], table[a8 * 256 + colors[i, 2]], space, tmp)
+                points_out[i, 3] = a8 / 255.0 * alpha_scale
+            elif space == 0:
                 tmp[0] = colors[i, 0]
                 tmp[1] = colors[i, 1]
                 tmp[2] = colors[i, 2]
             else:
                 _rgb_to_space(_LINEAR[colors[i, 0]], _LINEAR[colors[i, 1]], _LINEAR[colors[i, 2]], space, tmp)
-            if channels == 4:
-                alpha = colors[i, 3] / 255.0
-                points_out[i, 0] = tmp[0] * alpha
-                points_out[i, 1] = tmp[1] * alpha
-                points_out[i, 2] = tmp[2] * alpha
-                points_out[i, 3] = alpha * alpha_scale
-            else:
-                points_out[i, 0] = tmp[0]
-                points_out[i, 1] = tmp[1]
-                points_out[i, 2] = tmp[2]
+            points_out[i, 0] = tmp[0]
+            points_out[i, 1] = tmp[1]
+            points_out[i, 2] = tmp[2]
 
 
 def from_space(const double[:, ::1] points, int space, double alpha_scale, uint8_t[:, ::1] colors_out):
@@ -168,6 +223,7 @@ def from_space(const double[:, ::1] points, int space, double alpha_scale, uint8
     A point with alpha 0 gets colour 0."""
     cdef Py_ssize_t i, n = points.shape[0]
     cdef int c, channels = colors_out.shape[1]
+    cdef int n_colour = channels - 1 if channels == 2 or channels == 4 else channels
     cdef double alpha
     cdef uint8_t a8
     cdef double[3] tmp
@@ -181,21 +237,21 @@ def from_space(const double[:, ::1] points, int space, double alpha_scale, uint8
                     for c in range(channels - 1):
                         colors_out[i, c] = 0
                     continue
-                # Divide by the stored alpha: what is rebuilt is this colour
-                # at that alpha.
                 alpha = a8 / 255.0
             if channels <= 2:
-                colors_out[i, 0] = _to_uint8(_space_to_gray(points[i, 0] / alpha, space))
-                continue
-            if space == 0:
-                tmp[0] = points[i, 0] / alpha
-                tmp[1] = points[i, 1] / alpha
-                tmp[2] = points[i, 2] / alpha
+                tmp[0] = _space_to_gray(points[i, 0], space)
+            elif space == 0:
+                tmp[0] = points[i, 0]
+                tmp[1] = points[i, 1]
+                tmp[2] = points[i, 2]
             else:
-                _space_to_rgb(points[i, 0] / alpha, points[i, 1] / alpha, points[i, 2] / alpha, space, tmp)
-            colors_out[i, 0] = _to_uint8(tmp[0])
-            colors_out[i, 1] = _to_uint8(tmp[1])
-            colors_out[i, 2] = _to_uint8(tmp[2])
+                _space_to_rgb(points[i, 0], points[i, 1], points[i, 2], space, tmp)
+            for c in range(n_colour):
+                if alpha < 1.0:
+                    # Undo the composite at the stored alpha: what is rebuilt
+                    # is the colour that, at that alpha, shows this point.
+                    tmp[c] = (tmp[c] - (1.0 - alpha) * MID) / alpha
+                colors_out[i, c] = _to_uint8(tmp[c])
 
 
 cdef inline double _dist2(const double* x, const double* y, int d) noexcept nogil:

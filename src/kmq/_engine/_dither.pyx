@@ -108,6 +108,7 @@ def floyd_steinberg(
     const double[::1] low,
     const double[::1] high,
     label_t[:, ::1] labels_out,
+    double settle=0.0,
 ):
     """Dithered palette index of every pixel.
 
@@ -124,6 +125,10 @@ def floyd_steinberg(
     cell edge (working units, > 0); low, high
     (D,): the palette's bounding box. Writes labels_out (H, W) uint8 or uint16
     (K <= 256 or more), the labels' stored dtype: no int32 copy of the image.
+    settle: a pixel whose received error (after the edge rule) is at most
+    this long (working units) keeps its undithered entry ``start`` instead
+    of its cell's entry, and passes on what it received plus its own
+    error; 0 (the default) never.
     """
     cdef Py_ssize_t h = color_index.shape[0], w = color_index.shape[1]
     cdef Py_ssize_t k = palette.shape[0]
@@ -137,7 +142,8 @@ def floyd_steinberg(
     cdef uint8_t m
     if not cell > 0:
         raise ValueError("the grid cell must be positive")
-    cdef double inv, v, contrast, att
+    cdef double inv, v, contrast, att, received2
+    cdef double settle2 = settle * settle
     cdef Py_ssize_t n_axis[4]
     cdef Py_ssize_t stride[4]
     cdef Py_ssize_t idx[4]
@@ -243,6 +249,22 @@ def floyd_steinberg(
                     continue
                 a = &cur[(x + 1) * 4]
                 att = strength[x]
+                if settle2 > 0.0:
+                    received2 = 0.0
+                    for c in range(d):
+                        received2 += att * a[c] * att * a[c]
+                    if received2 <= settle2:
+                        best = guess[x]
+                        orow[x] = <label_t>best
+                        for c in range(d):
+                            err[c] = cur_row[x * 4 + c] + att * a[c] - pal[best * d + c]
+                        q = x + 1 + step
+                        for c in range(d):
+                            cur[q * 4 + c] += err[c] * (7.0 / 16.0)
+                            nxt[(x + 1 - step) * 4 + c] += err[c] * (3.0 / 16.0)
+                            nxt[(x + 1) * 4 + c] += err[c] * (5.0 / 16.0)
+                            nxt[q * 4 + c] += err[c] * (1.0 / 16.0)
+                        continue
                 ci = 0
                 for c in range(d):
                     v = cur_row[x * 4 + c] + att * a[c]

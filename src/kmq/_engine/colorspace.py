@@ -18,11 +18,26 @@ difference or less):
 * ``"lab"``: CIELAB, D65 white (sRGB's), L 0..100; distances are CIE76 ΔE.
 * ``"rgb"``: the sRGB values themselves, 0..255.
 
-With alpha the colour coordinates are premultiplied (times alpha/255), as
-libimagequant does: two colours differ by what they show over a dark
-background, and a nearly transparent pixel's hidden colour hardly counts.
-Alpha itself is one more coordinate, alpha/255 times ``ALPHA_SCALE`` of the
-space, so an alpha step weighs like a lightness step of the same fraction.
+With alpha, a colour is placed where it is seen. A pixel of colour c and
+alpha a shows a c + (1 - a) B over a background B (in sRGB values, as
+browsers and image viewers blend), and users put images on dark pages and
+light ones: what matters is the error over black and over white. Those two
+composites are affine in (c, a), so their mean and their half-difference
+carry the same information: the colour coordinates are those of the pixel
+composited over the mid-grey 127.5 (the mean of the two composites), and
+alpha is one more coordinate, alpha/255 times :func:`alpha_scale`, half
+the distance between black and white in the space (the composites over
+black and over white of a fully transparent pixel are that far from their
+mean).
+In a space where blending is linear (``"rgb"``) the squared distance is then
+exactly the mean of the squared errors over black and over white; in Oklab
+and CIELAB it is that mean to first order about the grey. Hidden colour
+under transparent pixels costs nothing (at alpha 0 every colour is the
+grey), and the colour of a nearly transparent pixel counts as much as it
+shows, on either background. (The earlier model, colour premultiplied by
+alpha, measured the composite over black only and weighed alpha twice: on
+soft masks and alpha gradients it spent entries on alpha levels and left
+the translucent colours coarse; docs/benchmarks.md, "Perceptual quality".)
 """
 
 from __future__ import annotations
@@ -32,8 +47,21 @@ import numpy as np
 __all__ = ["SPACES", "to_space", "from_space", "nearest_in_space", "PaletteSearch"]
 
 SPACES = {"oklab": 1, "lab": 2, "rgb": 0}
-#: Alpha 0..1 maps to 0..ALPHA_SCALE: the full lightness range of the space.
-ALPHA_SCALE = {"rgb": 255.0, "oklab": 100.0, "lab": 100.0}
+#: The alpha scale: half the distance from black to white. L runs
+#: 0..100 in Oklab x 100 and CIELAB (a, b stay 0 on the grey axis); in sRGB
+#: values each channel runs 0..255, so alpha_scale gives sqrt(3) x 127.5 for
+#: RGBA and 127.5 for LA.
+ALPHA_SCALE = {"rgb": 127.5, "oklab": 50.0, "lab": 50.0}
+
+
+def alpha_scale(space: str, channels: int) -> float:
+    """The alpha coordinate's scale for colours of ``channels`` (2 or 4;
+    any other count has no alpha) in ``space``."""
+    if space == "rgb":
+        return ALPHA_SCALE["rgb"] * (3.0 ** 0.5 if channels == 4 else 1.0)
+    return ALPHA_SCALE[space]
+
+
 #: Palettes larger than this are searched by brute force: the K x K
 #: neighbour tables would cost more than they save.
 _MAX_SORTED_K = 1024
@@ -53,7 +81,7 @@ def to_space(colors: np.ndarray, space: str) -> np.ndarray:
 
     colors = np.ascontiguousarray(colors, dtype=np.uint8)
     out = np.empty(colors.shape, dtype=np.float64)
-    _colorspace.to_space(colors, _space_id(space), ALPHA_SCALE[space], out)
+    _colorspace.to_space(colors, _space_id(space), alpha_scale(space, colors.shape[1]), out)
     return out
 
 
@@ -64,7 +92,7 @@ def from_space(points: np.ndarray, space: str) -> np.ndarray:
 
     points = np.ascontiguousarray(points, dtype=np.float64)
     out = np.empty(points.shape, dtype=np.uint8)
-    _colorspace.from_space(points, _space_id(space), ALPHA_SCALE[space], out)
+    _colorspace.from_space(points, _space_id(space), alpha_scale(space, points.shape[1]), out)
     return out
 
 

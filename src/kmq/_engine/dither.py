@@ -13,7 +13,7 @@ MODE_ANY, MODE_OPAQUE, MODE_FIXED = 0, 1, 2
 
 
 def dither_labels(color_index, points, start, mode, search: PaletteSearch, opaque_entry, level: float, edge: float = 0.0,
-                  cell: float = 0.5):
+                  cell: float = 0.5, settle: float = 0.0):
     """Dithered palette index of every pixel.
 
     Parameters
@@ -31,6 +31,9 @@ def dither_labels(color_index, points, start, mode, search: PaletteSearch, opaqu
         pixel is scaled down
     cell : float > 0 — edge of the grid cells whose nearest entries the
         kernel caches (working units; see ``_dither.pyx``)
+    settle : float >= 0 — a pixel that receives an error at most this long
+        (working units) keeps its ``start`` entry (see ``_dither.pyx``);
+        0: never
 
     Returns
     -------
@@ -57,5 +60,6 @@ def dither_labels(color_index, points, start, mode, search: PaletteSearch, opaqu
         np.ascontiguousarray(pal.min(axis=0)),
         np.ascontiguousarray(pal.max(axis=0)),
         out,
+        float(settle),
     )
     return out
