@@ -418,3 +418,21 @@ def test_dither_cell_median_is_numpys_to_the_bit():
         for _ in range(20):
             values = rng.random(n) * 10
             assert _median(values) == float(np.median(values)), n
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_few_colours_stay_exact_when_dithered(channels):
+    # An image of <= K colours is lossless, dithered or not (the default dithers).
+    # Neighbouring shades (one level apart), as an anti-aliased edge has:
+    # closer than the dithering grid's cell.
+    rng = np.random.default_rng(4)
+    if channels == 3:
+        colors = np.stack([100 + np.arange(12) // 3, np.full(12, 100), 100 + np.arange(12) % 3], axis=1).astype(np.uint8)
+    else:
+        colors = (100 + np.arange(12))[:, None].astype(np.uint8)
+    yy, xx = np.mgrid[0:64, 0:96]
+    image = colors[(xx // 8 + yy // 5 + (rng.random((64, 96)) < 0.2)) % 12]
+    image = image[:, :, 0] if channels == 1 else image
+    c = kmq.compress(image, 16, seed=0)
+    assert c.lossless and c.dither > 0
+    np.testing.assert_array_equal(c.reconstruct(), image)

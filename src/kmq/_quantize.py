@@ -768,11 +768,11 @@ class ColorQuantizer(ParamsMixin):
             else:
                 points = analysis.points(space)
                 palette_labels, _ = self._nearest_colors(histogram.colors, points, _grid_guess(histogram.colors, self._palette_search(), space))
-        # With alpha, an image whose every colour is in the palette has no
-        # error to diffuse: it is kept exact. (Without alpha the rule is not
-        # applied yet: it would change the bytes of images with <= K colours
-        # dithered, which the grid of the dithering kernel can move.)
-        exact = self.palette_.shape[1] in (2, 4) and _exact(self.palette_, palette_labels, histogram.colors)
+        # An image whose every colour is in the palette has no error to
+        # diffuse: it is kept exact (the grid of the dithering kernel could
+        # otherwise move pixels off their own colours: an image of <= K
+        # colours came out inexact when dithered).
+        exact = _exact(self.palette_, palette_labels, histogram.colors)
         if level == 0 or len(self.palette_) < 2 or exact:
             # Spread as the stored dtype: 1 byte a pixel, not 4.
             values = palette_labels.astype(label_dtype(len(self.palette_)))
