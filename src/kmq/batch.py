@@ -602,6 +602,17 @@ def _run_local(tasks, settings, cores, finished):
 _DASK_ATTEMPTS = 3
 
 
+def _run_task_one_thread(task, settings):
+    """run_task on one engine thread: a Dask worker runs as many tasks at
+    once as it has threads, so each takes one core (the bytes do not
+    depend on it). Set for the worker process, not undone: its task
+    threads would race on restoring it."""
+    from ._engine._parallel import set_threads
+
+    set_threads(1)
+    return run_task(task, settings)
+
+
 def _run_dask(tasks, settings, client, finished):
     from distributed import as_completed
 
@@ -616,7 +627,7 @@ def _run_dask(tasks, settings, client, finished):
             task.index, task.input if _io._is_url(task.input) else os.path.abspath(task.input),
             os.path.abspath(task.output), task.in_place,
         )
-        future = client.submit(run_task, absolute, settings, key=f"kmq-compress-{token}-{task.index}-0", pure=False)
+        future = client.submit(_run_task_one_thread, absolute, settings, key=f"kmq-compress-{token}-{task.index}-0", pure=False)
         futures[future] = (task, absolute, 0)
     pending = as_completed(list(futures))
     try:
@@ -629,7 +640,7 @@ def _run_dask(tasks, settings, client, finished):
                 # was fetched. The task is pure and writes atomically: run it again.
                 if attempt < _DASK_ATTEMPTS:
                     again = client.submit(
-                        run_task, absolute, settings, key=f"kmq-compress-{token}-{task.index}-{attempt + 1}", pure=False
+                        _run_task_one_thread, absolute, settings, key=f"kmq-compress-{token}-{task.index}-{attempt + 1}", pure=False
                     )
                     futures[again] = (task, absolute, attempt + 1)
                     pending.add(again)
