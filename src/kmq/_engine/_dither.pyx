@@ -84,6 +84,19 @@ cdef Py_ssize_t _nearest(
     return best
 
 
+cdef inline void _diffuse(double* cur, double* nxt, Py_ssize_t x, Py_ssize_t step, const double* err, int d) noexcept nogil:
+    """Floyd-Steinberg's weights for pixel x of the row (``step`` +-1, the
+    serpentine direction; rows have a pixel of margin each side): 7/16
+    ahead, 3/16 behind below, 5/16 below, 1/16 ahead below."""
+    cdef Py_ssize_t q = x + 1 + step
+    cdef int c
+    for c in range(d):
+        cur[q * 4 + c] += err[c] * (7.0 / 16.0)
+        nxt[(x + 1 - step) * 4 + c] += err[c] * (3.0 / 16.0)
+        nxt[(x + 1) * 4 + c] += err[c] * (5.0 / 16.0)
+        nxt[q * 4 + c] += err[c] * (1.0 / 16.0)
+
+
 cdef inline void _gather(const int32_t* row, Py_ssize_t w, const double* pts, int d, double* out) noexcept nogil:
     """out[x * 4 + c] = pts[row[x] * d + c]: one row's working-space colours."""
     cdef Py_ssize_t x
@@ -137,7 +150,7 @@ def floyd_steinberg(
         raise ValueError("dithering takes 1 to 4 channels and 1 to 32767 palette entries")
     if label_t is uint8_t and k > 256:
         raise ValueError("uint8 labels hold at most 256 palette entries")
-    cdef Py_ssize_t y, x, xi, best, p, step, ci, cells, q
+    cdef Py_ssize_t y, x, xi, best, p, step, ci, cells
     cdef int c
     cdef uint8_t m
     if not cell > 0:
@@ -258,12 +271,7 @@ def floyd_steinberg(
                         orow[x] = <label_t>best
                         for c in range(d):
                             err[c] = cur_row[x * 4 + c] + att * a[c] - pal[best * d + c]
-                        q = x + 1 + step
-                        for c in range(d):
-                            cur[q * 4 + c] += err[c] * (7.0 / 16.0)
-                            nxt[(x + 1 - step) * 4 + c] += err[c] * (3.0 / 16.0)
-                            nxt[(x + 1) * 4 + c] += err[c] * (5.0 / 16.0)
-                            nxt[q * 4 + c] += err[c] * (1.0 / 16.0)
+                        _diffuse(cur, nxt, x, step, err, d)
                         continue
                 ci = 0
                 for c in range(d):
@@ -287,13 +295,7 @@ def floyd_steinberg(
                 orow[x] = <label_t>best
                 for c in range(d):
                     err[c] = target[c] - pal[best * d + c]
-                # 7/16 ahead, 3/16 behind below, 5/16 below, 1/16 ahead below.
-                q = x + 1 + step
-                for c in range(d):
-                    cur[q * 4 + c] += err[c] * (7.0 / 16.0)
-                    nxt[(x + 1 - step) * 4 + c] += err[c] * (3.0 / 16.0)
-                    nxt[(x + 1) * 4 + c] += err[c] * (5.0 / 16.0)
-                    nxt[q * 4 + c] += err[c] * (1.0 / 16.0)
+                _diffuse(cur, nxt, x, step, err, d)
             swap = cur
             cur = nxt
             nxt = swap
