@@ -73,7 +73,7 @@ def _filtered(packed: np.ndarray, kind: int) -> np.ndarray:
 
 
 def _idat_sizes(labels: np.ndarray, k: int) -> dict:
-    bits = next(b for limit, b in _io._PNG_BITS if k <= limit)
+    bits = _io._png_bits(k)
     height = labels.shape[0]
     packed = np.frombuffer(_pack(labels, bits), dtype=np.uint8).reshape(height, -1)
     rows = {kind: _filtered(packed, kind) for kind in range(5)}

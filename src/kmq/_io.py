@@ -731,7 +731,7 @@ def encode_export(
                 return _indexed_png_threaded(image, labels, icc_profile, level=level, mem_level=mem, threads=threaded)
 
             png = min((write(level, mem) for level, mem in PNG_EFFORTS[effort]), key=len)
-            row_bytes = labels.shape[0] * (1 + (labels.shape[1] * next(b for lim, b in _PNG_BITS if k <= lim) + 7) // 8)
+            row_bytes = labels.shape[0] * (1 + (labels.shape[1] * _png_bits(k) + 7) // 8)
             if effort == DEFAULT_PNG_EFFORT and len(png) < _GRAPHICS_DEFLATE_RATIO * row_bytes:
                 png = min(png, write(9, 9), key=len)
             return _oxipng_optimize(png) if effort == MAX_PNG_EFFORT else png
@@ -798,6 +798,11 @@ _ZLIB_FLG = {1: 0x01, 2: 0x5E, 3: 0x5E, 4: 0x5E, 5: 0x5E, 6: 0x9C, 7: 0xDA, 8: 0
 _PNG_BITS = ((2, 1), (4, 2), (16, 4), (256, 8))
 
 
+def _png_bits(k: int) -> int:
+    """Bits per index of an indexed PNG of K <= 256 entries."""
+    return next(b for limit, b in _PNG_BITS if k <= limit)
+
+
 def _indexed_png_threaded(
     image: Image.Image, labels: np.ndarray, icc_profile: bytes | None = None, *,
     level: int = 6, mem_level: int = 8, threads: bool = True,
@@ -828,7 +833,7 @@ def _indexed_png_threaded(
     height, width = labels.shape
     palette = image.getpalette(rawmode="RGB") or []
     k = len(palette) // 3
-    bits = next(b for limit, b in _PNG_BITS if k <= limit)
+    bits = _png_bits(k)
     packed = np.frombuffer(_pack(labels, bits), dtype=np.uint8).reshape(height, -1)
     rows = np.zeros((height, packed.shape[1] + 1), dtype=np.uint8)  # column 0: filter type 0
     rows[:, 1:] = packed

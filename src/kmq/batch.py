@@ -285,7 +285,7 @@ def _psnr(pixels: np.ndarray, palette: np.ndarray, labels: np.ndarray) -> float:
     composites on black and on white; hidden colour does not count), in
     row blocks so that memory stays a few MB whatever the image size."""
     from ._engine.remap import rebuild
-    from .metrics import seen, squared_error_sum
+    from .metrics import _squared_error_sums, seen
 
     height, width, channels = pixels.shape
     step = max(1, (1 << 20) // max(1, width * channels))
@@ -293,7 +293,7 @@ def _psnr(pixels: np.ndarray, palette: np.ndarray, labels: np.ndarray) -> float:
     for start in range(0, height, step):
         original = seen(pixels[start : start + step])
         rebuilt = seen(rebuild(palette, labels[start : start + step]))
-        total += squared_error_sum(original, rebuilt)
+        total += int(_squared_error_sums(original, rebuilt).sum())
         samples += original.size
     if total == 0:
         return math.inf

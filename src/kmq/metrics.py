@@ -111,25 +111,19 @@ def mse_per_channel(original, reconstructed) -> np.ndarray:
     original, reconstructed = _pair(original, reconstructed)
     if original.dtype == np.uint8 and reconstructed.dtype == np.uint8:
         # Exact integer sums in one pass, no float copies of the images.
-        sums = np.zeros(original.shape[2], dtype=np.int64)
-        _metrics.squared_error_sums(np.ascontiguousarray(original), np.ascontiguousarray(reconstructed), sums)
-        return sums / float(original.shape[0] * original.shape[1])
+        return _squared_error_sums(original, reconstructed) / float(original.shape[0] * original.shape[1])
     diff = original.astype(np.float64) - reconstructed.astype(np.float64)
     return np.mean(diff * diff, axis=(0, 1))
 
 
-def squared_error_sum(original, reconstructed) -> int:
-    """Sum over all samples of the squared difference of two uint8 images
-    of one shape (H, W[, C]): exact (an int), in one compiled pass."""
-    original, reconstructed = np.asarray(original), np.asarray(reconstructed)
-    if original.dtype != np.uint8 or reconstructed.dtype != np.uint8 or original.shape != reconstructed.shape:
-        raise UsageError(f"expected two uint8 images of one shape, got {original.dtype} {original.shape} "
-                         f"and {reconstructed.dtype} {reconstructed.shape}")
+def _squared_error_sums(original: np.ndarray, reconstructed: np.ndarray) -> np.ndarray:
+    """Per-channel sums of squared differences of two uint8 images of one
+    shape (H, W[, C]), exact: (C,) int64, in one compiled pass."""
     if original.ndim == 2:
         original, reconstructed = original[:, :, None], reconstructed[:, :, None]
     sums = np.zeros(original.shape[2], dtype=np.int64)
     _metrics.squared_error_sums(np.ascontiguousarray(original), np.ascontiguousarray(reconstructed), sums)
-    return int(sums.sum())
+    return sums
 
 
 def mse(original, reconstructed) -> float:

@@ -85,7 +85,7 @@ def pool():
         if _executor is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            _executor = ThreadPoolExecutor(max_workers=max(_available_cores(), _MAX_PARTS), thread_name_prefix="kmq")
+            _executor = ThreadPoolExecutor(max_workers=_available_cores(), thread_name_prefix="kmq")
     return _executor
 
 
