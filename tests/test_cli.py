@@ -148,6 +148,38 @@ def test_python_dash_m(tmp_path):
     assert result.stdout.strip() == f"kmq {kmq.__version__}"
 
 
+def _python(code: str, **env) -> str:
+    environ = {k: v for k, v in __import__("os").environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    environ.update(env)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=environ)
+    return result.stdout.strip()
+
+
+def test_import_kmq_loads_its_names_on_first_use():
+    out = _python(
+        "import sys, kmq; print('numpy' in sys.modules);"
+        "from kmq import compress, metrics, KMeans, DEFAULT_MAX_PIXELS;"
+        "print(compress.__module__, metrics.__name__, KMeans.__module__, DEFAULT_MAX_PIXELS);"
+        "print(sorted(set(kmq.__all__) - set(dir(kmq))))"
+    )
+    assert out.splitlines() == ["False", f"kmq._quantize kmq.metrics kmq._engine.kmeans {kmq.DEFAULT_MAX_PIXELS}", "[]"]
+    with pytest.raises(AttributeError, match="module 'kmq' has no attribute 'nope'"):
+        kmq.nope  # noqa: B018
+
+
+def test_the_command_runs_numpy_blas_on_one_thread():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    code = (
+        "import kmq._cli, os, numpy, threadpoolctl;"
+        "print(os.environ['OPENBLAS_NUM_THREADS'], sorted({p['num_threads'] for p in threadpoolctl.threadpool_info()"
+        " if p['user_api'] == 'blas'}))"
+    )
+    assert threadpoolctl.threadpool_info()  # numpy's BLAS is seen at all
+    assert _python(code) == "1 [1]"
+    # The user's own setting wins.
+    assert _python("import kmq._cli, os; print(os.environ['OPENBLAS_NUM_THREADS'])", OPENBLAS_NUM_THREADS="3") == "3"
+
+
 def test_console_script_exit_code(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "kmq", "compress", str(tmp_path / "missing.png")],

@@ -128,6 +128,16 @@ def test_kernel_matches_the_reference(channels, k, level, edge, cell, space, set
     assert got.dtype == (np.uint8 if k <= 256 else np.uint16)
 
 
+def test_the_last_entry_of_256_is_found_and_remembered():
+    # A byte a cell stores 255 - entry, 0 meaning "not searched yet":
+    # entry 255 of 256 is told apart by the cell's bit.
+    color_index, points, start, mode, search, opaque_entry = case(7, 3, 256, h=48, w=64)
+    got = dither_labels(color_index, points, start, mode, search, opaque_entry, 1.0, cell=0.5)
+    want = reference(color_index, points, start, mode, search.points, opaque_entry, 1.0, 0.0, 0.5)
+    np.testing.assert_array_equal(got, want)
+    assert (want == 255).sum() >= 2 and (want == 0).sum() >= 2
+
+
 def test_brute_force_palettes_give_the_same_labels(monkeypatch):
     # Above 1024 entries the palette is searched without neighbour tables;
     # the answer must not change with the search method.

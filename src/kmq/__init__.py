@@ -12,11 +12,15 @@ compiled kernels) -> encode/write (``_container``, ``_io``), orchestrated by
 (512, 768, 3)
 """
 
-from . import metrics
+from typing import TYPE_CHECKING
+
 from ._errors import DecodeError, InputError, KmqError, LimitError, NotFittedError, OutputError, UsageError
-from ._io import DEFAULT_MAX_PIXELS, sample_image_path
-from ._engine.kmeans import KMeans, kmeans_plusplus
-from ._quantize import ColorQuantizer, Compressed, compress, decompress, load
+
+if TYPE_CHECKING:
+    from . import metrics
+    from ._engine.kmeans import KMeans, kmeans_plusplus
+    from ._io import DEFAULT_MAX_PIXELS, sample_image_path
+    from ._quantize import ColorQuantizer, Compressed, compress, decompress, load
 
 __version__ = "0.2.0"
 
@@ -41,10 +45,33 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
-    # kmq.plot imports matplotlib (slow): load it on first use, not with kmq.
-    if name == "plot":
-        import importlib
+#: Where each public name lives. They are imported on first use, not with
+#: kmq: the ``kmq`` command must set up the process (_cli) before numpy is
+#: imported, and kmq.plot imports matplotlib (slow).
+_LAZY = {
+    "compress": "._quantize",
+    "load": "._quantize",
+    "decompress": "._quantize",
+    "Compressed": "._quantize",
+    "ColorQuantizer": "._quantize",
+    "KMeans": "._engine.kmeans",
+    "kmeans_plusplus": "._engine.kmeans",
+    "sample_image_path": "._io",
+    "DEFAULT_MAX_PIXELS": "._io",
+}
 
-        return importlib.import_module(".plot", __name__)
+
+def __getattr__(name):
+    import importlib
+
+    if name in ("metrics", "plot"):
+        return importlib.import_module("." + name, __name__)
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'kmq' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__) | {"plot"})

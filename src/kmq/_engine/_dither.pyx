@@ -28,14 +28,14 @@ entry and pass no error on.
 from libc.math cimport sqrt
 from libc.stdint cimport int16_t, int32_t, uint8_t, uint16_t
 from libc.stdlib cimport calloc, free, malloc
-from libc.string cimport memset
 
 ctypedef fused label_t:
     uint8_t
     uint16_t
 
 
-#: Cells per table at most (int16 entries: 8 MiB); the cell grows past it.
+#: Cells per table at most (a byte each up to 256 entries: 4 MiB, plus the
+#: padding to whole blocks); the cell grows past it.
 DEF MAX_CELLS = 4194304
 
 
@@ -106,6 +106,168 @@ cdef inline void _gather(const int32_t* row, Py_ssize_t w, const double* pts, in
             out[x * 4 + c] = pts[row[x] * d + c]
 
 
+cdef struct _Table:
+    # Each cell's entry: one byte when K <= 256, stored as 255 - entry so
+    # that 0 means "not searched yet" (unless the cell's bit in ``bits``
+    # says it was: entry 255 of K = 256) and the table can come zeroed from
+    # calloc, whose pages are only touched where targets fall (a small
+    # image touches a few of a table's megabytes); int16 holding entry + 1
+    # above 256 entries. A byte a cell halves the table's share of the
+    # caches.
+    uint8_t* t8
+    uint8_t* bits
+    int16_t* t16
+
+
+cdef bint _table_alloc(_Table* t, Py_ssize_t cells, Py_ssize_t k) noexcept:
+    t.t8 = NULL
+    t.bits = NULL
+    t.t16 = NULL
+    if k > 256:
+        t.t16 = <int16_t*>calloc(cells, sizeof(int16_t))
+        return t.t16 != NULL
+    t.t8 = <uint8_t*>calloc(cells, 1)
+    t.bits = <uint8_t*>calloc((cells >> 3) + 1, 1)
+    return t.t8 != NULL and t.bits != NULL
+
+
+cdef void _table_free(_Table* t) noexcept:
+    free(t.t8)
+    free(t.bits)
+    free(t.t16)
+    t.t8 = NULL
+    t.bits = NULL
+    t.t16 = NULL
+
+
+cdef inline Py_ssize_t _table_get(const _Table* t, Py_ssize_t ci) noexcept nogil:
+    """The cell's entry, or -1 if it was not searched yet."""
+    cdef Py_ssize_t v
+    if t.t16 != NULL:
+        return t.t16[ci] - 1
+    v = t.t8[ci]
+    if v != 0 or (t.bits[ci >> 3] >> (ci & 7)) & 1:
+        return 255 - v
+    return -1
+
+
+cdef inline void _table_set(_Table* t, Py_ssize_t ci, Py_ssize_t best) noexcept nogil:
+    if t.t16 != NULL:
+        t.t16[ci] = <int16_t>(best + 1)
+    else:
+        t.t8[ci] = <uint8_t>(255 - best)
+        t.bits[ci >> 3] |= <uint8_t>(1 << (ci & 7))
+
+
+cdef inline void _strengths(
+    const double* row, const double* above, const double* below, Py_ssize_t w, int d,
+    double level, double edge, double* out,
+) noexcept nogil:
+    """The edge rule for one row: out[x] = level, scaled by edge / contrast
+    where the largest distance from pixel x's colour to its 4 neighbours'
+    (``above``/``below`` NULL at the image's top and bottom rows; rows of
+    4 doubles a pixel) exceeds ``edge``."""
+    cdef Py_ssize_t x
+    cdef double contrast, t, edge2 = edge * edge
+    for x in range(w):
+        contrast = 0.0
+        if x > 0:
+            t = _d2(&row[x * 4], &row[(x - 1) * 4], d)
+            contrast = t if t > contrast else contrast
+        if x < w - 1:
+            t = _d2(&row[x * 4], &row[(x + 1) * 4], d)
+            contrast = t if t > contrast else contrast
+        if above != NULL:
+            t = _d2(&row[x * 4], &above[x * 4], d)
+            contrast = t if t > contrast else contrast
+        if below != NULL:
+            t = _d2(&row[x * 4], &below[x * 4], d)
+            contrast = t if t > contrast else contrast
+        out[x] = level * edge / sqrt(contrast) if contrast > edge2 else level
+
+
+cdef struct _Grid:
+    # What the serial loop reads: the grid over the palette's box, the
+    # tables, the palette and its search structure, each colour's entry.
+    double lo[4]
+    double hi[4]
+    double inv
+    double cell
+    Py_ssize_t n_axis[4]
+    Py_ssize_t stride[4]
+    _Table* table_any
+    _Table* table_opaque
+    const double* pal
+    const double* pd
+    const int32_t* od
+    const uint8_t* oe
+    const int32_t* st
+    Py_ssize_t k
+    double settle2
+
+
+cdef inline void _serial_row(
+    const _Grid* g, int d, const int32_t* row, label_t* orow, const double* colors, const double* strength,
+    const uint8_t* modes, double* cur, double* nxt, Py_ssize_t w, Py_ssize_t step,
+) noexcept nogil:
+    """One row of error diffusion in the direction ``step`` (+-1): each
+    pixel's target (its colour ``colors`` plus the error received in
+    ``cur``, scaled by ``strength``), its entry, its error passed on to
+    ``cur`` and ``nxt``."""
+    cdef Py_ssize_t xi, x, ci, best
+    cdef Py_ssize_t idx[4]
+    cdef double target[4]
+    cdef double centre[4]
+    cdef double err[4]
+    cdef double att, v, received2
+    cdef const double* a
+    cdef _Table* table
+    cdef uint8_t m
+    cdef int c
+    for xi in range(w):
+        x = xi if step == 1 else w - 1 - xi
+        m = modes[x]
+        if m == 2:
+            orow[x] = <label_t>g.st[row[x]]
+            continue
+        a = &cur[(x + 1) * 4]
+        att = strength[x]
+        if g.settle2 > 0.0:
+            received2 = 0.0
+            for c in range(d):
+                received2 += att * a[c] * att * a[c]
+            if received2 <= g.settle2:
+                best = g.st[row[x]]
+                orow[x] = <label_t>best
+                for c in range(d):
+                    err[c] = colors[x * 4 + c] + att * a[c] - g.pal[best * d + c]
+                _diffuse(cur, nxt, x, step, err, d)
+                continue
+        ci = 0
+        for c in range(d):
+            v = colors[x * 4 + c] + att * a[c]
+            if v < g.lo[c]:
+                v = g.lo[c]
+            elif v > g.hi[c]:
+                v = g.hi[c]
+            target[c] = v
+            idx[c] = <Py_ssize_t>((v - g.lo[c]) * g.inv)
+            if idx[c] >= g.n_axis[c]:
+                idx[c] = g.n_axis[c] - 1
+            ci += (idx[c] >> 2) * g.stride[c] + ((idx[c] & 3) << (2 * (d - 1 - c)))
+        table = g.table_opaque if m == 1 else g.table_any
+        best = _table_get(table, ci)
+        if best < 0:
+            for c in range(d):
+                centre[c] = g.lo[c] + (idx[c] + 0.5) * g.cell
+            best = _nearest(centre, g.st[row[x]], g.pal, g.pd, g.od, g.k, d, m == 1, g.oe)
+            _table_set(table, ci, best)
+        orow[x] = <label_t>best
+        for c in range(d):
+            err[c] = target[c] - g.pal[best * d + c]
+        _diffuse(cur, nxt, x, step, err, d)
+
+
 def floyd_steinberg(
     const int32_t[:, ::1] color_index,
     const double[:, ::1] points,
@@ -150,21 +312,16 @@ def floyd_steinberg(
         raise ValueError("dithering takes 1 to 4 channels and 1 to 32767 palette entries")
     if label_t is uint8_t and k > 256:
         raise ValueError("uint8 labels hold at most 256 palette entries")
-    cdef Py_ssize_t y, x, xi, best, p, step, ci, cells
+    cdef Py_ssize_t y, x, p, step, cells, block
     cdef int c
-    cdef uint8_t m
     if not cell > 0:
         raise ValueError("the grid cell must be positive")
-    cdef double inv, v, contrast, att, received2
+    cdef double inv
     cdef double settle2 = settle * settle
     cdef Py_ssize_t n_axis[4]
     cdef Py_ssize_t stride[4]
-    cdef Py_ssize_t idx[4]
     cdef double lo[4]
     cdef double hi[4]
-    cdef double target[4]
-    cdef double centre[4]
-    cdef double err[4]
     for c in range(d):
         lo[c] = low[c]
         hi[c] = high[c]
@@ -177,15 +334,26 @@ def floyd_steinberg(
             break
         cell *= 1.25
     inv = 1.0 / cell
-    stride[d - 1] = 1
+    # The table is stored in blocks of 4 cells per axis (64 cells in 3-D),
+    # each block contiguous: consecutive targets fall in neighbouring cells,
+    # which then share a cache line. Row-major cells put neighbours along the
+    # first axis megabytes apart, and the lookup is on the loop's serial path
+    # (the next target needs this entry's error): a cache miss a pixel.
+    block = 1
+    for c in range(d):
+        block *= 4
+    stride[d - 1] = block
     for c in range(d - 2, -1, -1):
-        stride[c] = stride[c + 1] * n_axis[c + 1]
+        stride[c] = stride[c + 1] * ((n_axis[c + 1] + 3) >> 2)
+    cells = stride[0] * ((n_axis[0] + 3) >> 2)
 
-    cdef bint any_opaque_only = False
+    cdef bint any_opaque_only = False, any_mode = False
     for p in range(mode.shape[0]):
-        if mode[p] == 1:
-            any_opaque_only = True
-            break
+        if mode[p] != 0:
+            any_mode = True
+            if mode[p] == 1:
+                any_opaque_only = True
+                break
     cdef const double* pts = &points[0, 0]
     cdef const double* pal = &palette[0, 0]
     cdef const double* pd = NULL
@@ -197,105 +365,82 @@ def floyd_steinberg(
     cdef const uint8_t* md = &mode[0]
     cdef const uint8_t* oe = &opaque_entry[0]
     cdef const int32_t* row
+    cdef const int32_t* row2 = NULL
     cdef label_t* orow
-    cdef int16_t* table
-    # Tables of each cell's entry (-1: not searched yet), for any entry and
-    # for opaque entries only; two rows of accumulated error with a pixel of
-    # margin each side; this row's colours, guesses and modes gathered
-    # before the serial loop, so that the loop reads them in order.
-    cdef int16_t* table_any = <int16_t*>malloc(cells * sizeof(int16_t))
-    cdef int16_t* table_opaque = <int16_t*>malloc(cells * sizeof(int16_t)) if any_opaque_only else NULL
+    # Tables of each cell's entry, for any entry and for opaque entries
+    # only; two rows of accumulated error with a pixel of margin each side;
+    # three rows of colours (the edge rule reads the rows above and below),
+    # gathered before the serial loop so that it reads them in order; this
+    # row's modes, gathered only when some colour has one (an RGB image's
+    # never do). A colour's undithered entry is read only where a cell is
+    # searched or a pixel settles.
+    cdef _Table table_any, table_opaque
+    cdef _Table* table
+    cdef bint ok = _table_alloc(&table_any, cells, k)
+    if any_opaque_only:
+        ok = _table_alloc(&table_opaque, cells, k) and ok
+    else:
+        table_opaque.t8 = NULL; table_opaque.bits = NULL; table_opaque.t16 = NULL
     cdef double* cur = <double*>calloc((w + 2) * 4, sizeof(double))
     cdef double* nxt = <double*>calloc((w + 2) * 4, sizeof(double))
     cdef double* ring = <double*>malloc(3 * (w + 1) * 4 * sizeof(double))
     cdef double* prev_row = ring
     cdef double* cur_row = ring + (w + 1) * 4 if ring != NULL else NULL
     cdef double* next_row = ring + 2 * (w + 1) * 4 if ring != NULL else NULL
-    cdef double edge2 = edge * edge
     cdef double* strength = <double*>malloc((w + 1) * sizeof(double))
-    cdef int32_t* guess = <int32_t*>malloc((w + 1) * sizeof(int32_t))
-    cdef uint8_t* modes = <uint8_t*>malloc(w + 1)
+    cdef uint8_t* modes = <uint8_t*>calloc(w + 1, 1)
     cdef double* swap
     cdef double* a
-    if (table_any == NULL or (any_opaque_only and table_opaque == NULL) or cur == NULL or nxt == NULL
-            or ring == NULL or strength == NULL or guess == NULL or modes == NULL):
-        free(table_any); free(table_opaque); free(cur); free(nxt); free(ring); free(strength); free(guess); free(modes)
+    if not ok or cur == NULL or nxt == NULL or ring == NULL or strength == NULL or modes == NULL:
+        _table_free(&table_any); _table_free(&table_opaque)
+        free(cur); free(nxt); free(ring); free(strength); free(modes)
         raise MemoryError()
-    memset(table_any, 0xFF, cells * sizeof(int16_t))
-    if table_opaque != NULL:
-        memset(table_opaque, 0xFF, cells * sizeof(int16_t))
+    cdef _Grid g
+    for c in range(d):
+        g.lo[c] = lo[c]
+        g.hi[c] = hi[c]
+        g.n_axis[c] = n_axis[c]
+        g.stride[c] = stride[c]
+    g.inv = inv
+    g.cell = cell
+    g.table_any = &table_any
+    g.table_opaque = &table_opaque
+    g.pal = pal
+    g.pd = pd
+    g.od = od
+    g.oe = oe
+    g.st = st
+    g.k = k
+    g.settle2 = settle2
     with nogil:
         _gather(&color_index[0, 0], w, pts, d, cur_row)
         if h > 1:
             _gather(&color_index[1, 0], w, pts, d, next_row)
         for y in range(h):
             row = &color_index[y, 0]
+            row2 = &color_index[y + 2, 0] if y + 2 < h else NULL
             orow = &labels_out[y, 0]
-            for x in range(w):
-                p = row[x]
-                guess[x] = st[p]
-                modes[x] = md[p]
-                att = level
-                if edge > 0.0:
-                    # Largest squared difference to the 4 neighbours'
-                    # colours, read from the three gathered rows.
-                    contrast = 0.0
-                    if x > 0:
-                        contrast = max(contrast, _d2(&cur_row[x * 4], &cur_row[(x - 1) * 4], d))
-                    if x < w - 1:
-                        contrast = max(contrast, _d2(&cur_row[x * 4], &cur_row[(x + 1) * 4], d))
-                    if y > 0:
-                        contrast = max(contrast, _d2(&cur_row[x * 4], &prev_row[x * 4], d))
-                    if y < h - 1:
-                        contrast = max(contrast, _d2(&cur_row[x * 4], &next_row[x * 4], d))
-                    if contrast > edge2:
-                        att = level * edge / sqrt(contrast)
-                strength[x] = att
+            if any_mode:
+                for x in range(w):
+                    modes[x] = md[row[x]]
+            if edge > 0.0:
+                # The constant d lets the compiler unroll the channel loops.
+                if d == 3:
+                    _strengths(cur_row, prev_row if y > 0 else NULL, next_row if y < h - 1 else NULL,
+                               w, 3, level, edge, strength)
+                else:
+                    _strengths(cur_row, prev_row if y > 0 else NULL, next_row if y < h - 1 else NULL,
+                               w, d, level, edge, strength)
+            else:
+                for x in range(w):
+                    strength[x] = level
             for x in range((w + 2) * 4):
                 nxt[x] = 0.0
             step = 1 if y % 2 == 0 else -1
-            for xi in range(w):
-                x = xi if step == 1 else w - 1 - xi
-                m = modes[x]
-                if m == 2:
-                    orow[x] = <label_t>guess[x]
-                    continue
-                a = &cur[(x + 1) * 4]
-                att = strength[x]
-                if settle2 > 0.0:
-                    received2 = 0.0
-                    for c in range(d):
-                        received2 += att * a[c] * att * a[c]
-                    if received2 <= settle2:
-                        best = guess[x]
-                        orow[x] = <label_t>best
-                        for c in range(d):
-                            err[c] = cur_row[x * 4 + c] + att * a[c] - pal[best * d + c]
-                        _diffuse(cur, nxt, x, step, err, d)
-                        continue
-                ci = 0
-                for c in range(d):
-                    v = cur_row[x * 4 + c] + att * a[c]
-                    if v < lo[c]:
-                        v = lo[c]
-                    elif v > hi[c]:
-                        v = hi[c]
-                    target[c] = v
-                    idx[c] = <Py_ssize_t>((v - lo[c]) * inv)
-                    if idx[c] >= n_axis[c]:
-                        idx[c] = n_axis[c] - 1
-                    ci += idx[c] * stride[c]
-                table = table_opaque if m == 1 else table_any
-                best = table[ci]
-                if best < 0:
-                    for c in range(d):
-                        centre[c] = lo[c] + (idx[c] + 0.5) * cell
-                    best = _nearest(centre, guess[x], pal, pd, od, k, d, m == 1, oe)
-                    table[ci] = <int16_t>best
-                orow[x] = <label_t>best
-                for c in range(d):
-                    err[c] = target[c] - pal[best * d + c]
-                _diffuse(cur, nxt, x, step, err, d)
+            if d == 3:
+                _serial_row(&g, 3, row, orow, cur_row, strength, modes, cur, nxt, w, step)
+            else:
+                _serial_row(&g, d, row, orow, cur_row, strength, modes, cur, nxt, w, step)
             swap = cur
             cur = nxt
             nxt = swap
@@ -303,6 +448,7 @@ def floyd_steinberg(
             prev_row = cur_row
             cur_row = next_row
             next_row = swap
-            if y + 2 < h:
-                _gather(&color_index[y + 2, 0], w, pts, d, next_row)
-    free(table_any); free(table_opaque); free(cur); free(nxt); free(ring); free(strength); free(guess); free(modes)
+            if row2 != NULL:
+                _gather(row2, w, pts, d, next_row)
+    _table_free(&table_any); _table_free(&table_opaque)
+    free(cur); free(nxt); free(ring); free(strength); free(modes)
