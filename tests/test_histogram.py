@@ -24,7 +24,7 @@ def test_pack_unpack_round_trip(channels):
 
 @pytest.mark.parametrize(
     ("channels", "n_pixels"),
-    [(1, 50), (1, 5000), (2, 1000), (2, 70000), (3, 20), (3, 100000), (4, 3000)],
+    [(1, 50), (1, 5000), (2, 1000), (2, 70000), (3, 20), (3, 100000), (4, 3000), (4, 300000)],
 )
 def test_histogram_equals_numpy_unique(channels, n_pixels):
     # Small inputs take the hash table, large ones the dense table.
@@ -41,6 +41,13 @@ def test_histogram_equals_numpy_unique(channels, n_pixels):
     assert histogram.counts.dtype == np.int64 and histogram.counts.sum() == n_pixels
     values = (np.arange(histogram.n_colors) % 251).astype(np.uint8)
     np.testing.assert_array_equal(histogram.lookup(values, keys), values[np.searchsorted(expected_keys, keys)])
+
+
+def test_a_colour_missing_from_a_4_channel_histogram_is_refused():
+    histogram = color_histogram(pack_colors(np.array([[1, 2, 3, 4], [255, 255, 255, 255]], np.uint8)), 4)
+    keys = pack_colors(np.array([[255, 255, 255, 255], [1, 2, 3, 5]], np.uint8))
+    with pytest.raises(ValueError, match="not in the histogram"):
+        histogram.lookup(np.arange(2), keys)
 
 
 def test_histogram_of_one_colour():

@@ -424,10 +424,14 @@ def floyd_steinberg(
                 for x in range(w):
                     modes[x] = md[row[x]]
             if edge > 0.0:
-                # The constant d lets the compiler unroll the channel loops.
+                # A constant d (RGB, RGBA) lets the compiler unroll the
+                # channel loops.
                 if d == 3:
                     _strengths(cur_row, prev_row if y > 0 else NULL, next_row if y < h - 1 else NULL,
                                w, 3, level, edge, strength)
+                elif d == 4:
+                    _strengths(cur_row, prev_row if y > 0 else NULL, next_row if y < h - 1 else NULL,
+                               w, 4, level, edge, strength)
                 else:
                     _strengths(cur_row, prev_row if y > 0 else NULL, next_row if y < h - 1 else NULL,
                                w, d, level, edge, strength)
@@ -439,6 +443,8 @@ def floyd_steinberg(
             step = 1 if y % 2 == 0 else -1
             if d == 3:
                 _serial_row(&g, 3, row, orow, cur_row, strength, modes, cur, nxt, w, step)
+            elif d == 4:
+                _serial_row(&g, 4, row, orow, cur_row, strength, modes, cur, nxt, w, step)
             else:
                 _serial_row(&g, d, row, orow, cur_row, strength, modes, cur, nxt, w, step)
             swap = cur

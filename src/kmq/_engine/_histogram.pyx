@@ -212,3 +212,50 @@ def hashed_counts(
             while slot_keys[s] != key:
                 s = (s + 1) & mask
             counts_out[i] = counts_by_first[slot_index[s]]
+
+
+def index_keys(const uint32_t[::1] keys, uint32_t[::1] slot_keys, int32_t[::1] slot_index, int shift):
+    """Put each of the distinct ``keys`` (M,) uint32 (any value, 0xFFFFFFFF
+    too) into an open-addressing hash table with its row: slot_keys (S,)
+    uint32 and slot_index (S,) int32 filled with -1 (empty), S =
+    2**(32 - shift) >= 2 M; hashing as :func:`count_keys_hashed`'s."""
+    cdef Py_ssize_t mask = slot_keys.shape[0] - 1
+    cdef Py_ssize_t i, s, m = keys.shape[0]
+    cdef uint32_t key
+    with nogil:
+        for i in range(m):
+            key = keys[i]
+            s = <Py_ssize_t>((((<uint64_t>key) * 2654435761ULL) & 0xFFFFFFFFULL) >> shift)
+            while slot_index[s] >= 0 and slot_keys[s] != key:
+                s = (s + 1) & mask
+            slot_keys[s] = key
+            slot_index[s] = <int32_t>i
+
+
+def find_keys(
+    const uint32_t[::1] pixel_keys,
+    const uint32_t[::1] slot_keys,
+    const int32_t[::1] slot_index,
+    int shift,
+    Py_ssize_t start,
+    Py_ssize_t stop,
+    int32_t[::1] rows_out,
+):
+    """rows_out[i] = the row given to pixel_keys[i] by :func:`index_keys`
+    (-1 if it is not there), for i in [start, stop): pixel_keys (N,)
+    uint32, rows_out (N,) int32. Read-only on the table: ranges may run on
+    threads at once."""
+    cdef Py_ssize_t mask = slot_keys.shape[0] - 1
+    cdef Py_ssize_t i, s
+    cdef uint32_t key
+    cdef int32_t row
+    with nogil:
+        for i in range(start, stop):
+            key = pixel_keys[i]
+            s = <Py_ssize_t>((((<uint64_t>key) * 2654435761ULL) & 0xFFFFFFFFULL) >> shift)
+            while True:
+                row = slot_index[s]
+                if row < 0 or slot_keys[s] == key:
+                    break
+                s = (s + 1) & mask
+            rows_out[i] = row

@@ -12,7 +12,8 @@ small enough for a dense table indexed by key: counting many pixels is one
 pass over them (``_histogram.count_dense``), the distinct colours come out of
 the table in key order, and mapping is one gather. Few pixels are counted
 in a small hash table instead (``_histogram.count_keys_hashed``), which stays
-in cache. 4-channel keys fall back to a sort (``np.unique``).
+in cache. 4-channel keys are counted by a sort (``np.unique``) and mapped
+through a hash table of the distinct keys (``_histogram.find_keys``).
 """
 
 from __future__ import annotations
@@ -114,7 +115,20 @@ class ColorHistogram:
             out = np.empty(len(pixel_keys), dtype=values.dtype)
             _histogram.gather(table, np.ascontiguousarray(pixel_keys), out)
             return out
-        return values[np.searchsorted(self.keys, pixel_keys)]
+        # 4-channel keys: a hash table of the distinct keys, ~2 slots a key
+        # (a binary search per pixel took 0.27 s on 2.5 MP of RGBA).
+        from ._parallel import run_chunked
+
+        pixel_keys = np.ascontiguousarray(pixel_keys, dtype=np.uint32)
+        bits = max(4, int(2 * len(self.keys) - 1).bit_length())
+        slot_keys = np.zeros(1 << bits, dtype=np.uint32)
+        slot_index = np.full(1 << bits, -1, dtype=np.int32)
+        _histogram.index_keys(self.keys, slot_keys, slot_index, 32 - bits)
+        rows = np.empty(len(pixel_keys), dtype=np.int32)
+        run_chunked(_histogram.find_keys, len(pixel_keys), (pixel_keys, slot_keys, slot_index, 32 - bits), (rows,))
+        if len(rows) and rows.min() < 0:
+            raise ValueError("a pixel's colour is not in the histogram")
+        return values[rows]
 
 
 def color_histogram(keys: np.ndarray, channels: int) -> ColorHistogram:
