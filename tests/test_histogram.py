@@ -129,15 +129,20 @@ def test_map_pixels_spreads_the_colour_labels():
     assert labels.tolist() == [1, 0, 1, 2]
 
 
-def test_dense_and_hashed_counts_agree_for_rgb(monkeypatch):
+def test_dense_sorted_and_hashed_counts_agree_for_rgb(monkeypatch):
     rng = np.random.default_rng(3)
     pixels = rng.integers(0, 64, (20000, 3), dtype=np.uint8) * 4  # many repeats
     keys = pack_colors(pixels)
     hashed = color_histogram(keys, 3)
-    monkeypatch.setattr(_histogram, "_HASH_MAX_BITS", 4)  # force the dense 2**24 table
+    monkeypatch.setattr(_histogram, "_HASH_MAX_BITS", 4)  # no hash table: sorted
+    sorted_ = color_histogram(keys, 3)
+    monkeypatch.setattr(_histogram, "_SORT_MAX_PIXELS", 100)  # the dense 2**24 table
     dense = color_histogram(keys, 3)
-    np.testing.assert_array_equal(dense.keys, hashed.keys)
-    np.testing.assert_array_equal(dense.counts, hashed.counts)
+    for other in (hashed, sorted_):
+        np.testing.assert_array_equal(dense.keys, other.keys)
+        np.testing.assert_array_equal(dense.counts, other.counts)
+        np.testing.assert_array_equal(dense.colors, other.colors)
+        assert (other.keys.dtype, other.counts.dtype, other.colors.dtype) == (np.uint32, np.int64, np.uint8)
     expected_keys, expected_counts = np.unique(keys, return_counts=True)
     np.testing.assert_array_equal(dense.keys, expected_keys)
     np.testing.assert_array_equal(dense.counts, expected_counts)

@@ -170,14 +170,18 @@ cdef inline uint8_t _to_uint8(double v) nogil:
     return <uint8_t>v
 
 
-def to_space(const uint8_t[:, ::1] colors, int space, double alpha_scale, double[:, ::1] points_out):
-    """Distinct colours -> working-space points.
+def to_space(
+    const uint8_t[:, ::1] colors, int space, double alpha_scale, Py_ssize_t start, Py_ssize_t stop,
+    double[:, ::1] points_out,
+):
+    """Distinct colours -> working-space points, rows [start, stop).
 
     colors (M, C) uint8, C in 1..4 (L, LA, RGB, RGBA); points_out (M, C)
     float64: lightness (C = 1, 2) or three colour coordinates (C = 3, 4);
     with alpha, those of the colour composited over the grey MID (127.5),
-    then alpha/255 * alpha_scale."""
-    cdef Py_ssize_t i, n = colors.shape[0]
+    then alpha/255 * alpha_scale. Each row on its own: ranges may run on
+    threads at once."""
+    cdef Py_ssize_t i
     cdef int channels = colors.shape[1]
     cdef int a8
     cdef const double* table = NULL
@@ -185,7 +189,7 @@ def to_space(const uint8_t[:, ::1] colors, int space, double alpha_scale, double
     if channels == 2 or channels == 4:
         table = _composite_table()
     with nogil:
-        for i in range(n):
+        for i in range(start, stop):
             if channels <= 2:
                 if channels == 1:
                     points_out[i, 0] = _gray_to_space(colors[i, 0], space)
