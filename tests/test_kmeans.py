@@ -261,3 +261,16 @@ def test_parallel_seedings_do_not_depend_on_timing(monkeypatch):
     serial = fit()
     for a, b in zip(parallel, serial):
         assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+
+
+@pytest.mark.parametrize("n_features, width", [(1, 4), (3, 3), (3, 4), (4, 4), (6, 6)])
+def test_absolute_tol_is_tol_times_the_mean_weighted_variance(n_features, width):
+    from kmq._engine.kmeans import _absolute_tol
+
+    rng = np.random.default_rng(n_features * 10 + width)
+    X = rng.normal(50, 20, (5000, width))
+    w = rng.integers(1, 9, 5000).astype(np.float64)
+    mean = np.average(X[:, :n_features], axis=0, weights=w)
+    variance = np.average((X[:, :n_features] - mean) ** 2, axis=0, weights=w)
+    got = _absolute_tol(X, w, 1e-4, n_features if width != n_features else None)
+    assert got == pytest.approx(1e-4 * variance.mean(), rel=1e-10)

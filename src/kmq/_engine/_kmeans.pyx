@@ -196,6 +196,32 @@ def weighted_sse(const double[:, ::1] X, const double[::1] w, const double[:, ::
     return total
 
 
+def weighted_moments(const double[:, ::1] X, const double[::1] w, Py_ssize_t n_features, double[::1] sums_out, double[::1] squares_out):
+    """sums_out[c] = sum_i w[i] X[i, c], squares_out[c] = sum_i w[i] X[i, c]^2
+    for c < n_features: X (M, D) float64, D >= n_features <= 4 (a padded
+    array's real columns), w (M,). One pass in index order, no temporaries
+    (three (M, D) arrays in numpy, each a fresh allocation)."""
+    cdef Py_ssize_t i, c, n = X.shape[0]
+    cdef double s[4]
+    cdef double q[4]
+    cdef double v, wi
+    if n_features < 1 or n_features > 4 or n_features > X.shape[1]:
+        raise ValueError("1 to 4 features, at most X's columns")
+    for c in range(4):
+        s[c] = 0.0
+        q[c] = 0.0
+    with nogil:
+        for i in range(n):
+            wi = w[i]
+            for c in range(n_features):
+                v = wi * X[i, c]
+                s[c] += v
+                q[c] += v * X[i, c]
+    for c in range(n_features):
+        sums_out[c] = s[c]
+        squares_out[c] = q[c]
+
+
 def update_centers(const double[:, ::1] sums, const double[::1] weights, double[:, ::1] centers_inout, double[::1] drift_out):
     """Move each non-empty centre to the weighted mean of its points.
 
