@@ -343,3 +343,20 @@ def test_measure_reports_the_perceptual_metric(photo):
         record = m.as_dict()
         assert record["perceptual_error"] == m.perceptual_error and record["perceptual_score"] == m.perceptual_score
         assert list(record).index("perceptual_error") == list(record).index("ssim") + 1
+
+
+def test_measure_gives_the_figures_of_the_metric_functions(photo):
+    rgba = np.dstack([photo, np.tile(np.arange(0, 256, 2, dtype=np.uint8), (96, 1))])
+    for image in (photo, photo[:, :, 0], rgba):
+        c = kmq.compress(image, 8, seed=0)
+        m = c.metrics()
+        rebuilt = c.reconstruct().reshape(image.shape)
+        if image.ndim == 3 and image.shape[2] == 4:
+            assert m.psnr == metrics.psnr_seen(image, rebuilt)
+            assert m.ssim == metrics.ssim_seen(image, rebuilt)
+            assert m.mse_per_channel == [float(v) for v in metrics._mse_seen(image, rebuilt)]
+        else:
+            assert m.psnr == metrics.psnr(image, rebuilt)
+            assert m.ssim == metrics.ssim(image, rebuilt)
+            assert m.mse_per_channel == [float(v) for v in metrics.mse_per_channel(image, rebuilt)]
+            assert m.mse == metrics.mse(image, rebuilt)
