@@ -17,6 +17,12 @@ ctypedef fused gathered_t:
     int64_t
 
 
+cdef inline Py_ssize_t _slot(uint32_t key, int shift) noexcept nogil:
+    """A key's first slot in a hash table of 2**(32 - shift) slots:
+    multiplicative hashing (Knuth), the top bits of key * 2654435761."""
+    return <Py_ssize_t>((((<uint64_t>key) * 2654435761ULL) & 0xFFFFFFFFULL) >> shift)
+
+
 def pack_rgb(const uint8_t[:, ::1] pixels, uint32_t[::1] keys_out):
     """keys_out[i] = pixels[i, 0] << 16 | pixels[i, 1] << 8 | pixels[i, 2];
     pixels (N, 3) uint8, keys_out (N,) uint32. One pass, no temporaries."""
@@ -102,7 +108,7 @@ def count_keys_hashed(
     with nogil:
         for i in range(n):
             key = keys[i]
-            s = <Py_ssize_t>((((<uint64_t>key) * 2654435761ULL) & 0xFFFFFFFFULL) >> shift)
+            s = _slot(key, shift)
             while True:
                 k = slot_keys[s]
                 if k == key:
@@ -208,7 +214,7 @@ def hashed_counts(
     with nogil:
         for i in range(m):
             key = sorted_keys[i]
-            s = <Py_ssize_t>((((<uint64_t>key) * 2654435761ULL) & 0xFFFFFFFFULL) >> shift)
+            s = _slot(key, shift)
             while slot_keys[s] != key:
                 s = (s + 1) & mask
             counts_out[i] = counts_by_first[slot_index[s]]
@@ -225,7 +231,7 @@ def index_keys(const uint32_t[::1] keys, uint32_t[::1] slot_keys, int32_t[::1] s
     with nogil:
         for i in range(m):
             key = keys[i]
-            s = <Py_ssize_t>((((<uint64_t>key) * 2654435761ULL) & 0xFFFFFFFFULL) >> shift)
+            s = _slot(key, shift)
             while slot_index[s] >= 0 and slot_keys[s] != key:
                 s = (s + 1) & mask
             slot_keys[s] = key
@@ -252,7 +258,7 @@ def find_keys(
     with nogil:
         for i in range(start, stop):
             key = pixel_keys[i]
-            s = <Py_ssize_t>((((<uint64_t>key) * 2654435761ULL) & 0xFFFFFFFFULL) >> shift)
+            s = _slot(key, shift)
             while True:
                 row = slot_index[s]
                 if row < 0 or slot_keys[s] == key:
