@@ -532,9 +532,10 @@ class ColorQuantizer(ParamsMixin):
                     full = np.array(centers[opaque], dtype=np.float64)
                     full[:, -1] = alpha_scale(space, full.shape[1])
                     snapped[opaque] = from_space(full, space)
-                snap = (palette[:, -1] >= _OPAQUE_SNAP) & (palette[:, -1] < 255)
+                snap = palette[:, -1] >= _OPAQUE_SNAP
                 if opaque is not None:
-                    snap |= opaque & (palette[:, -1] < 255)
+                    snap |= opaque
+                snap &= palette[:, -1] < 255
                 palette = _snap_opaque(palette, snapped, snap)
         if reserved is not None:
             palette = np.concatenate([reserved, palette])
@@ -796,12 +797,12 @@ class ColorQuantizer(ParamsMixin):
             mode[colors[:, -1] == 0] = MODE_FIXED
             mode[(colors[:, -1] == 255) & opaque_entry[palette_labels]] = MODE_OPAQUE
         points = analysis.points(space)
-        labels = dither_labels(
+        cell = _dither_cell(search)
+        return dither_labels(
             color_index, points, palette_labels, mode, search, opaque_entry, level,
-            edge=DITHER_EDGE[space], cell=_dither_cell(search),
-            settle=DITHER_SETTLE * _dither_cell(search) if self.palette_.shape[1] in (2, 4) else 0.0,
+            edge=DITHER_EDGE[space], cell=cell,
+            settle=DITHER_SETTLE * cell if self.palette_.shape[1] in (2, 4) else 0.0,
         )
-        return labels
 
     def fit_transform(self, image, y=None) -> np.ndarray:
         """``fit(image)`` then ``transform(image)``, reading the image once."""
