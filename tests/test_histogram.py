@@ -39,15 +39,33 @@ def test_histogram_equals_numpy_unique(channels, n_pixels):
     np.testing.assert_array_equal(histogram.counts, expected_counts)
     np.testing.assert_array_equal(histogram.colors, unpack_keys(expected_keys, channels))
     assert histogram.counts.dtype == np.int64 and histogram.counts.sum() == n_pixels
-    values = (np.arange(histogram.n_colors) % 251).astype(np.uint8)
-    np.testing.assert_array_equal(histogram.lookup(values, keys), values[np.searchsorted(expected_keys, keys)])
+    expected_rows = np.searchsorted(expected_keys, keys)
+    rows = histogram.rows(keys)
+    assert rows.dtype == np.int32
+    np.testing.assert_array_equal(rows, expected_rows)
+    # Values of every type the compiled gather spreads, and one it does not.
+    for dtype in (np.uint8, np.uint16, np.int32, np.int64, np.float64):
+        values = (np.arange(histogram.n_colors) % 251).astype(dtype)
+        looked_up = histogram.lookup(values, keys)
+        assert looked_up.dtype == dtype
+        np.testing.assert_array_equal(looked_up, values[expected_rows])
 
 
-def test_a_colour_missing_from_a_4_channel_histogram_is_refused():
-    histogram = color_histogram(pack_colors(np.array([[1, 2, 3, 4], [255, 255, 255, 255]], np.uint8)), 4)
-    keys = pack_colors(np.array([[255, 255, 255, 255], [1, 2, 3, 5]], np.uint8))
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_a_colour_missing_from_the_histogram_is_refused(channels):
+    colors = np.array([[1, 2, 3, 4], [255, 255, 255, 255]], np.uint8)[:, :channels]
+    histogram = color_histogram(pack_colors(colors), channels)
+    for missing in ([9, 9, 9, 9], [0, 0, 0, 0]):  # inside and below the keys' range
+        keys = pack_colors(np.array([[255, 255, 255, 255], missing], np.uint8)[:, :channels])
+        with pytest.raises(ValueError, match="not in the histogram"):
+            histogram.rows(keys)
+        if channels >= 3:
+            with pytest.raises(ValueError, match="not in the histogram"):
+                histogram.lookup(np.arange(2), keys)
+    # Above the largest key: refused, not read past the dense table.
+    small = color_histogram(pack_colors(np.array([[1, 1, 1, 1], [3, 3, 3, 3]], np.uint8)[:, :channels]), channels)
     with pytest.raises(ValueError, match="not in the histogram"):
-        histogram.lookup(np.arange(2), keys)
+        small.rows(pack_colors(np.full((1, channels), 200, np.uint8)))
 
 
 def test_histogram_of_one_colour():

@@ -263,9 +263,7 @@ class ImageAnalysis:
     def color_index(self) -> np.ndarray:
         """(H, W) int32: each pixel's row in the histogram."""
         def make():
-            histogram = self.histogram()
-            rows = np.arange(histogram.n_colors, dtype=np.int32)
-            return histogram.lookup(rows, self.keys()).reshape(self.pixels.shape[:2])
+            return self.histogram().rows(self.keys()).reshape(self.pixels.shape[:2])
 
         index = self._part("color_index", make)
         if self.one_shot:

@@ -4,17 +4,19 @@ k-means on the distinct colours weighted by their pixel counts minimises
 exactly the same objective as k-means on the pixels, and a photograph has
 far fewer distinct colours than pixels. Mapping an image to a palette is
 one nearest-palette search per distinct colour plus one table lookup per
-pixel (:meth:`ColorHistogram.lookup`).
+pixel (:meth:`ColorHistogram.lookup`, :meth:`ColorHistogram.rows`).
 
 Colours are packed into one unsigned integer key per pixel (channel 0 in the
 most significant byte). For up to 3 channels the key space is at most 2**24,
 small enough for a dense table indexed by key: counting many pixels is one
 pass over them (``_histogram.count_dense``), the distinct colours come out of
-the table in key order, and mapping is one gather. Few pixels are counted
-in a small hash table instead (``_histogram.count_keys_hashed``), which stays
-in cache; between the two, and for 4-channel keys, they are sorted
-(``np.unique``). 4-channel keys are mapped through a hash table of the
-distinct keys (``_histogram.find_keys``).
+the table in key order. Few pixels are counted in a small hash table
+instead (``_histogram.count_keys_hashed``), which stays in cache; between
+the two, and for 4-channel keys, they are sorted (``np.unique``). Mapping
+pixels back to their colours is one gather from a dense table for 1 and 2
+channels, and through a hash table of the distinct keys for 3 and 4
+(``_histogram.find_keys``): a 2**24-entry table costs more to fault in
+than the hashed search of a photograph's pixels.
 """
 
 from __future__ import annotations
@@ -27,8 +29,12 @@ from . import _histogram
 
 __all__ = ["ColorHistogram", "pack_colors", "unpack_keys", "color_histogram"]
 
-#: Largest key space counted and mapped with a dense table (3 channels).
-_DENSE_MAX_KEYS = 1 << 24
+#: Largest key space mapped with a dense table (1 and 2 channels); wider
+#: keys are mapped through a hash table of the distinct keys.
+_DENSE_LOOKUP_MAX_KEYS = 1 << 16
+#: Value types :func:`_histogram.gather` spreads without NumPy's intp copy
+#: of the indices.
+_GATHERED = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.int32), np.dtype(np.int64))
 #: Hash tables up to 2**this slots; more pixels than half that are counted
 #: in a dense table, which is then cheaper than hashing (measured: 393k
 #: pixels 2.5 ms hashed against 7-11 ms dense; 12 M pixels, dense wins).
@@ -114,28 +120,65 @@ class ColorHistogram:
         ndarray, shape (N,), dtype of ``values``
         """
         top = int(self.keys[-1]) + 1
-        if top <= _DENSE_MAX_KEYS:
-
-            # A dense table (at most 16 Mi entries) maps in one gather.
+        if top <= _DENSE_LOOKUP_MAX_KEYS and values.dtype in _GATHERED:
+            # A small key space (grey, grey + alpha): a dense table maps in
+            # one gather and stays in cache.
             table = np.zeros(top, dtype=values.dtype)
             table[self.keys] = values
             out = np.empty(len(pixel_keys), dtype=values.dtype)
             _histogram.gather(table, np.ascontiguousarray(pixel_keys), out)
             return out
-        # 4-channel keys: a hash table of the distinct keys, ~2 slots a key
-        # (a binary search per pixel took 0.27 s on 2.5 MP of RGBA).
-        from ._parallel import run_chunked
+        rows = self.rows(pixel_keys)
+        if values.dtype in _GATHERED:
+            out = np.empty(len(rows), dtype=values.dtype)
+            _histogram.gather(np.ascontiguousarray(values), rows.view(np.uint32), out)
+            return out
+        return values[rows]
 
+    def rows(self, pixel_keys: np.ndarray) -> np.ndarray:
+        """Each pixel's row in the histogram.
+
+        Parameters
+        ----------
+        pixel_keys : ndarray, shape (N,), uint32
+            Packed colours of the pixels; every key must be in ``self.keys``.
+
+        Returns
+        -------
+        ndarray, shape (N,), int32
+
+        Raises
+        ------
+        ValueError
+            If a key is not in the histogram.
+        """
         pixel_keys = np.ascontiguousarray(pixel_keys, dtype=np.uint32)
-        bits = max(4, int(2 * len(self.keys) - 1).bit_length())
-        slot_keys = np.zeros(1 << bits, dtype=np.uint32)
-        slot_index = np.full(1 << bits, -1, dtype=np.int32)
-        _histogram.index_keys(self.keys, slot_keys, slot_index, 32 - bits)
-        rows = np.empty(len(pixel_keys), dtype=np.int32)
-        run_chunked(_histogram.find_keys, len(pixel_keys), (pixel_keys, slot_keys, slot_index, 32 - bits), (rows,))
+        top = int(self.keys[-1]) + 1
+        if top <= _DENSE_LOOKUP_MAX_KEYS:
+            if len(pixel_keys) and int(pixel_keys.max()) >= top:
+                raise ValueError("a pixel's colour is not in the histogram")
+            table = np.full(top, -1, dtype=np.int32)
+            table[self.keys] = np.arange(len(self.keys), dtype=np.int32)
+            rows = np.empty(len(pixel_keys), dtype=np.int32)
+            _histogram.gather(table, pixel_keys, rows)
+        else:
+            # A hash table of the distinct keys, ~2 slots a key, searched
+            # on all cores. (A binary search per pixel took 0.27 s on 2.5 MP
+            # of RGBA; a dense table of 2**24 entries, 64 MiB faulted in and
+            # scattered into, 13-150 ms on 2.1 MP of RGB against 12-16 ms
+            # hashed, and 125-215 against 48-70 ms on 9.8 MP, in fresh
+            # processes.)
+            from ._parallel import run_chunked
+
+            bits = max(4, int(2 * len(self.keys) - 1).bit_length())
+            slot_keys = np.zeros(1 << bits, dtype=np.uint32)
+            slot_index = np.full(1 << bits, -1, dtype=np.int32)
+            _histogram.index_keys(self.keys, slot_keys, slot_index, 32 - bits)
+            rows = np.empty(len(pixel_keys), dtype=np.int32)
+            run_chunked(_histogram.find_keys, len(pixel_keys), (pixel_keys, slot_keys, slot_index, 32 - bits), (rows,))
         if len(rows) and rows.min() < 0:
             raise ValueError("a pixel's colour is not in the histogram")
-        return values[rows]
+        return rows
 
 
 def color_histogram(keys: np.ndarray, channels: int) -> ColorHistogram:
