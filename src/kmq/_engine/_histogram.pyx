@@ -159,6 +159,29 @@ def number_bins(const uint8_t[:, ::1] colors, int bits, int32_t[::1] table_inout
     return n_bins
 
 
+def sum_points_by_bin(
+    const double[:, ::1] points,
+    const double[::1] weights,
+    const int64_t[::1] bin_of_point,
+    double[:, ::1] sums_out,
+):
+    """sums_out[b, c] += weights[i] * points[i, c] for every point i of bin
+    b = bin_of_point[i], in increasing i: the sums of ``np.bincount`` (same
+    order, same products) in one pass instead of one per column.
+
+    points (M, D) float64; weights (M,) float64; bin_of_point (M,) int64;
+    sums_out (B, D) float64, zeroed.
+    """
+    cdef Py_ssize_t i, b, c, n = points.shape[0], d = points.shape[1]
+    cdef double w
+    with nogil:
+        for i in range(n):
+            b = bin_of_point[i]
+            w = weights[i]
+            for c in range(d):
+                sums_out[b, c] += w * points[i, c]
+
+
 def sum_bins(
     const uint8_t[:, ::1] colors,
     const int64_t[::1] counts,

@@ -624,8 +624,11 @@ def fit_colors(colors, counts, k, *, random_state, n_init, max_iter, tol, init="
     coarse_k = min(k, len(means))
     plans = [_seed_plan(means, weights, coarse_k, init, random_state) for _ in range(n_init)]
 
+    def lloyd(seed):
+        return _lloyd(means, weights, seed, max_iter, tol_abs)
+
     def run(plan):
-        return _lloyd(means, weights, plan(), max_iter, tol_abs)
+        return lloyd(plan())
 
     if n_init > 1 and _cores() > 1 and _n_threads(len(means)) == 1:
         # Each seeding and its Lloyd run is one compiled call on a few
@@ -634,6 +637,13 @@ def fit_colors(colors, counts, k, *, random_state, n_init, max_iter, tol, init="
         # not in a process limited to one thread, a batch worker.)
         futures = [_pool().submit(run, plan) for plan in plans[1:]]
         runs = [run(plans[0])] + [future.result() for future in futures]
+    elif n_init > 1 and _cores() > 1:
+        # More bins: the seedings, one single-threaded compiled call each
+        # (~0.1 s on 26k bins at K=256), run side by side; the Lloyd runs,
+        # which use every core themselves, one after the other.
+        futures = [_pool().submit(plan) for plan in plans[1:]]
+        seeds = [plans[0]()] + [future.result() for future in futures]
+        runs = [lloyd(seed) for seed in seeds]
     else:
         runs = [run(plan) for plan in plans]
     best = runs[0]
@@ -664,11 +674,14 @@ def fit_colors(colors, counts, k, *, random_state, n_init, max_iter, tol, init="
 def _bin_means(points, weights, bin_of_color, bin_weights):
     """Count-weighted mean point of each coarse bin: points (M, D) float64,
     weights (M,), bin_of_color (M,) -> (B, D) float64."""
-    n_bins = len(bin_weights)
-    means = np.empty((n_bins, points.shape[1]))
-    for c in range(points.shape[1]):
-        means[:, c] = np.bincount(bin_of_color, weights=weights * points[:, c], minlength=n_bins)
-    return means / bin_weights[:, None]
+    sums = np.zeros((len(bin_weights), points.shape[1]))
+    _histogram.sum_points_by_bin(
+        np.ascontiguousarray(points, dtype=np.float64),
+        np.ascontiguousarray(weights, dtype=np.float64),
+        np.ascontiguousarray(bin_of_color, dtype=np.int64),
+        sums,
+    )
+    return sums / bin_weights[:, None]
 
 
 def fit_colors_exact(X, w, k, random_state, n_init, max_iter, tol, init="k-means++"):
