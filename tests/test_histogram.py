@@ -166,3 +166,16 @@ def test_dense_sorted_and_hashed_counts_agree_for_rgb(monkeypatch):
     np.testing.assert_array_equal(dense.counts, expected_counts)
     np.testing.assert_array_equal(dense.colors, unpack_keys(expected_keys, 3))
     assert (dense.keys.dtype, dense.counts.dtype, dense.colors.dtype) == (np.uint32, np.int64, np.uint8)
+
+
+def test_bin_means_equal_numpy_bincount_bit_for_bit():
+    from kmq._engine.kmeans import _bin_means
+
+    rng = np.random.default_rng(5)
+    points = rng.normal(size=(5000, 3)) * 40
+    weights = rng.integers(1, 50, 5000).astype(np.float64)
+    bins = rng.integers(0, 97, 5000).astype(np.int64)
+    bins[:97] = np.arange(97)  # every bin occupied
+    bin_weights = np.bincount(bins, weights=weights, minlength=97)
+    expected = np.stack([np.bincount(bins, weights=weights * points[:, c], minlength=97) for c in range(3)], axis=1)
+    np.testing.assert_array_equal(_bin_means(points, weights, bins, bin_weights), expected / bin_weights[:, None])
