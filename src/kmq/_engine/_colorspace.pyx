@@ -69,26 +69,26 @@ cdef double _XN = 0.95047, _YN = 1.0, _ZN = 1.08883
 cdef double _DELTA = 6.0 / 29.0
 
 
-cdef inline double _lab_f(double t) nogil:
+cdef inline double _lab_f(double t) noexcept nogil:
     if t > _DELTA * _DELTA * _DELTA:
         return cbrt(t)
     return t / (3.0 * _DELTA * _DELTA) + 4.0 / 29.0
 
 
-cdef inline double _lab_finv(double t) nogil:
+cdef inline double _lab_finv(double t) noexcept nogil:
     if t > _DELTA:
         return t * t * t
     return 3.0 * _DELTA * _DELTA * (t - 4.0 / 29.0)
 
 
-cdef inline double _encode(double linear) nogil:
+cdef inline double _encode(double linear) noexcept nogil:
     """Linear light -> sRGB 0..255 (not rounded, not clipped)."""
     if linear <= 0.0031308:
         return 255.0 * 12.92 * linear
     return 255.0 * (1.055 * pow(linear, 1.0 / 2.4) - 0.055)
 
 
-cdef inline void _rgb_to_space(double r, double g, double b, int space, double* out) nogil:
+cdef inline void _rgb_to_space(double r, double g, double b, int space, double* out) noexcept nogil:
     """Linear r, g, b -> the space's three coordinates."""
     cdef double l, m, s, x, y, z, fy
     if space == 1:
@@ -108,7 +108,7 @@ cdef inline void _rgb_to_space(double r, double g, double b, int space, double* 
         out[2] = 200.0 * (fy - _lab_f(z / _ZN))
 
 
-cdef inline void _space_to_rgb(double c0, double c1, double c2, int space, double* out) nogil:
+cdef inline void _space_to_rgb(double c0, double c1, double c2, int space, double* out) noexcept nogil:
     """The space's coordinates -> sRGB 0..255 (not rounded, not clipped)."""
     cdef double l, m, s, x, y, z, fy, r, g, b
     if space == 1:
@@ -137,21 +137,21 @@ cdef inline void _space_to_rgb(double c0, double c1, double c2, int space, doubl
     out[2] = _encode(b)
 
 
-cdef inline double _gray_to_space(int value, int space) nogil:
+cdef inline double _gray_to_space(int value, int space) noexcept nogil:
     """Gray level -> lightness (the a, b of a gray are 0)."""
     if space == 0:
         return <double>value
     return _linear_to_lightness(_LINEAR[value], space)
 
 
-cdef inline double _linear_to_lightness(double linear, int space) nogil:
+cdef inline double _linear_to_lightness(double linear, int space) noexcept nogil:
     """Linear light of a gray -> its lightness in space 1 or 2."""
     if space == 1:
         return 100.0 * cbrt(linear)
     return 116.0 * _lab_f(linear) - 16.0
 
 
-cdef inline double _space_to_gray(double lightness, int space) nogil:
+cdef inline double _space_to_gray(double lightness, int space) noexcept nogil:
     cdef double t
     if space == 0:
         return lightness
@@ -161,7 +161,7 @@ cdef inline double _space_to_gray(double lightness, int space) nogil:
     return _encode(_lab_finv((lightness + 16.0) / 116.0))
 
 
-cdef inline uint8_t _to_uint8(double v) nogil:
+cdef inline uint8_t _to_uint8(double v) noexcept nogil:
     v = rint(v)
     if v < 0.0:
         return 0
