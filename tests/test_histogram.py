@@ -147,16 +147,16 @@ def test_map_pixels_spreads_the_colour_labels():
     assert labels.tolist() == [1, 0, 1, 2]
 
 
-def test_dense_sorted_and_hashed_counts_agree_for_rgb(monkeypatch):
+def test_dense_bucketed_and_hashed_counts_agree_for_rgb(monkeypatch):
     rng = np.random.default_rng(3)
     pixels = rng.integers(0, 64, (20000, 3), dtype=np.uint8) * 4  # many repeats
     keys = pack_colors(pixels)
     hashed = color_histogram(keys, 3)
-    monkeypatch.setattr(_histogram, "_HASH_MAX_BITS", 4)  # no hash table: sorted
-    sorted_ = color_histogram(keys, 3)
-    monkeypatch.setattr(_histogram, "_SORT_MAX_PIXELS", 100)  # the dense 2**24 table
+    monkeypatch.setattr(_histogram, "_HASH_MAX_BITS", 4)  # no hash table: buckets
+    bucketed = color_histogram(keys, 3)
+    monkeypatch.setattr(_histogram, "_BUCKET_MAX_PIXELS", 100)  # the dense 2**24 table
     dense = color_histogram(keys, 3)
-    for other in (hashed, sorted_):
+    for other in (hashed, bucketed):
         np.testing.assert_array_equal(dense.keys, other.keys)
         np.testing.assert_array_equal(dense.counts, other.counts)
         np.testing.assert_array_equal(dense.colors, other.colors)
@@ -166,6 +166,31 @@ def test_dense_sorted_and_hashed_counts_agree_for_rgb(monkeypatch):
     np.testing.assert_array_equal(dense.counts, expected_counts)
     np.testing.assert_array_equal(dense.colors, unpack_keys(expected_keys, 3))
     assert (dense.keys.dtype, dense.counts.dtype, dense.colors.dtype) == (np.uint32, np.int64, np.uint8)
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        np.array([0], np.uint32),
+        np.array([0xFFFFFF, 0, 0xFFFFFF, 0xFFF, 0x1000, 0xFFF000, 0xFFF], np.uint32),  # bucket edges
+        np.full(3000, 0x123456, np.uint32),  # one colour
+        np.arange(1 << 13, dtype=np.uint32)[::-1].copy(),  # two full buckets, descending
+        np.random.default_rng(8).integers(0, 1 << 24, 200_000).astype(np.uint32),  # all buckets
+        (np.random.default_rng(9).integers(0, 40, 50_000) * 0x010101).astype(np.uint32),  # greys
+    ],
+    ids=["one-key", "bucket-edges", "one-colour", "two-buckets", "random-24-bit", "greys"],
+)
+def test_bucketed_count_equals_numpy_unique(keys):
+    from kmq._engine import _histogram as kernels
+
+    n = len(keys)
+    unique_out, counts_out = np.empty(n, np.uint32), np.empty(n, np.int64)
+    m = kernels.count_keys_bucketed(keys, np.empty(n, np.uint16), unique_out, counts_out)
+    expected_keys, expected_counts = np.unique(keys, return_counts=True)
+    assert m == len(expected_keys)
+    np.testing.assert_array_equal(unique_out[:m], expected_keys)
+    np.testing.assert_array_equal(counts_out[:m], expected_counts)
+    assert counts_out[:m].sum() == n
 
 
 def test_bin_means_equal_numpy_bincount_bit_for_bit():

@@ -9,6 +9,7 @@ every loop runs without the GIL, so callers may split work over threads.
 import numpy as np
 
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free, malloc
 
 ctypedef fused gathered_t:
     uint8_t
@@ -73,6 +74,85 @@ def dense_entries(const int32_t[::1] table, int channels):
                     colors[j, c] = (t >> (8 * (channels - 1 - c))) & 0xFF
                 j += 1
     return keys_array, counts_array, colors_array
+
+
+#: Keys of up to 24 bits are split into a bucket (the top 12 bits) and a
+#: value inside it (the low 12): see :func:`count_keys_bucketed`.
+DEF _LOW_BITS = 12
+DEF _LOW_SIZE = 4096
+
+
+def count_keys_bucketed(const uint32_t[::1] keys, uint16_t[::1] low_scratch, uint32_t[::1] keys_out, int64_t[::1] counts_out):
+    """Distinct values of ``keys`` (all < 2**24) in increasing order and how
+    often each occurs: what ``np.unique(keys, return_counts=True)`` gives,
+    without sorting.
+
+    One counting pass over the buckets (the top 12 bits of each key), one
+    pass dealing each key's low 12 bits into its bucket's run of
+    ``low_scratch``, then each bucket's values counted in a 4096-entry
+    table that stays in the L1 cache and read out in order. Three streaming
+    passes, where a sort of millions of keys makes ~22 (0.08-0.11 s for
+    2 MP on a processor without AVX-512, against ~0.03 s).
+
+    Parameters
+    ----------
+    keys : (N,) uint32, each < 2**24
+    low_scratch : (N,) uint16, scratch
+    keys_out : (N,) uint32, OUT — the distinct keys in ``keys_out[:m]``
+    counts_out : (N,) int64, OUT — their counts in ``counts_out[:m]``
+
+    Returns
+    -------
+    m : int — number of distinct keys.
+    """
+    cdef Py_ssize_t n = keys.shape[0]
+    cdef Py_ssize_t i, j, b, v, lo, hi, m = 0
+    cdef Py_ssize_t* run = <Py_ssize_t*>calloc(_LOW_SIZE + 1, sizeof(Py_ssize_t))
+    cdef Py_ssize_t* fill = <Py_ssize_t*>malloc(_LOW_SIZE * sizeof(Py_ssize_t))
+    cdef int64_t* tally = <int64_t*>calloc(_LOW_SIZE, sizeof(int64_t))
+    cdef uint32_t key
+    if run == NULL or fill == NULL or tally == NULL:
+        free(run)
+        free(fill)
+        free(tally)
+        raise MemoryError()
+    with nogil:
+        for i in range(n):
+            # (masked: a key above 2**24 would be counted wrongly, but
+            # never written outside the tables)
+            run[((keys[i] >> _LOW_BITS) & (_LOW_SIZE - 1)) + 1] += 1
+        for b in range(_LOW_SIZE):
+            fill[b] = run[b]
+            run[b + 1] += run[b]
+        for i in range(n):
+            key = keys[i]
+            b = (key >> _LOW_BITS) & (_LOW_SIZE - 1)
+            low_scratch[fill[b]] = <uint16_t>(key & (_LOW_SIZE - 1))
+            fill[b] += 1
+        for b in range(_LOW_SIZE):
+            if run[b] == run[b + 1]:
+                continue
+            # Read out only the span of values the bucket holds: a bucket
+            # of a few keys does not pay for a scan of all 4096 entries.
+            lo = _LOW_SIZE
+            hi = -1
+            for j in range(run[b], run[b + 1]):
+                v = low_scratch[j]
+                tally[v] += 1
+                if v < lo:
+                    lo = v
+                if v > hi:
+                    hi = v
+            for v in range(lo, hi + 1):
+                if tally[v] != 0:
+                    keys_out[m] = <uint32_t>((b << _LOW_BITS) | v)
+                    counts_out[m] = tally[v]
+                    tally[v] = 0
+                    m += 1
+    free(run)
+    free(fill)
+    free(tally)
+    return m
 
 
 def count_keys_hashed(
