@@ -193,6 +193,45 @@ def test_bucketed_count_equals_numpy_unique(keys):
     assert counts_out[:m].sum() == n
 
 
+@pytest.mark.parametrize(
+    "keys",
+    [
+        np.array([0], np.uint32),
+        np.array([0xFFFFFFFF, 0, 5, 0xFFFFFFFF, 0x80000000, 0xFF], np.uint32),  # extremes
+        np.full(3000, 0x123456FF, np.uint32),  # one colour: no digit dealt
+        (np.random.default_rng(10).integers(0, 1 << 24, 50_000).astype(np.uint32) << 8) | 0xFF,  # opaque RGBA
+        np.random.default_rng(11).integers(0, 1 << 32, 200_000, dtype=np.uint64).astype(np.uint32),  # every digit
+        np.arange(70_000, dtype=np.uint32)[::-1].copy(),  # descending, three digits dealt
+    ],
+    ids=["one-key", "extremes", "one-colour", "opaque-rgba", "random-32-bit", "descending"],
+)
+def test_radix_count_equals_numpy_unique_and_leaves_the_keys(keys):
+    from kmq._engine import _histogram as kernels
+
+    before = keys.copy()
+    n = len(keys)
+    unique_out, counts_out = np.empty(n, np.uint32), np.empty(n, np.int64)
+    m = kernels.count_keys_radix(keys, np.empty(n, np.uint32), np.empty(n, np.uint32), unique_out, counts_out)
+    expected_keys, expected_counts = np.unique(keys, return_counts=True)
+    assert m == len(expected_keys)
+    np.testing.assert_array_equal(unique_out[:m], expected_keys)
+    np.testing.assert_array_equal(counts_out[:m], expected_counts)
+    np.testing.assert_array_equal(keys, before)  # the input is never a scratch buffer
+
+
+def test_rgba_histogram_equals_numpy_unique():
+    rng = np.random.default_rng(12)
+    pixels = (rng.integers(0, 6, (40_000, 4)) * 51).astype(np.uint8)  # many repeats
+    pixels[:5000, 3] = 255
+    keys = pack_colors(pixels)
+    hist = color_histogram(keys, 4)
+    expected_keys, expected_counts = np.unique(keys, return_counts=True)
+    np.testing.assert_array_equal(hist.keys, expected_keys)
+    np.testing.assert_array_equal(hist.counts, expected_counts)
+    np.testing.assert_array_equal(hist.colors, unpack_keys(expected_keys, 4))
+    assert (hist.keys.dtype, hist.counts.dtype, hist.colors.dtype) == (np.uint32, np.int64, np.uint8)
+
+
 def test_bin_means_equal_numpy_bincount_bit_for_bit():
     from kmq._engine.kmeans import _bin_means
 

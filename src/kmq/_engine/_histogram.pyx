@@ -155,6 +155,82 @@ def count_keys_bucketed(const uint32_t[::1] keys, uint16_t[::1] low_scratch, uin
     return m
 
 
+def count_keys_radix(const uint32_t[::1] keys, uint32_t[::1] scratch_a, uint32_t[::1] scratch_b, uint32_t[::1] keys_out, int64_t[::1] counts_out):
+    """Distinct values of ``keys`` (any uint32) in increasing order and how
+    often each occurs, as ``np.unique(keys, return_counts=True)``: for
+    4-channel keys, whose 2**32 values no table can hold.
+
+    A least-significant-digit radix sort, a byte a pass (the four digits'
+    counts taken in one first pass; a digit that all keys share is not
+    dealt: the alpha byte of an opaque image, say), then one pass counting
+    the runs. At most five streaming passes, where numpy's sort of millions
+    of keys makes ~22.
+
+    Parameters
+    ----------
+    keys : (N,) uint32
+    scratch_a, scratch_b : (N,) uint32, scratch
+    keys_out : (N,) uint32, OUT — the distinct keys in ``keys_out[:m]``
+    counts_out : (N,) int64, OUT — their counts in ``counts_out[:m]``
+
+    Returns
+    -------
+    m : int — number of distinct keys.
+    """
+    cdef Py_ssize_t n = keys.shape[0]
+    cdef Py_ssize_t i, b, m = 0, run_start
+    cdef int digit, shift
+    cdef Py_ssize_t* tally = <Py_ssize_t*>calloc(4 * 256, sizeof(Py_ssize_t))
+    cdef Py_ssize_t* fill
+    cdef const uint32_t* src = &keys[0] if n > 0 else NULL
+    cdef uint32_t* dst
+    cdef uint32_t* a
+    cdef uint32_t* b_buf
+    cdef uint32_t key
+    if tally == NULL:
+        raise MemoryError()
+    if n == 0:
+        free(tally)
+        return 0
+    a = &scratch_a[0]
+    b_buf = &scratch_b[0]
+    with nogil:
+        for i in range(n):
+            key = src[i]
+            tally[key & 0xFF] += 1
+            tally[256 + ((key >> 8) & 0xFF)] += 1
+            tally[512 + ((key >> 16) & 0xFF)] += 1
+            tally[768 + (key >> 24)] += 1
+        for digit in range(4):
+            fill = tally + 256 * digit
+            shift = 8 * digit
+            if fill[(src[0] >> shift) & 0xFF] == n:
+                continue  # every key has this digit: already in order
+            # Counts -> each bucket's first position.
+            run_start = 0
+            for b in range(256):
+                i = fill[b]
+                fill[b] = run_start
+                run_start += i
+            # keys -> a, then a <-> b: the input is never written.
+            dst = b_buf if src == a else a
+            for i in range(n):
+                key = src[i]
+                b = (key >> shift) & 0xFF
+                dst[fill[b]] = key
+                fill[b] += 1
+            src = dst
+        run_start = 0
+        for i in range(1, n + 1):
+            if i == n or src[i] != src[run_start]:
+                keys_out[m] = src[run_start]
+                counts_out[m] = i - run_start
+                m += 1
+                run_start = i
+    free(tally)
+    return m
+
+
 def count_keys_hashed(
     const uint32_t[::1] keys,
     uint32_t[::1] slot_keys,

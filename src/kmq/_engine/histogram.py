@@ -13,8 +13,8 @@ pass over them (``_histogram.count_dense``), the distinct colours come out of
 the table in key order. Few pixels are counted in a small hash table
 instead (``_histogram.count_keys_hashed``), which stays in cache; between
 the two, by bucket of the top 12 bits (``_histogram.count_keys_bucketed``:
-three streaming passes, no sort). 4-channel keys are sorted
-(``np.unique``). Mapping
+three streaming passes, no sort). 4-channel keys are sorted by a radix
+sort, a byte a pass (``_histogram.count_keys_radix``). Mapping
 pixels back to their colours is one gather from a dense table for 1 and 2
 channels, and through a hash table of the distinct keys for 3 and 4
 (``_histogram.find_keys``): a 2**24-entry table costs more to fault in
@@ -228,7 +228,11 @@ def color_histogram(keys: np.ndarray, channels: int) -> ColorHistogram:
             # the histogram.
             unique_keys, counts = unique_all[:n_distinct].copy(), counts_all[:n_distinct].copy()
     else:
-        unique_keys, counts = np.unique(keys, return_counts=True)
-        unique_keys = unique_keys.astype(np.uint32)
-        counts = counts.astype(np.int64)
+        keys = np.ascontiguousarray(keys, dtype=np.uint32)
+        n = len(keys)
+        unique_all, counts_all = np.empty(n, dtype=np.uint32), np.empty(n, dtype=np.int64)
+        n_distinct = _histogram.count_keys_radix(
+            keys, np.empty(n, dtype=np.uint32), np.empty(n, dtype=np.uint32), unique_all, counts_all
+        )
+        unique_keys, counts = unique_all[:n_distinct].copy(), counts_all[:n_distinct].copy()
     return ColorHistogram(unpack_keys(unique_keys, channels), counts, unique_keys)
