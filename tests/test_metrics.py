@@ -360,3 +360,34 @@ def test_measure_gives_the_figures_of_the_metric_functions(photo):
             assert m.ssim == metrics.ssim(image, rebuilt)
             assert m.mse_per_channel == [float(v) for v in metrics.mse_per_channel(image, rebuilt)]
             assert m.mse == metrics.mse(image, rebuilt)
+
+
+def _composite_by_formula(image, background):
+    """The composite's definition, pixel by pixel in float64:
+    round(colour * a + background * (1 - a)), a = alpha / 255, half to even."""
+    alpha = image[:, :, -1:].astype(np.float64) / 255.0
+    return np.rint(image[:, :, :-1].astype(np.float64) * alpha + float(background) * (1.0 - alpha)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("background", [0, 255, 127, 3])
+def test_composite_equals_its_formula_for_every_colour_and_alpha(background):
+    # Every (level, alpha) pair once: the compiled table read must give the
+    # formula's bits, rounding ties included.
+    alpha, level = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    rgba = np.stack([level, level[::-1], 255 - level, alpha], axis=2).astype(np.uint8)
+    la = np.stack([level, alpha], axis=2).astype(np.uint8)
+    np.testing.assert_array_equal(metrics.composite(rgba, background), _composite_by_formula(rgba, background))
+    np.testing.assert_array_equal(metrics.composite(la, background), _composite_by_formula(la, background))
+    assert metrics.composite(rgba, background).shape == (256, 256, 3)
+    assert metrics.composite(la, background).shape == (256, 256, 1)
+
+
+def test_seen_puts_the_black_and_white_composites_side_by_side():
+    rng = np.random.default_rng(13)
+    image = rng.integers(0, 256, (37, 23, 4), dtype=np.uint8)
+    seen = metrics.seen(image)
+    assert seen.shape == (37, 46, 3) and seen.dtype == np.uint8
+    np.testing.assert_array_equal(seen[:, :23], _composite_by_formula(image, 0))
+    np.testing.assert_array_equal(seen[:, 23:], _composite_by_formula(image, 255))
+    # Float input keeps the float path, with the same result.
+    np.testing.assert_array_equal(metrics.composite(image.astype(np.float64), 255), _composite_by_formula(image, 255))

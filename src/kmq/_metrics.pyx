@@ -37,6 +37,27 @@ def squared_error_sums(const uint8_t[:, :, ::1] a, const uint8_t[:, :, ::1] b, i
                     sums_out[c] += t * t
 
 
+def composite_rows(
+    const uint8_t[:, :, ::1] image, const uint8_t[:, ::1] table, Py_ssize_t column, Py_ssize_t start, Py_ssize_t stop,
+    uint8_t[:, :, ::1] out,
+):
+    """Rows ``start:stop`` of an LA or RGBA image (H, W, C) uint8 over a
+    background: out[y, column + x, c] = table[alpha, image[y, x, c]] for
+    the C - 1 colour channels; table (256, 256) uint8, the composite of
+    each colour level at each alpha (see metrics.composite), out (H, W', C
+    - 1) uint8 with W' >= column + W. Each row on its own: ranges may run on
+    threads at once."""
+    cdef Py_ssize_t y, x, w = image.shape[1]
+    cdef int c, n_colour = image.shape[2] - 1
+    cdef const uint8_t* row
+    with nogil:
+        for y in range(start, stop):
+            for x in range(w):
+                row = &table[image[y, x, n_colour], 0]
+                for c in range(n_colour):
+                    out[y, column + x, c] = row[image[y, x, c]]
+
+
 def ssim_rows(const uint8_t[:, :, ::1] a, const uint8_t[:, :, ::1] b, int win, Py_ssize_t start, Py_ssize_t stop, double[::1] sums_out):
     """Sum of the SSIM map of each channel over window rows ``start:stop``.
 

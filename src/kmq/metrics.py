@@ -202,9 +202,34 @@ def composite(image, background: int) -> np.ndarray:
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] not in (2, 4):
         raise ValueError(f"expected an LA or RGBA image of shape (H, W, 2|4), got {image.shape}")
+    if image.dtype == np.uint8:
+        out = np.empty((*image.shape[:2], image.shape[2] - 1), dtype=np.uint8)
+        _composite_into(image, background, out, 0)
+        return out
     alpha = image[:, :, -1:].astype(np.float64) / 255.0
     seen_ = image[:, :, :-1].astype(np.float64) * alpha + float(background) * (1.0 - alpha)
     return np.rint(seen_).astype(np.uint8)
+
+
+def _composite_table(background) -> np.ndarray:
+    """(256, 256) uint8: row alpha, column colour level -> the composite,
+    computed with :func:`composite`'s own float64 expression, so that the
+    table's values are the same bits as computing each pixel."""
+    alpha = np.arange(256, dtype=np.float64)[:, None] / 255.0
+    level = np.arange(256, dtype=np.float64)[None, :]
+    return np.rint(level * alpha + float(background) * (1.0 - alpha)).astype(np.uint8)
+
+
+def _composite_into(image: np.ndarray, background, out: np.ndarray, column: int) -> None:
+    """:func:`composite` of a uint8 image (H, W, 2|4) into ``out[:, column:
+    column + W]``: one table read a channel, on all cores (the float64
+    arrays took 0.1 s an image at 2.5 MP)."""
+    image = np.ascontiguousarray(image)
+    height, width = image.shape[:2]
+    run_chunked(
+        _metrics.composite_rows, height, (image, _composite_table(background), column), (out,),
+        min_per_thread=max(1, (1 << 17) // width),
+    )
 
 
 def seen(image) -> np.ndarray:
@@ -214,7 +239,13 @@ def seen(image) -> np.ndarray:
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] not in (2, 4):
         return image
-    return np.concatenate([composite(image, 0), composite(image, 255)], axis=1)
+    if image.dtype != np.uint8:
+        return np.concatenate([composite(image, 0), composite(image, 255)], axis=1)
+    height, width, channels = image.shape
+    out = np.empty((height, 2 * width, channels - 1), dtype=np.uint8)
+    _composite_into(image, 0, out, 0)
+    _composite_into(image, 255, out, width)
+    return out
 
 
 def psnr_seen(original, reconstructed) -> float:
