@@ -85,7 +85,12 @@ def test_coarse_histogram_weighted_means():
     np.testing.assert_array_equal(bin_of_color, [0, 0, 1, 2])
 
 
-@pytest.mark.parametrize(("channels", "bits"), [(2, 5), (3, 5), (3, 6), (3, 7), (4, 4)])
+@pytest.mark.parametrize(
+    ("channels", "bits"),
+    # (1, 2) and (3, 1): fewer bins than one 64-bit word of the occupancy map;
+    # (4, 6): its 2**24 bins.
+    [(1, 2), (2, 5), (3, 1), (3, 5), (3, 6), (3, 7), (4, 4), (4, 5), (4, 6)],
+)
 def test_coarse_histogram_equals_numpy_reference(channels, bits):
     """Bins in key order, exact pixel counts and exactly the count-weighted
     means numpy's bincount gives."""

@@ -544,12 +544,14 @@ def coarse_histogram(colors: np.ndarray, counts: np.ndarray, bits: int):
 
     channels = colors.shape[1]
     colors = np.ascontiguousarray(colors, dtype=np.uint8)
-    table = np.zeros(1 << (bits * channels), dtype=np.int32)
-    n_bins = _histogram.number_bins(colors, bits, table)
+    n_words = max(1, (1 << (bits * channels)) >> 6)
+    occupied = np.zeros(n_words, dtype=np.uint64)
+    rank = np.empty(n_words, dtype=np.int32)
+    n_bins = _histogram.number_bins(colors, bits, occupied, rank)
     bin_of_color = np.empty(len(colors), dtype=np.int64)
     sums = np.zeros((n_bins, channels))
     weights = np.zeros(n_bins)
-    _histogram.sum_bins(colors, np.ascontiguousarray(counts, dtype=np.int64), bits, table, bin_of_color, sums, weights)
+    _histogram.sum_bins(colors, np.ascontiguousarray(counts, dtype=np.int64), bits, occupied, rank, bin_of_color, sums, weights)
     return sums / weights[:, None], weights, bin_of_color
 
 
