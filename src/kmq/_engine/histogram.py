@@ -44,10 +44,10 @@ _HASH_MAX_BITS = 22
 #: ... and up to this many pixels of three channels counted by bucket
 #: (``_histogram.count_keys_bucketed``), more in a dense table: its 64 MiB
 #: are faulted in and scanned whatever the image. Bucket counting replaced
-#: numpy's sort (np.unique), whose speed depends on the processor: on an
-#: AMD EPYC without AVX-512, 2.1-2.5 MP photographs took 30-77 ms by
-#: bucket against 114-179 ms sorted, 9.8 MP 76-142 ms against 0.69 s (the
-#: sort was 15-35 ms at 2.5 MP on a processor with it).
+#: numpy's sort (np.unique), whose speed varies from machine to machine:
+#: on the 2-core AMD EPYC VM of docs/benchmarks.md, 2.1-2.5 MP photographs
+#: took 30-77 ms by bucket against 114-179 ms sorted, 9.8 MP 76-142 ms
+#: against 0.69 s (an earlier run had recorded 15-35 ms sorted at 2.5 MP).
 _BUCKET_MAX_PIXELS = 1 << 24
 
 
