@@ -391,3 +391,10 @@ def test_seen_puts_the_black_and_white_composites_side_by_side():
     np.testing.assert_array_equal(seen[:, 23:], _composite_by_formula(image, 255))
     # Float input keeps the float path, with the same result.
     np.testing.assert_array_equal(metrics.composite(image.astype(np.float64), 255), _composite_by_formula(image, 255))
+
+
+@pytest.mark.parametrize("shape", [(0, 5, 4), (5, 0, 4), (0, 0, 2)])
+def test_composite_of_an_empty_image_is_empty(shape):
+    image = np.zeros(shape, np.uint8)
+    assert metrics.composite(image, 255).shape == (*shape[:2], shape[2] - 1)
+    assert metrics.seen(image).shape == (shape[0], 2 * shape[1], shape[2] - 1)

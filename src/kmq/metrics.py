@@ -228,7 +228,7 @@ def _composite_into(image: np.ndarray, background, out: np.ndarray, column: int)
     height, width = image.shape[:2]
     run_chunked(
         _metrics.composite_rows, height, (image, _composite_table(background), column), (out,),
-        min_per_thread=max(1, (1 << 17) // width),
+        min_per_thread=max(1, (1 << 17) // max(width, 1)),
     )
 
 
