@@ -170,12 +170,8 @@ def count_keys_radix(const uint32_t[::1] keys, uint32_t[::1] scratch_a, uint32_t
     ----------
     keys : (N,) uint32
     scratch_a, scratch_b : (N,) uint32, scratch
-    keys_out : (N,) uint32, OUT — the distinct keys in ``keys_out[:m]``
-    counts_out : (N,) int64, OUT — their counts in ``counts_out[:m]``
-
-    Returns
-    -------
-    m : int — number of distinct keys.
+    keys_out, counts_out, and the number of distinct keys returned: as
+    :func:`count_keys_bucketed`.
     """
     cdef Py_ssize_t n = keys.shape[0]
     cdef Py_ssize_t i, b, m = 0, run_start

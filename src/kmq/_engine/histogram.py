@@ -221,18 +221,20 @@ def color_histogram(keys: np.ndarray, channels: int) -> ColorHistogram:
             unique_keys, counts, colors = _histogram.dense_entries(table, channels)
             return ColorHistogram(colors, counts, unique_keys)
         else:
-            unique_all = np.empty(len(keys), dtype=np.uint32)
-            counts_all = np.empty(len(keys), dtype=np.int64)
-            n_distinct = _histogram.count_keys_bucketed(keys, np.empty(len(keys), dtype=np.uint16), unique_all, counts_all)
-            # Copies: the N-sized buffers would otherwise live as long as
-            # the histogram.
-            unique_keys, counts = unique_all[:n_distinct].copy(), counts_all[:n_distinct].copy()
+            unique_keys, counts = _count_sorted(_histogram.count_keys_bucketed, keys, np.uint16)
     else:
-        keys = np.ascontiguousarray(keys, dtype=np.uint32)
-        n = len(keys)
-        unique_all, counts_all = np.empty(n, dtype=np.uint32), np.empty(n, dtype=np.int64)
-        n_distinct = _histogram.count_keys_radix(
-            keys, np.empty(n, dtype=np.uint32), np.empty(n, dtype=np.uint32), unique_all, counts_all
-        )
-        unique_keys, counts = unique_all[:n_distinct].copy(), counts_all[:n_distinct].copy()
+        unique_keys, counts = _count_sorted(_histogram.count_keys_radix, keys, np.uint32, np.uint32)
     return ColorHistogram(unpack_keys(unique_keys, channels), counts, unique_keys)
+
+
+def _count_sorted(kernel, keys: np.ndarray, *scratch_dtypes):
+    """(distinct keys (M,) uint32 in increasing order, counts (M,) int64)
+    from a counting kernel ``kernel(keys, *scratch, keys_out, counts_out)
+    -> M`` of ``_histogram``, given N-sized scratch arrays of these dtypes."""
+    keys = np.ascontiguousarray(keys, dtype=np.uint32)
+    n = len(keys)
+    unique_all, counts_all = np.empty(n, dtype=np.uint32), np.empty(n, dtype=np.int64)
+    n_distinct = kernel(keys, *(np.empty(n, dtype=dtype) for dtype in scratch_dtypes), unique_all, counts_all)
+    # Copies: the N-sized buffers would otherwise live as long as the
+    # histogram.
+    return unique_all[:n_distinct].copy(), counts_all[:n_distinct].copy()
