@@ -14,12 +14,27 @@ from kmq._engine.dither import MODE_ANY, MODE_FIXED, MODE_OPAQUE, dither_labels
 MAX_CELLS = 4194304
 
 
-def reference(color_index, points, start, mode, palette, opaque_entry, level, edge, cell, settle=0.0):
+def reference(color_index, points, start, mode, palette, opaque_entry, level, edge, cell, settle=0.0, bands=None):
     """Floyd-Steinberg, serpentine: target = colour + level-scaled error,
     clamped to the palette's box; the entry nearest the centre of the
     target's grid cell (ties to the lowest index); the error spread 7/16 ahead, 3/16 behind below, 5/16 below, 1/16
     ahead below. A pixel whose level-scaled error is at most ``settle``
-    long takes its ``start`` entry (target not clamped)."""
+    long takes its ``start`` entry (target not clamped).
+
+    bands: (begin, first kept, end) row triples; each band starts with no
+    error at its ``begin`` row and keeps the labels of rows first..end
+    (default: one band, the whole image)."""
+    h = color_index.shape[0]
+    out = np.empty(color_index.shape, np.int32)
+    for begin, first, end in bands or [(0, 0, h)]:
+        rows = _reference_rows(color_index, points, start, mode, palette, opaque_entry, level, edge, cell, settle, begin, end)
+        out[first:end] = rows[first - begin :]
+    return out
+
+
+def _reference_rows(color_index, points, start, mode, palette, opaque_entry, level, edge, cell, settle, begin, end):
+    """Rows begin..end of the diffusion, started with no error at ``begin``
+    (the edge rule still sees the rows around the band)."""
     h, w = color_index.shape
     d = points.shape[1]
     lo, hi = palette.min(axis=0), palette.max(axis=0)
@@ -31,7 +46,7 @@ def reference(color_index, points, start, mode, palette, opaque_entry, level, ed
     inv = 1.0 / cell
     cur = np.zeros((w + 2, d))
     out = np.empty((h, w), np.int32)
-    for y in range(h):
+    for y in range(begin, end):
         nxt = np.zeros((w + 2, d))
         step = 1 if y % 2 == 0 else -1
         for xi in range(w):
@@ -77,7 +92,7 @@ def reference(color_index, points, start, mode, palette, opaque_entry, level, ed
             nxt[x + 1] += err * (5 / 16)
             nxt[x + 1 + step] += err * (1 / 16)
         cur = nxt
-    return out
+    return out[begin:end]
 
 
 def case(seed, channels, k, h=9, w=13, space="oklab"):
@@ -188,3 +203,94 @@ def test_settled_pixels_keep_their_exact_entry():
     assert (plain != 1).any()
     settled = dither_labels(color_index, points, start, mode, search, opaque_entry, 1.0, cell=2.0, settle=1.0)
     assert (settled == 1).all()
+
+
+# -- bands of rows, on threads ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "channels, k, level, edge, space, settle",
+    [
+        (3, 6, 1.0, 0.0, "oklab", 0.0),
+        (3, 9, 1.0, 6.0, "lab", 0.0),  # the edge rule reads the rows around a band
+        (4, 8, 0.8, 5.0, "rgb", 8.0),  # alpha modes and settled pixels
+        (3, 300, 1.0, 0.0, "oklab", 0.0),  # uint16 labels, int16 tables
+    ],
+)
+def test_bands_match_the_reference(channels, k, level, edge, space, settle):
+    color_index, points, start, mode, search, opaque_entry = case(channels + k, channels, k, h=17, w=11, space=space)
+    bands = [(0, 0, 5), (2, 5, 6), (3, 6, 12), (12, 12, 17)]  # warm-up rows of 3, 3 and 0
+    got = dither_labels(color_index, points, start, mode, search, opaque_entry, level, edge=edge, cell=0.5, settle=settle, bands=bands)
+    want = reference(color_index, points, start, mode, search.points, opaque_entry, level, edge, 0.5, settle, bands=bands)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_a_band_starts_afresh():
+    # Without its warm-up rows a band is not the run from the top.
+    color_index, points, start, mode, search, opaque_entry = case(9, 3, 6, h=17, w=11)
+    bands = [(0, 0, 5), (5, 5, 17)]
+    got = dither_labels(color_index, points, start, mode, search, opaque_entry, 1.0, cell=0.5, bands=bands)
+    whole = dither_labels(color_index, points, start, mode, search, opaque_entry, 1.0, cell=0.5)
+    np.testing.assert_array_equal(got[:5], whole[:5])
+    assert not np.array_equal(got[5:], whole[5:])
+    np.testing.assert_array_equal(got, reference(color_index, points, start, mode, search.points, opaque_entry, 1.0, 0.0, 0.5, bands=bands))
+
+
+def test_band_layout_depends_on_the_size_alone():
+    from kmq._engine.dither import WARM_ROWS, dither_bands
+
+    assert WARM_ROWS == 8
+    # Up to 2^19 pixels: one band (Kodak-sized images are dithered from the top in one run).
+    assert dither_bands(512, 768) == [(0, 0, 512)]
+    assert dither_bands(768, 512) == [(0, 0, 768)]
+    assert dither_bands(100, 10000) == [(0, 0, 100)]  # too few rows for two
+    # A power of two of bands of at least 2^18 pixels and 80 rows, at most 8.
+    assert dither_bands(1080, 1920) == [(0, 0, 270), (262, 270, 540), (532, 540, 810), (802, 810, 1080)]
+    assert dither_bands(1000, 1000) == [(0, 0, 500), (492, 500, 1000)]
+    big = dither_bands(2560, 3840)
+    assert len(big) == 8 and big[0] == (0, 0, 320) and big[-1] == (2232, 2240, 2560)
+    for bands in (big, dither_bands(1081, 1919), dither_bands(7, 3), dither_bands(0, 5)):
+        kept = [first for _, first, _ in bands] + [bands[-1][2]]
+        assert kept[0] == 0 and all(a < b for a, b in zip(kept, kept[1:])) or kept == [0, 0]
+        assert all(begin == max(0, first - WARM_ROWS) for begin, first, _ in bands[1:])
+
+
+def test_bands_give_the_same_labels_on_any_number_of_threads_in_any_order():
+    """The bands share the tables of cells' entries, filled by whichever band
+    meets a cell first: the labels must not depend on which one that is."""
+    from kmq._engine._parallel import threads_limited
+    from kmq._engine.dither import dither_bands
+
+    color_index, points, start, mode, search, opaque_entry = case(11, 3, 256, h=720, w=800)
+    bands = dither_bands(720, 800)
+    assert len(bands) == 2
+    args = (color_index, points, start, mode, search, opaque_entry, 0.75)
+    threaded = dither_labels(*args, edge=4.0)
+    with threads_limited(1):
+        serial = dither_labels(*args, edge=4.0)
+        backwards = dither_labels(*args, edge=4.0, bands=bands[::-1])
+    np.testing.assert_array_equal(threaded, serial)
+    np.testing.assert_array_equal(backwards, serial)
+    # Each band is its own run, from its warm-up rows on.
+    rows = slice(bands[1][1], bands[1][1] + 3)
+    alone = dither_labels(*args, edge=4.0, bands=[bands[1]])
+    np.testing.assert_array_equal(alone[rows], serial[rows])
+
+
+def test_bad_bands_and_tables_are_refused():
+    from kmq._engine import _dither
+
+    color_index, points, start, mode, search, opaque_entry = case(1, 3, 4)
+    with pytest.raises(ValueError, match="0 <= y_begin <= y_out <= y_end <= H"):
+        dither_labels(color_index, points, start, mode, search, opaque_entry, 1.0, bands=[(3, 2, 9)])
+    with pytest.raises(ValueError, match="0 <= y_begin <= y_out <= y_end <= H"):
+        dither_labels(color_index, points, start, mode, search, opaque_entry, 1.0, bands=[(0, 0, 10)])
+    pal = search.points
+    low, high = pal.min(axis=0), pal.max(axis=0)
+    cell, table_bytes = _dither.grid(low, high, 0.5, len(pal))
+    out = np.empty(color_index.shape, np.uint8)
+    args = (color_index, points, start, mode, pal, search.dist, search.order, opaque_entry, 1.0, 0.0, cell, low, high)
+    with pytest.raises(ValueError, match="tables are smaller than the grid"):
+        _dither.floyd_steinberg(*args, np.zeros((2, table_bytes - 1), np.uint8), out, 0, 0, 9)
+    with pytest.raises(ValueError, match="the labels must have the image's shape"):
+        _dither.floyd_steinberg(*args, np.zeros((2, table_bytes), np.uint8), out[:5], 0, 0, 5)

@@ -23,11 +23,42 @@ depend on the order in which cells are first met.
 Pixels whose colour may only take opaque entries (``mode`` 1) use a second
 table searched among those; fully transparent ones (``mode`` 2) keep their
 entry and pass no error on.
+
+One call dithers one band of rows; ``dither.py`` runs the bands of a large
+image on several threads. They share the tables: a cell's entry is the same
+whichever thread searches it first, and each cell's state is one byte (or
+one bit, or one int16) read and written atomically, so a thread sees either
+"not searched" (and searches it too) or the entry.
 """
 
 from libc.math cimport sqrt
 from libc.stdint cimport int16_t, int32_t, uint8_t, uint16_t
 from libc.stdlib cimport calloc, free, malloc
+
+cdef extern from *:
+    """
+    /* Relaxed atomic loads and stores of the shared tables' cells: plain
+       moves on x86 and ARM, but defined behaviour when two threads meet
+       the same cell. */
+    #if defined(_MSC_VER)
+    static inline unsigned char kmq_load_u8(const unsigned char *p) { return *(volatile const unsigned char *)p; }
+    static inline void kmq_store_u8(unsigned char *p, unsigned char v) { *(volatile unsigned char *)p = v; }
+    static inline short kmq_load_i16(const short *p) { return *(volatile const short *)p; }
+    static inline void kmq_store_i16(short *p, short v) { *(volatile short *)p = v; }
+    static inline void kmq_or_u8(unsigned char *p, unsigned char v) { _InterlockedOr8((volatile char *)p, (char)v); }
+    #else
+    static inline unsigned char kmq_load_u8(const unsigned char *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+    static inline void kmq_store_u8(unsigned char *p, unsigned char v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+    static inline short kmq_load_i16(const short *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+    static inline void kmq_store_i16(short *p, short v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+    static inline void kmq_or_u8(unsigned char *p, unsigned char v) { __atomic_fetch_or(p, v, __ATOMIC_RELAXED); }
+    #endif
+    """
+    uint8_t kmq_load_u8(const uint8_t* p) noexcept nogil
+    void kmq_store_u8(uint8_t* p, uint8_t v) noexcept nogil
+    int16_t kmq_load_i16(const int16_t* p) noexcept nogil
+    void kmq_store_i16(int16_t* p, int16_t v) noexcept nogil
+    void kmq_or_u8(uint8_t* p, uint8_t v) noexcept nogil
 
 ctypedef fused label_t:
     uint8_t
@@ -108,55 +139,38 @@ cdef inline void _gather(const int32_t* row, Py_ssize_t w, const double* pts, in
 
 cdef struct _Table:
     # Each cell's entry: one byte when K <= 256, stored as 255 - entry so
-    # that 0 means "not searched yet" (unless the cell's bit in ``bits``
-    # says it was: entry 255 of K = 256) and the table can come zeroed from
-    # calloc, whose pages are only touched where targets fall (a small
-    # image touches a few of a table's megabytes); int16 holding entry + 1
-    # above 256 entries. A byte a cell halves the table's share of the
-    # caches.
+    # that 0 means "not searched yet", except for entry 255 of K = 256,
+    # which is stored as the cell's bit in ``bits`` (so that each cell's
+    # state lives in one place: see the module docstring); int16 holding
+    # entry + 1 above 256 entries. The tables come zeroed (np.zeros: calloc,
+    # whose pages are only touched where targets fall; a small image touches
+    # a few of a table's megabytes). A byte a cell halves the table's share
+    # of the caches.
     uint8_t* t8
     uint8_t* bits
     int16_t* t16
-
-
-cdef bint _table_alloc(_Table* t, Py_ssize_t cells, Py_ssize_t k) noexcept:
-    t.t8 = NULL
-    t.bits = NULL
-    t.t16 = NULL
-    if k > 256:
-        t.t16 = <int16_t*>calloc(cells, sizeof(int16_t))
-        return t.t16 != NULL
-    t.t8 = <uint8_t*>calloc(cells, 1)
-    t.bits = <uint8_t*>calloc((cells >> 3) + 1, 1)
-    return t.t8 != NULL and t.bits != NULL
-
-
-cdef void _table_free(_Table* t) noexcept:
-    free(t.t8)
-    free(t.bits)
-    free(t.t16)
-    t.t8 = NULL
-    t.bits = NULL
-    t.t16 = NULL
 
 
 cdef inline Py_ssize_t _table_get(const _Table* t, Py_ssize_t ci) noexcept nogil:
     """The cell's entry, or -1 if it was not searched yet."""
     cdef Py_ssize_t v
     if t.t16 != NULL:
-        return t.t16[ci] - 1
-    v = t.t8[ci]
-    if v != 0 or (t.bits[ci >> 3] >> (ci & 7)) & 1:
+        return kmq_load_i16(&t.t16[ci]) - 1
+    v = kmq_load_u8(&t.t8[ci])
+    if v != 0:
         return 255 - v
+    if (kmq_load_u8(&t.bits[ci >> 3]) >> (ci & 7)) & 1:
+        return 255
     return -1
 
 
 cdef inline void _table_set(_Table* t, Py_ssize_t ci, Py_ssize_t best) noexcept nogil:
     if t.t16 != NULL:
-        t.t16[ci] = <int16_t>(best + 1)
+        kmq_store_i16(&t.t16[ci], <int16_t>(best + 1))
+    elif best == 255:
+        kmq_or_u8(&t.bits[ci >> 3], <uint8_t>(1 << (ci & 7)))
     else:
-        t.t8[ci] = <uint8_t>(255 - best)
-        t.bits[ci >> 3] |= <uint8_t>(1 << (ci & 7))
+        kmq_store_u8(&t.t8[ci], <uint8_t>(255 - best))
 
 
 cdef inline void _strengths(
@@ -268,6 +282,55 @@ cdef inline void _serial_row(
         _diffuse(cur, nxt, x, step, err, d)
 
 
+def grid(const double[::1] low, const double[::1] high, double cell, Py_ssize_t k):
+    """The grid over the palette's box (low, high) (D,) float64 for a cell
+    of ``cell`` working units and K = ``k`` entries.
+
+    Returns (cell, table_bytes): the cell used (grown by 1.25x until the
+    grid has at most MAX_CELLS cells) and the length of each row of the
+    (2, table_bytes) uint8 zeroed array that :func:`floyd_steinberg` takes
+    as its tables (row 0: any entry, row 1: opaque entries only).
+    """
+    cdef Py_ssize_t d = low.shape[0], c, cells, block
+    cdef Py_ssize_t n_axis[4]
+    cdef Py_ssize_t stride[4]
+    if d < 1 or d > 4 or high.shape[0] != d:
+        raise ValueError("dithering takes 1 to 4 channels")
+    if not cell > 0:
+        raise ValueError("the grid cell must be positive")
+    cell = _layout(&low[0], &high[0], <int>d, cell, n_axis, stride, &cells)
+    return cell, (2 * cells if k > 256 else cells + (cells >> 3) + 1)
+
+
+cdef double _layout(const double* lo, const double* hi, int d, double cell, Py_ssize_t* n_axis, Py_ssize_t* stride,
+                    Py_ssize_t* cells_out) noexcept:
+    """Cells per axis, the blocked strides and the padded cell count of the
+    grid (see :func:`floyd_steinberg`); returns the cell used."""
+    cdef Py_ssize_t cells, block
+    cdef int c
+    while True:
+        cells = 1
+        for c in range(d):
+            n_axis[c] = <Py_ssize_t>((hi[c] - lo[c]) / cell) + 1
+            cells *= n_axis[c]
+        if cells <= MAX_CELLS:
+            break
+        cell *= 1.25
+    # The table is stored in blocks of 4 cells per axis (64 cells in 3-D),
+    # each block contiguous: consecutive targets fall in neighbouring cells,
+    # which then share a cache line. Row-major cells put neighbours along the
+    # first axis megabytes apart, and the lookup is on the loop's serial path
+    # (the next target needs this entry's error): a cache miss a pixel.
+    block = 1
+    for c in range(d):
+        block *= 4
+    stride[d - 1] = block
+    for c in range(d - 2, -1, -1):
+        stride[c] = stride[c + 1] * ((n_axis[c + 1] + 3) >> 2)
+    cells_out[0] = stride[0] * ((n_axis[0] + 3) >> 2)
+    return cell
+
+
 def floyd_steinberg(
     const int32_t[:, ::1] color_index,
     const double[:, ::1] points,
@@ -282,10 +345,14 @@ def floyd_steinberg(
     double cell,
     const double[::1] low,
     const double[::1] high,
+    uint8_t[:, ::1] tables,
     label_t[:, ::1] labels_out,
+    Py_ssize_t y_begin,
+    Py_ssize_t y_out,
+    Py_ssize_t y_end,
     double settle=0.0,
 ):
-    """Dithered palette index of every pixel.
+    """Dithered palette index of the pixels of rows ``y_out:y_end``.
 
     color_index (H, W) int32: row of ``points`` (M, D) float64 holding each
     pixel's colour in the working space (D <= 4); start (M,) int32: its
@@ -296,10 +363,20 @@ def floyd_steinberg(
     force); level: fraction of the error passed on (0..1); edge: 0 for
     plain Floyd-Steinberg, else the error a pixel receives is scaled down
     where its colour differs from its 4 neighbours' by more than ``edge``
-    (working units), so strong edges do not sprout noise; cell: the grid's
-    cell edge (working units, > 0); low, high
-    (D,): the palette's bounding box. Writes labels_out (H, W) uint8 or uint16
-    (K <= 256 or more), the labels' stored dtype: no int32 copy of the image.
+    (working units), so strong edges do not sprout noise; cell, tables: the
+    grid's cell edge (working units) and its zeroed (2, table_bytes) uint8
+    tables, from :func:`grid` (the tables may be shared by calls running at
+    once, and reused for the same palette, cell and modes); low, high (D,):
+    the palette's bounding box. Writes rows ``y_out:y_end`` of labels_out
+    (H, W) uint8 or uint16 (K <= 256 or more), the labels' stored dtype: no
+    int32 copy of the image.
+
+    The diffusion starts with no error at row ``y_begin`` (<= y_out): rows
+    ``y_begin:y_out`` are dithered and not written, so that the error
+    entering row ``y_out`` is like the one a run from the top would bring.
+    Each row's direction is that of a run from the top (left to right on
+    even rows).
+
     settle: a pixel whose received error (after the edge rule) is at most
     this long (working units) keeps its undithered entry ``start`` instead
     of its cell's entry, and passes on what it received plus its own
@@ -312,7 +389,11 @@ def floyd_steinberg(
         raise ValueError("dithering takes 1 to 4 channels and 1 to 32767 palette entries")
     if label_t is uint8_t and k > 256:
         raise ValueError("uint8 labels hold at most 256 palette entries")
-    cdef Py_ssize_t y, x, p, step, cells, block
+    if labels_out.shape[0] != h or labels_out.shape[1] != w:
+        raise ValueError("the labels must have the image's shape")
+    if not (0 <= y_begin <= y_out <= y_end <= h):
+        raise ValueError("the rows must satisfy 0 <= y_begin <= y_out <= y_end <= H")
+    cdef Py_ssize_t y, x, p, step, cells
     cdef int c
     if not cell > 0:
         raise ValueError("the grid cell must be positive")
@@ -325,35 +406,18 @@ def floyd_steinberg(
     for c in range(d):
         lo[c] = low[c]
         hi[c] = high[c]
-    while True:
-        cells = 1
-        for c in range(d):
-            n_axis[c] = <Py_ssize_t>((hi[c] - lo[c]) / cell) + 1
-            cells *= n_axis[c]
-        if cells <= MAX_CELLS:
-            break
-        cell *= 1.25
+    cell = _layout(lo, hi, d, cell, n_axis, stride, &cells)
     inv = 1.0 / cell
-    # The table is stored in blocks of 4 cells per axis (64 cells in 3-D),
-    # each block contiguous: consecutive targets fall in neighbouring cells,
-    # which then share a cache line. Row-major cells put neighbours along the
-    # first axis megabytes apart, and the lookup is on the loop's serial path
-    # (the next target needs this entry's error): a cache miss a pixel.
-    block = 1
-    for c in range(d):
-        block *= 4
-    stride[d - 1] = block
-    for c in range(d - 2, -1, -1):
-        stride[c] = stride[c + 1] * ((n_axis[c + 1] + 3) >> 2)
-    cells = stride[0] * ((n_axis[0] + 3) >> 2)
+    if tables.shape[0] != 2 or tables.shape[1] < (2 * cells if k > 256 else cells + (cells >> 3) + 1):
+        raise ValueError("the tables are smaller than the grid (see grid())")
+    if y_end == y_out:
+        return
 
-    cdef bint any_opaque_only = False, any_mode = False
+    cdef bint any_mode = False
     for p in range(mode.shape[0]):
         if mode[p] != 0:
             any_mode = True
-            if mode[p] == 1:
-                any_opaque_only = True
-                break
+            break
     cdef const double* pts = &points[0, 0]
     cdef const double* pal = &palette[0, 0]
     cdef const double* pd = NULL
@@ -372,15 +436,20 @@ def floyd_steinberg(
     # three rows of colours (the edge rule reads the rows above and below),
     # gathered before the serial loop so that it reads them in order; this
     # row's modes, gathered only when some colour has one (an RGB image's
-    # never do). A colour's undithered entry is read only where a cell is
-    # searched or a pixel settles.
+    # never do); a row for the labels of the rows not written. A colour's
+    # undithered entry is read only where a cell is searched or a pixel
+    # settles.
     cdef _Table table_any, table_opaque
-    cdef _Table* table
-    cdef bint ok = _table_alloc(&table_any, cells, k)
-    if any_opaque_only:
-        ok = _table_alloc(&table_opaque, cells, k) and ok
+    if k > 256:
+        table_any.t16 = <int16_t*>&tables[0, 0]
+        table_opaque.t16 = <int16_t*>&tables[1, 0]
+        table_any.t8 = table_any.bits = table_opaque.t8 = table_opaque.bits = NULL
     else:
-        table_opaque.t8 = NULL; table_opaque.bits = NULL; table_opaque.t16 = NULL
+        table_any.t8 = &tables[0, 0]
+        table_any.bits = &tables[0, cells]
+        table_opaque.t8 = &tables[1, 0]
+        table_opaque.bits = &tables[1, cells]
+        table_any.t16 = table_opaque.t16 = NULL
     cdef double* cur = <double*>calloc((w + 2) * 4, sizeof(double))
     cdef double* nxt = <double*>calloc((w + 2) * 4, sizeof(double))
     cdef double* ring = <double*>malloc(3 * (w + 1) * 4 * sizeof(double))
@@ -389,11 +458,10 @@ def floyd_steinberg(
     cdef double* next_row = ring + 2 * (w + 1) * 4 if ring != NULL else NULL
     cdef double* strength = <double*>malloc((w + 1) * sizeof(double))
     cdef uint8_t* modes = <uint8_t*>calloc(w + 1, 1)
+    cdef label_t* scratch = <label_t*>malloc((w + 1) * sizeof(label_t))
     cdef double* swap
-    cdef double* a
-    if not ok or cur == NULL or nxt == NULL or ring == NULL or strength == NULL or modes == NULL:
-        _table_free(&table_any); _table_free(&table_opaque)
-        free(cur); free(nxt); free(ring); free(strength); free(modes)
+    if cur == NULL or nxt == NULL or ring == NULL or strength == NULL or modes == NULL or scratch == NULL:
+        free(cur); free(nxt); free(ring); free(strength); free(modes); free(scratch)
         raise MemoryError()
     cdef _Grid g
     for c in range(d):
@@ -413,13 +481,15 @@ def floyd_steinberg(
     g.k = k
     g.settle2 = settle2
     with nogil:
-        _gather(&color_index[0, 0], w, pts, d, cur_row)
-        if h > 1:
-            _gather(&color_index[1, 0], w, pts, d, next_row)
-        for y in range(h):
+        if y_begin > 0:
+            _gather(&color_index[y_begin - 1, 0], w, pts, d, prev_row)
+        _gather(&color_index[y_begin, 0], w, pts, d, cur_row)
+        if y_begin + 1 < h:
+            _gather(&color_index[y_begin + 1, 0], w, pts, d, next_row)
+        for y in range(y_begin, y_end):
             row = &color_index[y, 0]
             row2 = &color_index[y + 2, 0] if y + 2 < h else NULL
-            orow = &labels_out[y, 0]
+            orow = &labels_out[y, 0] if y >= y_out else scratch
             if any_mode:
                 for x in range(w):
                     modes[x] = md[row[x]]
@@ -454,7 +524,6 @@ def floyd_steinberg(
             prev_row = cur_row
             cur_row = next_row
             next_row = swap
-            if row2 != NULL:
+            if row2 != NULL and y + 1 < y_end:
                 _gather(row2, w, pts, d, next_row)
-    _table_free(&table_any); _table_free(&table_opaque)
-    free(cur); free(nxt); free(ring); free(strength); free(modes)
+    free(cur); free(nxt); free(ring); free(strength); free(modes); free(scratch)
