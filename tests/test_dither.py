@@ -240,13 +240,14 @@ def test_band_layout_depends_on_the_size_alone():
     from kmq._engine.dither import WARM_ROWS, dither_bands
 
     assert WARM_ROWS == 8
-    # Up to 2^19 pixels: one band (Kodak-sized images are dithered from the top in one run).
-    assert dither_bands(512, 768) == [(0, 0, 512)]
-    assert dither_bands(768, 512) == [(0, 0, 768)]
+    # Below 2^18 pixels: one band, the run from the top.
+    assert dither_bands(300, 500) == [(0, 0, 300)]
     assert dither_bands(100, 10000) == [(0, 0, 100)]  # too few rows for two
-    # A power of two of bands of at least 2^18 pixels and 80 rows, at most 8.
-    assert dither_bands(1080, 1920) == [(0, 0, 270), (262, 270, 540), (532, 540, 810), (802, 810, 1080)]
-    assert dither_bands(1000, 1000) == [(0, 0, 500), (492, 500, 1000)]
+    # A power of two of bands of at least 2^17 pixels and 80 rows, at most 8.
+    assert dither_bands(512, 768) == [(0, 0, 256), (248, 256, 512)]
+    assert dither_bands(768, 512) == [(0, 0, 384), (376, 384, 768)]
+    assert dither_bands(1000, 1000) == [(0, 0, 250), (242, 250, 500), (492, 500, 750), (742, 750, 1000)]
+    assert len(dither_bands(1080, 1920)) == 8
     big = dither_bands(2560, 3840)
     assert len(big) == 8 and big[0] == (0, 0, 320) and big[-1] == (2232, 2240, 2560)
     for bands in (big, dither_bands(1081, 1919), dither_bands(7, 3), dither_bands(0, 5)):
@@ -261,8 +262,8 @@ def test_bands_give_the_same_labels_on_any_number_of_threads_in_any_order():
     from kmq._engine._parallel import threads_limited
     from kmq._engine.dither import dither_bands
 
-    color_index, points, start, mode, search, opaque_entry = case(11, 3, 256, h=720, w=800)
-    bands = dither_bands(720, 800)
+    color_index, points, start, mode, search, opaque_entry = case(11, 3, 256, h=512, w=600)
+    bands = dither_bands(512, 600)
     assert len(bands) == 2
     args = (color_index, points, start, mode, search, opaque_entry, 0.75)
     threaded = dither_labels(*args, edge=4.0)

@@ -15,7 +15,7 @@ MODE_ANY, MODE_OPAQUE, MODE_FIXED = 0, 1, 2
 
 #: Pixels per band at least: a large image is dithered in bands of rows,
 #: one per thread at a time (the diffusion is serial within a band).
-_BAND_PIXELS = 1 << 18
+_BAND_PIXELS = 1 << 17
 #: Bands at most (a power of two, as every band count is: 2, 4 and 8 cores
 #: then share them evenly).
 _MAX_BANDS = 8
