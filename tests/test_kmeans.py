@@ -172,6 +172,25 @@ def test_more_dimensions_than_four():
     np.testing.assert_array_equal(km.predict(X), km.labels_)
 
 
+@pytest.mark.parametrize("n_features", [1, 3, 4, 6])
+def test_dealing_the_points_pads_and_gathers_rows(n_features):
+    rng = np.random.default_rng(n_features)
+    n = 1000
+    X = rng.normal(size=(n, n_features)) * 50
+    w = rng.random(n)
+    guess = rng.integers(-1, 9, n).astype(np.int32)
+    index = rng.permutation(n).astype(np.int32)
+    width = max(4, n_features)
+    X_out, w_out, g_out = np.full((n, width), np.nan), np.full(n, np.nan), np.full(n, 99, np.int32)
+    kernels.deal_points(X, w, guess, index, 10, 990, X_out, w_out, g_out)
+    np.testing.assert_array_equal(X_out[10:990, :n_features], X[index[10:990]])
+    assert (X_out[10:990, n_features:] == 0).all()
+    np.testing.assert_array_equal(w_out[10:990], w[index[10:990]])
+    np.testing.assert_array_equal(g_out[10:990], guess[index[10:990]])
+    # Rows outside the range are not written.
+    assert np.isnan(X_out[:10]).all() and np.isnan(w_out[990:]).all() and (g_out[:10] == 99).all()
+
+
 def test_kmeans_plusplus_picks_distinct_weighted_rows():
     X = np.array([[0.0, 0], [0, 0.1], [50, 50], [100, 0], [100, 0.1]])
     centers, indices = kmeans_plusplus(X, 3, sample_weight=np.array([1.0, 1, 1, 1, 1]), random_state=0)

@@ -486,6 +486,32 @@ def hamerly_pass(
     return changed
 
 
+def deal_points(
+    const double[:, ::1] X, const double[::1] w, const int32_t[::1] guess, const int32_t[::1] index,
+    Py_ssize_t start, Py_ssize_t stop, double[:, ::1] X_out, double[::1] w_out, int32_t[::1] guess_out,
+):
+    """Rows ``start:stop`` of the points in the order ``index``, padded:
+    X_out[r, :D] = X[index[r]], X_out[r, D:] = 0, w_out[r] = w[index[r]],
+    guess_out[r] = guess[index[r]].
+
+    X (M, D) float64, D <= X_out's columns (4); w (M,) float64; guess (M,)
+    int32; index (M,) int32. One pass for the padding copy and the three
+    gathers that NumPy makes four, on ranges of rows that threads share.
+    """
+    cdef Py_ssize_t r, i, c, d = X.shape[1], d_out = X_out.shape[1]
+    if stop <= start:
+        return
+    with nogil:
+        for r in range(start, stop):
+            i = index[r]
+            for c in range(d):
+                X_out[r, c] = X[i, c]
+            for c in range(d, d_out):
+                X_out[r, c] = 0.0
+            w_out[r] = w[i]
+            guess_out[r] = guess[i]
+
+
 def moved_distance(const double[:, ::1] previous, const double[:, ::1] centers, double[::1] drift_out):
     """drift_out[j] = |centers[j] - previous[j]|; returns the sum of squares."""
     cdef Py_ssize_t j, c, k = centers.shape[0], d = centers.shape[1]
