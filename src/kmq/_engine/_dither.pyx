@@ -41,6 +41,7 @@ cdef extern from *:
        moves on x86 and ARM, but defined behaviour when two threads meet
        the same cell. */
     #if defined(_MSC_VER)
+    #include <intrin.h>
     static inline unsigned char kmq_load_u8(const unsigned char *p) { return *(volatile const unsigned char *)p; }
     static inline void kmq_store_u8(unsigned char *p, unsigned char v) { *(volatile unsigned char *)p = v; }
     static inline short kmq_load_i16(const short *p) { return *(volatile const short *)p; }
