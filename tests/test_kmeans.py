@@ -189,6 +189,10 @@ def test_dealing_the_points_pads_and_gathers_rows(n_features):
     np.testing.assert_array_equal(g_out[10:990], guess[index[10:990]])
     # Rows outside the range are not written.
     assert np.isnan(X_out[:10]).all() and np.isnan(w_out[990:]).all() and (g_out[:10] == 99).all()
+    with pytest.raises(ValueError, match="at least its columns"):
+        kernels.deal_points(X, w, guess, index, 0, n, X_out[:, :0], w_out, g_out)
+    with pytest.raises(ValueError, match="0 <= start <= stop <= M"):
+        kernels.deal_points(X, w, guess, index, 5, n + 1, X_out, w_out, g_out)
 
 
 def test_kmeans_plusplus_picks_distinct_weighted_rows():

@@ -292,7 +292,7 @@ def grid(const double[::1] low, const double[::1] high, double cell, Py_ssize_t 
     (2, table_bytes) uint8 zeroed array that :func:`floyd_steinberg` takes
     as its tables (row 0: any entry, row 1: opaque entries only).
     """
-    cdef Py_ssize_t d = low.shape[0], c, cells, block
+    cdef Py_ssize_t d = low.shape[0], cells
     cdef Py_ssize_t n_axis[4]
     cdef Py_ssize_t stride[4]
     if d < 1 or d > 4 or high.shape[0] != d:

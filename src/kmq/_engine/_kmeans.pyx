@@ -495,11 +495,16 @@ def deal_points(
     guess_out[r] = guess[index[r]].
 
     X (M, D) float64, D <= X_out's columns (4); w (M,) float64; guess (M,)
-    int32; index (M,) int32. One pass for the padding copy and the three
-    gathers that NumPy makes four, on ranges of rows that threads share.
+    int32; index (M,) int32, a permutation of the rows. One pass where
+    NumPy made four (the padding copy and three gathers), on ranges of rows
+    that threads share.
     """
-    cdef Py_ssize_t r, i, c, d = X.shape[1], d_out = X_out.shape[1]
-    if stop <= start:
+    cdef Py_ssize_t r, i, c, d = X.shape[1], d_out = X_out.shape[1], n = X.shape[0]
+    if d > d_out or not (w.shape[0] == guess.shape[0] == index.shape[0] == n == X_out.shape[0] == w_out.shape[0] == guess_out.shape[0]):
+        raise ValueError("deal_points: the outputs must hold the M rows of X, with at least its columns")
+    if not (0 <= start <= stop <= n):
+        raise ValueError("deal_points: the rows must satisfy 0 <= start <= stop <= M")
+    if stop == start:
         return
     with nogil:
         for r in range(start, stop):
