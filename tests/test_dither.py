@@ -286,6 +286,12 @@ def test_bad_bands_and_tables_are_refused():
         dither_labels(color_index, points, start, mode, search, opaque_entry, 1.0, bands=[(3, 2, 9)])
     with pytest.raises(ValueError, match="0 <= y_begin <= y_out <= y_end <= H"):
         dither_labels(color_index, points, start, mode, search, opaque_entry, 1.0, bands=[(0, 0, 10)])
+    with pytest.raises(ValueError, match="kept rows overlap"):
+        dither_labels(color_index, points, start, mode, search, opaque_entry, 1.0, bands=[(0, 0, 5), (2, 4, 9)])
+    # Rows that no band keeps are 0.
+    part = dither_labels(color_index, points, start, mode, search, opaque_entry, 1.0, bands=[(2, 4, 9)])
+    assert (part[:4] == 0).all()
+    np.testing.assert_array_equal(part[4:], dither_labels(color_index, points, start, mode, search, opaque_entry, 1.0, bands=[(0, 0, 4), (2, 4, 9)])[4:])
     pal = search.points
     low, high = pal.min(axis=0), pal.max(axis=0)
     cell, table_bytes = _dither.grid(low, high, 0.5, len(pal))

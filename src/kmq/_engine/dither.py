@@ -66,7 +66,8 @@ def dither_labels(color_index, points, start, mode, search: PaletteSearch, opaqu
         (working units) keeps its ``start`` entry (see ``_dither.pyx``);
         0: never
     bands : list of (begin, first kept, end) row triples, optional — the
-        bands (default :func:`dither_bands` of the image's size)
+        bands (default :func:`dither_bands` of the image's size); their kept
+        rows must not overlap, and rows no band keeps are 0
 
     Returns
     -------
@@ -103,7 +104,14 @@ def dither_labels(color_index, points, start, mode, search: PaletteSearch, opaqu
     )
     if height == 0 or width == 0:
         return out
-    bands = dither_bands(height, width) if bands is None else list(bands)
+    if bands is None:
+        bands = dither_bands(height, width)
+    else:
+        bands = [tuple(int(v) for v in band) for band in bands]
+        kept = sorted((first, end) for _, first, end in bands)
+        if any(a[1] > b[0] for a, b in zip(kept, kept[1:])):
+            raise ValueError("the bands' kept rows overlap")
+        out[:] = 0
 
     def run(share):
         for begin, first, end in share:
