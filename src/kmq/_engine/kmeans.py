@@ -606,11 +606,12 @@ def fit_colors(colors, counts, k, *, random_state, n_init, max_iter, tol, init="
     n_channels = colors.shape[1]
     source = colors if points is None else np.ascontiguousarray(points, dtype=np.float64)
     n_features = source.shape[1]
-    X = _pad(source)
+    # Not padded here: _lloyd pads (and deals out) the points itself.
+    X = np.ascontiguousarray(source, dtype=np.float64)
     w = counts.astype(np.float64)
     levels = _COARSE_LEVELS[n_channels]
     if len(colors) <= _COARSE_MIN_COLORS or not isinstance(init, str) or not levels:
-        return fit_colors_exact(source.astype(np.float64), w, k, random_state, n_init, max_iter, tol, init)
+        return fit_colors_exact(X, w, k, random_state, n_init, max_iter, tol, init)
     tol_abs = _absolute_tol(X, w, tol, n_features)
     binned = []
     finer_size = len(colors)
@@ -632,7 +633,7 @@ def fit_colors(colors, counts, k, *, random_state, n_init, max_iter, tol, init="
     while binned and len(binned[0][0]) < _MIN_BINS_PER_CENTER * k:
         binned.pop(0)
     if not binned:
-        return fit_colors_exact(source.astype(np.float64), w, k, random_state, n_init, max_iter, tol)
+        return fit_colors_exact(X, w, k, random_state, n_init, max_iter, tol)
     binned = [(_pad(m), wt, b) for m, wt, b in binned]
     means, weights, _ = binned[0]
     coarse_k = min(k, len(means))
@@ -668,7 +669,7 @@ def fit_colors(colors, counts, k, *, random_state, n_init, max_iter, tol, init="
     if coarse_k < k:
         # Fewer coarse bins than colours asked for: seed the rest on the
         # exact colours and start the exact level from scratch.
-        extra = _seed(X, w, k, "k-means++", random_state)[coarse_k:]
+        extra = _seed(_pad(X), w, k, "k-means++", random_state)[coarse_k:]
         centers = np.concatenate([centers, extra])
         finer = [(X, w)]
     else:
