@@ -18,14 +18,18 @@ one-band run's (whose "seams" are the same rows, undisturbed).
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 
 import kmq
-from kmq._engine.colorspace import PaletteSearch, to_space
-from kmq._engine.dither import MODE_ANY, dither_bands, dither_labels
-from kmq._engine.histogram import color_histogram, pack_colors
+from kmq._engine.colorspace import to_space
+from kmq._engine.dither import dither_bands, dither_labels
 from kmq._quantize import DEFAULT_DITHER, DEFAULT_SPACE, DITHER_EDGE, _dither_cell
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dither_speed import dither_inputs  # noqa: E402
 
 
 def blur(a: np.ndarray, r: int = 2) -> np.ndarray:
@@ -49,7 +53,7 @@ def main(argv=None) -> None:
     for path in args.images:
         for k in (int(v) for v in args.ks.split(",")):
             c = kmq.compress(path, k, dither=0)
-            pixels = c.source.pixels[:, :, :3] if c.source.pixels.ndim == 3 else c.source.pixels
+            pixels = c.source.pixels
             if pixels.ndim != 3 or pixels.shape[2] != 3:
                 raise SystemExit(f"{path}: RGB images only")
             h, w = pixels.shape[:2]
@@ -58,14 +62,7 @@ def main(argv=None) -> None:
                 print(f"{path}: one band at {w} x {h}, skipped")
                 break
             seams = [first for _, first, _ in layout[1:]]
-            keys = pack_colors(pixels.reshape(-1, 3))
-            histogram = color_histogram(keys, 3)
-            color_index = histogram.lookup(np.arange(histogram.n_colors, dtype=np.int32), keys).reshape(h, w)
-            points = to_space(histogram.colors, DEFAULT_SPACE)
-            search = PaletteSearch(c.palette, DEFAULT_SPACE)
-            start, _ = search.nearest(points)
-            mode = np.full(histogram.n_colors, MODE_ANY, np.uint8)
-            opaque = np.ones(len(c.palette), bool)
+            color_index, points, start, mode, search, opaque = dither_inputs(c)
             seen = blur(to_space(pixels.reshape(-1, 3), "oklab").reshape(h, w, 3))
             for setting in settings:
                 if setting == "one band":

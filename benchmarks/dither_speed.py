@@ -22,6 +22,21 @@ from kmq._engine.histogram import color_histogram, pack_colors
 from kmq._quantize import DEFAULT_DITHER, DEFAULT_SPACE, DITHER_EDGE, _dither_cell
 
 
+def dither_inputs(c):
+    """What ``kmq.compress`` hands the dithering kernel for the RGB image
+    and palette of ``c`` (a kmq.Compressed): (color_index (H, W), points,
+    start, mode, search, opaque_entry), as dither_labels takes them."""
+    pixels = c.source.pixels
+    keys = pack_colors(pixels.reshape(-1, pixels.shape[2]))
+    histogram = color_histogram(keys, pixels.shape[2])
+    color_index = histogram.lookup(np.arange(histogram.n_colors, dtype=np.int32), keys).reshape(pixels.shape[:2])
+    points = to_space(histogram.colors, DEFAULT_SPACE)
+    search = PaletteSearch(c.palette, DEFAULT_SPACE)
+    start, _ = search.nearest(points)
+    mode = np.full(histogram.n_colors, MODE_ANY, np.uint8)
+    return color_index, points, start, mode, search, np.ones(len(c.palette), bool)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("images", nargs="+")
@@ -32,15 +47,7 @@ def main(argv=None) -> None:
     for path in args.images:
         for k in (int(v) for v in args.ks.split(",")):
             c = kmq.compress(path, k, dither=0)
-            pixels = c.source.pixels
-            keys = pack_colors(pixels.reshape(-1, pixels.shape[2]))
-            histogram = color_histogram(keys, pixels.shape[2])
-            color_index = histogram.lookup(np.arange(histogram.n_colors, dtype=np.int32), keys).reshape(pixels.shape[:2])
-            points = to_space(histogram.colors, DEFAULT_SPACE)
-            search = PaletteSearch(c.palette, DEFAULT_SPACE)
-            start, _ = search.nearest(points)
-            mode = np.full(histogram.n_colors, MODE_ANY, np.uint8)
-            opaque = np.ones(len(c.palette), bool)
+            color_index, points, start, mode, search, opaque = dither_inputs(c)
             best = np.inf
             for _ in range(args.repeats):
                 t = time.perf_counter()
