@@ -21,7 +21,10 @@ Scores: SSIMULACRA2 (higher is better; ``ssimulacra2`` on PyPI, with its
 worse of the image composited on a dark and on a light grey for images with
 alpha) and the mean CIEDE2000
 difference (lower is better; scikit-image; on images with alpha, the mean
-over the image composited on black and on white). Writes a JSON file of
+over the image composited on black and on white), and a DSSIM written here
+in the manner of the dssim crate, the metric of quantette's comparison with
+libimagequant (lower is better; see ``dssim``; on images with alpha, the
+worse of the two grey composites). Writes a JSON file of
 every score and prints Markdown tables: per K and setting, the number of
 images on which kmq beats each tool, and the medians.
 
@@ -338,6 +341,63 @@ def ciede2000(original: np.ndarray, result: np.ndarray) -> float:
     return float(np.mean(scores))
 
 
+# The scale weights of the dssim crate (the metric behind quantette's
+# published comparison with libimagequant), finest scale first.
+_DSSIM_WEIGHTS = (0.028, 0.197, 0.322, 0.298, 0.155)
+
+
+def dssim(original: np.ndarray, result: np.ndarray) -> float:
+    """A DSSIM in the dssim crate's manner, written here with SciPy and
+    scikit-image (the crate is a Rust program that neither PyPI nor Debian
+    packages): SSIM on CIELAB, the L*, a* and b* statistics
+    averaged per pixel (a Gaussian window of sigma 1.5 px, chroma blurred
+    first), on 5 scales halved by 2 x 2 means and weighted as the crate
+    weighs them; DSSIM = 1 / SSIM - 1 (0 for identical images, lower is
+    better). ``original``, ``result``: (h, w, 3) uint8 sRGB. The numbers are
+    not the crate's; the ratios between tools are what this run compares.
+    """
+    from scipy.ndimage import gaussian_filter
+    from skimage.color import rgb2lab
+
+    def channels(rgb):
+        lab = rgb2lab(rgb.astype(np.float64) / 255.0)
+        # L* in 0..1; a* and b* on the same unit per step as L*, so a
+        # colour step weighs about what a lightness step does.
+        chans = [lab[..., 0] / 100.0, lab[..., 1] / 100.0 + 1.0, lab[..., 2] / 100.0 + 1.0]
+        # The eye resolves chroma less finely than lightness.
+        return [chans[0]] + [gaussian_filter(c, 1.0) for c in chans[1:]]
+
+    def halve(c):
+        h, w = c.shape[0] // 2 * 2, c.shape[1] // 2 * 2
+        return c[:h, :w].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+
+    def blur(c):
+        return gaussian_filter(c, 1.5)
+
+    c1, c2 = 0.01**2, 0.03**2
+    xs, ys = channels(original), channels(result)
+    total = 0.0
+    used = 0
+    for n, weight in enumerate(_DSSIM_WEIGHTS):
+        if n:
+            if min(xs[0].shape) < 16:
+                break  # no coarser scale of an image this small
+            xs, ys = [halve(c) for c in xs], [halve(c) for c in ys]
+        mu_x = [blur(c) for c in xs]
+        mu_y = [blur(c) for c in ys]
+        mxx = sum(m * m for m in mu_x) / 3
+        myy = sum(m * m for m in mu_y) / 3
+        mxy = sum(a * b for a, b in zip(mu_x, mu_y)) / 3
+        sxx = sum(blur(c * c) - m * m for c, m in zip(xs, mu_x)) / 3
+        syy = sum(blur(c * c) - m * m for c, m in zip(ys, mu_y)) / 3
+        sxy = sum(blur(a * b) - ma * mb for a, b, ma, mb in zip(xs, ys, mu_x, mu_y)) / 3
+        ssim_map = (2 * mxy + c1) * (2 * sxy + c2) / ((mxx + myy + c1) * (sxx + syy + c2))
+        total += weight * float(ssim_map.mean())
+        used = n + 1
+    ssim = total / sum(_DSSIM_WEIGHTS[:used])
+    return 1.0 / ssim - 1.0
+
+
 def _composite_files(original_path, result_path, background):
     """Both images composited on a grey ``background`` (0..255), as RGB PNG
     files beside the originals: (original, result) paths."""
@@ -366,7 +426,12 @@ def score(original_path, result_path, has_alpha):
     mode = "RGBA" if has_alpha else "RGB"
     original = np.asarray(Image.open(original_path).convert(mode))
     result = np.asarray(Image.open(result_path).convert(mode))
-    return float(s2), ciede2000(original, result)
+    if has_alpha:
+        # What is seen, as for SSIMULACRA2: the worse of the two greys.
+        d = max(dssim(*(np.asarray(Image.open(p)) for p in _composite_files(original_path, result_path, bg))) for bg in (26, 230))
+    else:
+        d = dssim(original, result)
+    return float(s2), ciede2000(original, result), d
 
 
 TOOLS = ("kmq", "pngquant", "imagequant")
@@ -408,8 +473,8 @@ def main(argv=None):
                         else:
                             run_imagequant(image, k, dither, path)
                         seconds = time.perf_counter() - started
-                        s2, de = score(original_path, path, has_alpha)
-                        row[tool] = {"ssimulacra2": s2, "ciede2000": de, "bytes": os.path.getsize(path), "seconds": seconds}
+                        s2, de, ds = score(original_path, path, has_alpha)
+                        row[tool] = {"ssimulacra2": s2, "ciede2000": de, "dssim": ds, "bytes": os.path.getsize(path), "seconds": seconds}
                     rows.append(row)
                     print(json.dumps(row), file=sys.stderr, flush=True)
     args.out.write_text(json.dumps(rows, indent=1))
@@ -419,10 +484,19 @@ def main(argv=None):
 def summarise(rows) -> str:
     lines = []
     groups = sorted({r["group"] for r in rows})
-    for metric, better in (("ssimulacra2", max), ("ciede2000", min)):
+    for metric, better in (("ssimulacra2", max), ("ciede2000", min), ("dssim", min)):
+        if not all(metric in r["kmq"] for r in rows):
+            continue  # a JSON file from before the metric was scored
+        # DSSIM's scale has no fixed range: the ratio to libimagequant's is
+        # the figure quantette publishes ("about 10 % lower").
+        ratio = metric == "dssim"
         lines.append(f"\n{metric} ({'higher' if better is max else 'lower'} is better): kmq wins / images, medians kmq | pngquant | imagequant\n")
-        lines.append("| images | K | dither | kmq > pngquant | kmq > imagequant | median kmq | median pngquant | median imagequant | bytes kmq / pngquant |")
-        lines.append("|---|---|---|---|---|---|---|---|---|")
+        lines.append(
+            "| images | K | dither | kmq > pngquant | kmq > imagequant | median kmq | median pngquant | median imagequant | "
+            + ("median kmq / imagequant | " if ratio else "")
+            + "bytes kmq / pngquant |"
+        )
+        lines.append("|---|---|---|---|---|---|---|---|---|" + ("---|" if ratio else ""))
         for group in groups + ["all"]:
             for k in sorted({r["k"] for r in rows}):
                 for dither in (0, 1):
@@ -433,9 +507,13 @@ def summarise(rows) -> str:
                         return sum(1 for r in sel if better(r["kmq"][metric], r[other][metric]) == r["kmq"][metric] and r["kmq"][metric] != r[other][metric])
                     med = {t: statistics.median(r[t][metric] for r in sel) for t in TOOLS}
                     size = statistics.median(r["kmq"]["bytes"] / r["pngquant"]["bytes"] for r in sel)
+                    digits = 5 if ratio else 2
+                    extra = ""
+                    if ratio:
+                        extra = f" {statistics.median(r['kmq'][metric] / r['imagequant'][metric] for r in sel):.2f} |"
                     lines.append(
                         f"| {group} | {k} | {'yes' if dither else 'no'} | {wins('pngquant')}/{len(sel)} | {wins('imagequant')}/{len(sel)} "
-                        f"| {med['kmq']:.2f} | {med['pngquant']:.2f} | {med['imagequant']:.2f} | {size:.2f} |"
+                        f"| {med['kmq']:.{digits}f} | {med['pngquant']:.{digits}f} | {med['imagequant']:.{digits}f} |{extra} {size:.2f} |"
                     )
     return "\n".join(lines)
 
