@@ -341,9 +341,9 @@ def ciede2000(original: np.ndarray, result: np.ndarray) -> float:
     return float(np.mean(scores))
 
 
-# The dssim crate's published constants (its README and documentation):
-# the weights of its 5 scales, finest first, and the 3-tap kernel that,
-# applied twice, is its blur.
+# The dssim crate's constants, as its published source has them: the
+# weights of its 5 scales, finest first, and the 3-tap kernel that, applied
+# twice, is its blur.
 _DSSIM_WEIGHTS = (0.028, 0.197, 0.322, 0.298, 0.155)
 _DSSIM_TAPS = (0.30875886, 0.3824828, 0.30875886)
 
@@ -357,14 +357,14 @@ def dssim(original: np.ndarray, result: np.ndarray) -> float:
 
     Each scale is the linear-light image halved by 2 x 2 means (5 scales,
     while both sides stay at least 8 px), in the crate's L*a*b* variant
-    (L* at 1.05 / 1.16 of its usual weight, a* and b* over 220). Chroma is
+    (L = 1.05 (f(Y) - 16/116); a and b are 500/220 and 200/220 of the
+    f differences, offset to be positive). Chroma is
     blurred once before the statistics; means, variances and the covariance
     come from a 5-tap blur and are averaged over the three channels per
     pixel. A scale's score is 1 minus the mean absolute deviation of its
     SSIM map from the map's mean raised to 0.5^n (n = 0 at full size); the
     scores are weighted as the crate weighs them. An independent reading
-    of the published method: its figures agree with the crate's in kind,
-    not to the digit.
+    of the published method, not checked against the crate's output.
     """
     from scipy.ndimage import convolve1d
 
