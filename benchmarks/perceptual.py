@@ -24,9 +24,11 @@ difference (lower is better; scikit-image; on images with alpha, the mean
 over the image composited on black and on white), and DSSIM as the dssim
 crate defines it, the metric of quantette's comparison with libimagequant
 (lower is better; see ``dssim``; on images with alpha, the worse of the two
-grey composites). Writes a JSON file of
-every score and prints Markdown tables: per K and setting, the number of
-images on which kmq beats each tool, and the medians.
+grey composites). For images with alpha it also records how much of the
+alpha each tool keeps exact (``alpha_kept``: opaque pixels still at 255,
+fully transparent ones still at 0). Writes a JSON file of every score and
+prints Markdown tables: per K and setting, the number of images on which
+kmq beats each tool, and the medians.
 
     python benchmarks/perceptual.py --kodak ../shared/bench/kodak \\
         --photos ../shared/bench/photos --out /tmp/perceptual.json
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -454,6 +457,20 @@ def score(original_path, result_path, has_alpha):
     return float(s2), ciede2000(original, result), d
 
 
+def alpha_kept(original: np.ndarray, result: np.ndarray) -> dict:
+    """Of the pixels of ``original`` (H x W x 4 uint8) at alpha 255 and at
+    alpha 0, the fractions that ``result`` (same shape) writes at exactly
+    the same alpha: {"opaque": float | None, "transparent": float | None},
+    None where the original has no such pixel. An opaque pixel written at
+    254 lets the page show through it; a background written at alpha 1-2
+    tints the page under the whole image."""
+    out = {}
+    for key, level in (("opaque", 255), ("transparent", 0)):
+        where = original[:, :, 3] == level
+        out[key] = float(np.mean(result[:, :, 3][where] == level)) if where.any() else None
+    return out
+
+
 TOOLS = ("kmq", "pngquant", "imagequant")
 
 
@@ -495,6 +512,10 @@ def main(argv=None):
                         seconds = time.perf_counter() - started
                         s2, de, ds = score(original_path, path, has_alpha)
                         row[tool] = {"ssimulacra2": s2, "ciede2000": de, "dssim": ds, "bytes": os.path.getsize(path), "seconds": seconds}
+                        if has_alpha:
+                            row[tool]["alpha_kept"] = alpha_kept(
+                                np.asarray(image), np.asarray(Image.open(path).convert("RGBA"))
+                            )
                     rows.append(row)
                     print(json.dumps(row), file=sys.stderr, flush=True)
     args.out.write_text(json.dumps(rows, indent=1))
@@ -530,12 +551,52 @@ def summarise(rows) -> str:
                     digits = 5 if ratio else 2
                     extra = ""
                     if ratio:
-                        extra = f" {statistics.median(r['kmq'][metric] / r['imagequant'][metric] for r in sel):.2f} |"
+                        extra = f" {statistics.median(_ratio(r['kmq'][metric], r['imagequant'][metric]) for r in sel):.2f} |"
                     lines.append(
                         f"| {group} | {k} | {'yes' if dither else 'no'} | {wins('pngquant')}/{len(sel)} | {wins('imagequant')}/{len(sel)} "
                         f"| {med['kmq']:.{digits}f} | {med['pngquant']:.{digits}f} | {med['imagequant']:.{digits}f} |{extra} {size:.2f} |"
                     )
+    lines += _alpha_kept_table(rows)
     return "\n".join(lines)
+
+
+def _ratio(a: float, b: float) -> float:
+    """a / b, where two exact results (DSSIM 0 and 0) are a tie (1) and an
+    exact b against an inexact a is infinitely worse."""
+    if b == 0.0:
+        return 1.0 if a == 0.0 else math.inf
+    return a / b
+
+
+def _alpha_kept_table(rows) -> list[str]:
+    """Per group, K and setting, for each tool: on how many images at least
+    99 % of the opaque pixels stay at alpha 255 and every fully transparent
+    pixel stays at alpha 0, and the lowest fraction of each over the images."""
+    rows = [r for r in rows if "alpha_kept" in r["kmq"]]
+    if not rows:
+        return []
+    lines = [
+        "\nAlpha kept: images with >= 99 % of opaque pixels at 255 / with every transparent pixel at 0; "
+        "lowest fraction of each\n",
+        "| images | K | dither | " + " | ".join(TOOLS) + " |",
+        "|---|---|---|" + "---|" * len(TOOLS),
+    ]
+    for group in sorted({r["group"] for r in rows}):
+        for k in sorted({r["k"] for r in rows}):
+            for dither in (0, 1):
+                sel = [r for r in rows if r["group"] == group and r["k"] == k and r["dither"] == dither]
+                if not sel:
+                    continue
+                cells = []
+                for tool in TOOLS:
+                    opaque = [r[tool]["alpha_kept"]["opaque"] for r in sel if r[tool]["alpha_kept"]["opaque"] is not None]
+                    clear = [r[tool]["alpha_kept"]["transparent"] for r in sel if r[tool]["alpha_kept"]["transparent"] is not None]
+                    cells.append(
+                        f"{sum(v >= 0.99 for v in opaque)}/{len(opaque)}, {sum(v == 1.0 for v in clear)}/{len(clear)}"
+                        f" (lowest {min(opaque, default=float('nan')):.1%}, {min(clear, default=float('nan')):.1%})"
+                    )
+                lines.append(f"| {group} | {k} | {'yes' if dither else 'no'} | " + " | ".join(cells) + " |")
+    return lines
 
 
 if __name__ == "__main__":
