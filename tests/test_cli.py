@@ -76,6 +76,33 @@ def test_compress_table_shows_the_perceptual_metric(capsys, in_tmp, photo_png):
     assert out.index("  PSNR ") < out.index("  SSIM ") < out.index("  perceptual ") < out.index("  ratio (bits) ")
 
 
+def test_compress_table_shows_the_alpha_kept(capsys, in_tmp, photo):
+    h, w = photo.shape[:2]
+    alpha = np.full((h, w), 255, np.uint8)
+    alpha[:, : w // 4] = 0
+    alpha[:, w // 4 : w // 2] = np.linspace(1, 254, w // 4).astype(np.uint8)
+    Image.fromarray(np.dstack([photo, alpha]), "RGBA").save(in_tmp / "a.png")
+    code, out, err = run(capsys, "compress", "a.png", "-k", "16", "-o", "x.png")
+    assert code == 0, err
+    m = kmq.compress(in_tmp / "a.png", 16).metrics()
+    assert (m.opaque_kept, m.transparent_kept) == (1.0, 1.0)
+    assert "  alpha         opaque kept at 255: 100 %, transparent kept at 0: 100 %\n" in out
+    assert out.index("  perceptual ") < out.index("  alpha ") < out.index("  ratio (bits) ")
+    # No such row without alpha.
+    Image.fromarray(photo).save(in_tmp / "b.png")
+    code, out, err = run(capsys, "compress", "b.png", "-k", "16", "-o", "y.png")
+    assert code == 0 and "  alpha " not in out
+
+
+@pytest.mark.parametrize(
+    ("fraction", "shown"), [(1.0, "100 %"), (0.99996, "99.99 %"), (0.9569893, "95.69 %"), (0.0, "0.00 %"), (0.5, "50.00 %")]
+)
+def test_alpha_shares_say_100_only_when_exact(fraction, shown):
+    from kmq._cli._main import _share
+
+    assert _share(fraction) == shown
+
+
 def test_prompt_for_k_on_a_terminal(capsys, in_tmp, photo_png, monkeypatch):
     monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
     monkeypatch.setattr("builtins.input", lambda prompt: "5" if prompt == "Number of colours [16]: " else "?")

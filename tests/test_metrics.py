@@ -398,3 +398,53 @@ def test_composite_of_an_empty_image_is_empty(shape):
     image = np.zeros(shape, np.uint8)
     assert metrics.composite(image, 255).shape == (*shape[:2], shape[2] - 1)
     assert metrics.seen(image).shape == (shape[0], 2 * shape[1], shape[2] - 1)
+
+
+# -- alpha kept ------------------------------------------------------------------
+
+
+def test_alpha_kept_counts_exact_alpha_only():
+    original = np.zeros((2, 4, 4), np.uint8)
+    original[0, :, 3] = 255  # 4 opaque pixels
+    original[1, :2, 3] = 0  # 2 transparent
+    original[1, 2:, 3] = 128  # 2 translucent: neither kind
+    result = original.copy()
+    result[0, 0, 3] = 254  # one opaque pixel lets the page through
+    result[1, 2:, 3] = 0  # translucent ones may change freely
+    assert metrics.alpha_kept(original, result) == (0.75, 1.0)
+    result[1, 0, 3] = 2
+    assert metrics.alpha_kept(original, result) == (0.75, 0.5)
+    # Float images in [0, 1], as for the other metrics.
+    assert metrics.alpha_kept(original / 255.0, result / 255.0) == (0.75, 0.5)
+    # Any size: rows are counted in ranges on several threads.
+    tall_original, tall_result = np.tile(original, (40000, 1, 1)), np.tile(result, (40000, 1, 1))
+    assert metrics.alpha_kept(tall_original, tall_result) == (0.75, 0.5)
+    # LA images too; a kind with no pixel is None, not 0 or 1.
+    la = np.full((3, 3, 2), 255, np.uint8)
+    assert metrics.alpha_kept(la, la) == (1.0, None)
+    la[:, :, 1] = 7
+    assert metrics.alpha_kept(la, la) == (None, None)
+
+
+def test_alpha_kept_needs_alpha():
+    rgb = np.zeros((2, 2, 3), np.uint8)
+    with pytest.raises(kmq.UsageError, match=r"alpha_kept needs images with alpha, \(H, W, 2\) or \(H, W, 4\); got shape \(2, 2, 3\)"):
+        metrics.alpha_kept(rgb, rgb)
+    with pytest.raises(kmq.UsageError, match="images differ in shape"):
+        metrics.alpha_kept(np.zeros((2, 2, 4), np.uint8), np.zeros((2, 3, 4), np.uint8))
+
+
+def test_measure_reports_the_alpha_kept(photo):
+    h, w = photo.shape[:2]
+    yy, xx = np.mgrid[:h, :w]
+    alpha = np.clip((1.0 - np.hypot((yy - h / 2) / (h / 2), (xx - w / 2) / (w / 2))) * 4 * 255, 0, 255).astype(np.uint8)
+    rgba = np.dstack([photo, alpha])
+    c = kmq.compress(rgba, 16)
+    m = c.metrics()
+    assert (m.opaque_kept, m.transparent_kept) == metrics.alpha_kept(rgba, c.reconstruct())
+    # kmq's promise, as the report states it.
+    assert m.opaque_kept >= 0.99 and m.transparent_kept == 1.0
+    record = m.as_dict()
+    assert record["opaque_kept"] == m.opaque_kept and record["transparent_kept"] == 1.0
+    plain = kmq.compress(photo, 16).metrics()
+    assert plain.opaque_kept is None and plain.transparent_kept is None

@@ -1,6 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Compiled loops of ``metrics.py``: squared-error sums, SSIM and the
-perceptual error.
+"""Compiled loops of ``metrics.py``: squared-error sums, SSIM, the
+perceptual error and the count of alpha kept exact.
 
 SSIM follows Wang et al. (2004) as scikit-image computes it by default
 (``structural_similarity`` with a uniform ``win`` x ``win`` window, sample
@@ -35,6 +35,34 @@ def squared_error_sums(const uint8_t[:, :, ::1] a, const uint8_t[:, :, ::1] b, i
                 for c in range(channels):
                     t = <int64_t>a[y, x, c] - <int64_t>b[y, x, c]
                     sums_out[c] += t * t
+
+
+def alpha_counts(const uint8_t[:, :, ::1] a, const uint8_t[:, :, ::1] b, Py_ssize_t start, Py_ssize_t stop, double[::1] counts_out):
+    """Over rows start..stop: counts_out += (pixels of a at alpha 255, of
+    those b's still at 255, pixels of a at alpha 0, of those b's still at
+    0), in one pass (doubles, exact below 2^53 pixels: the accumulators of
+    ``run_chunked``).
+
+    a, b: (H, W, C) uint8 of the same shape, alpha last; counts_out (4,).
+    """
+    cdef Py_ssize_t y, x, w = a.shape[1], last = a.shape[2] - 1
+    cdef uint8_t before, after
+    cdef int64_t opaque = 0, opaque_kept = 0, clear = 0, clear_kept = 0
+    with nogil:
+        for y in range(start, stop):
+            for x in range(w):
+                before = a[y, x, last]
+                after = b[y, x, last]
+                if before == 255:
+                    opaque += 1
+                    opaque_kept += after == 255
+                elif before == 0:
+                    clear += 1
+                    clear_kept += after == 0
+    counts_out[0] += opaque
+    counts_out[1] += opaque_kept
+    counts_out[2] += clear
+    counts_out[3] += clear_kept
 
 
 def composite_rows(

@@ -18,7 +18,9 @@ colour hidden under transparent pixels: :func:`seen` composites an image on
 black and on white (side by side), and :func:`measure` computes the colour
 MSE, PSNR and SSIM on those composites (alpha's own MSE is kept as its
 channel's figure); the perceptual error is the mean of its values on the
-two composites.
+two composites. :func:`alpha_kept` says how much of the alpha stayed exact:
+the share of opaque pixels still opaque and of fully transparent ones still
+transparent.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ __all__ = [
     "ssim_seen",
     "perceptual_error",
     "perceptual_score",
+    "alpha_kept",
     "index_bits",
     "compression_ratio",
     "Metrics",
@@ -407,6 +410,38 @@ def _blurred_difference(original: np.ndarray, reconstructed: np.ndarray, weights
     return float(sums[0][0] / (height * width))
 
 
+def alpha_kept(original, reconstructed) -> tuple[float | None, float | None]:
+    """Of the pixels whose alpha is 255 in ``original``, the fraction whose
+    alpha is still 255 in ``reconstructed``; of those whose alpha is 0, the
+    fraction still at 0.
+
+    Parameters
+    ----------
+    original, reconstructed : ndarray, shape (H, W, 2) or (H, W, 4), uint8
+        Alpha last.
+
+    Returns
+    -------
+    (opaque, transparent) : floats in [0, 1], each None when ``original``
+        has no pixel at that alpha.
+    """
+    original, reconstructed = _pair(original, reconstructed)
+    if original.ndim != 3 or original.shape[2] not in (2, 4):
+        raise UsageError(f"alpha_kept needs images with alpha, (H, W, 2) or (H, W, 4); got shape {original.shape}")
+    if original.dtype != np.uint8:
+        # Float images on the 8-bit scale (_pair): only exact 0 and 255 count.
+        original, reconstructed = (np.where(v == 255, 255, np.where(v == 0, 0, 1)).astype(np.uint8) for v in (original, reconstructed))
+    a, b = np.ascontiguousarray(original), np.ascontiguousarray(reconstructed)
+    # Rows split as for the other metrics (counts, so any split gives the
+    # same figures); one pass over both alpha planes.
+    _, counts = run_chunked(
+        _metrics.alpha_counts, a.shape[0], (a, b), (), accumulators=[(4,)], min_per_thread=max(1, 65536 // a.shape[1])
+    )
+    opaque, opaque_kept, clear, clear_kept = (int(v) for v in counts[0])
+    # Ratios of counts: exactly 1.0 when every pixel kept its alpha.
+    return (opaque_kept / opaque if opaque else None, clear_kept / clear if clear else None)
+
+
 def index_bits(k: int) -> int:
     """Bits per pixel of a palette index: ceil(log2 K); 0 for K = 1."""
     if k < 1:
@@ -453,6 +488,11 @@ class Metrics:
     raw_bytes: int
     input_bytes: int | None = None
     output_bytes: int | None = None
+    #: :func:`alpha_kept`: the fractions (0-1) of opaque pixels kept at
+    #: alpha 255 and of fully transparent ones kept at 0; None without
+    #: alpha or without such pixels.
+    opaque_kept: float | None = None
+    transparent_kept: float | None = None
 
     @property
     def output_bits_per_pixel(self) -> float | None:
@@ -507,6 +547,7 @@ def measure(original, compressed, *, input_bytes=None, output_bytes=None, with_s
         quality_ssim = ssim(original, reconstructed) if with_ssim else None
     # What is seen, with or without alpha (perceptual_error composites).
     error = perceptual_error(original, reconstructed)
+    opaque_kept, transparent_kept = alpha_kept(original, reconstructed) if has_alpha else (None, None)
     ratio = compression_ratio(n_pixels, compressed.k, channels)
     return Metrics(
         width=width,
@@ -528,4 +569,6 @@ def measure(original, compressed, *, input_bytes=None, output_bytes=None, with_s
         raw_bytes=n_pixels * channels,
         input_bytes=input_bytes,
         output_bytes=output_bytes,
+        opaque_kept=opaque_kept,
+        transparent_kept=transparent_kept,
     )

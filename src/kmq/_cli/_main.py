@@ -476,6 +476,24 @@ def _fmt_bytes(n: int | None) -> str:
     return "-" if n is None else f"{n:,} B"
 
 
+def _share(fraction: float) -> str:
+    """A fraction as a percentage that says 100 % only when it is exact."""
+    if fraction == 1.0:
+        return "100 %"
+    return f"{min(math.floor(fraction * 10000) / 100, 99.99):.2f} %"
+
+
+def _alpha_row(metrics) -> list:
+    """The report's ``alpha`` row (none for images without alpha, or
+    without opaque and fully transparent pixels)."""
+    parts = []
+    if metrics.opaque_kept is not None:
+        parts.append(f"opaque kept at 255: {_share(metrics.opaque_kept)}")
+    if metrics.transparent_kept is not None:
+        parts.append(f"transparent kept at 0: {_share(metrics.transparent_kept)}")
+    return [("alpha", ", ".join(parts))] if parts else []
+
+
 def _print_compress_report(result, metrics, source, output, fmt, output_bytes, total, skipped, stream) -> None:
     channel_names = {"L": "L", "LA": "LA", "RGB": "RGB", "RGBA": "RGBA"}[result.mode]
     per_channel = "  ".join(f"{name} {value:.2f}" for name, value in zip(channel_names, metrics.mse_per_channel))
@@ -504,6 +522,7 @@ def _print_compress_report(result, metrics, source, output, fmt, output_bytes, t
             "perceptual",
             f"{metrics.perceptual_error:.2f}  (mean ΔEok x 100 after the eye's blur; score {metrics.perceptual_score:.1f} of 100)",
         ),
+        *_alpha_row(metrics),
         (
             "ratio (bits)",
             f"{metrics.ratio:.4f} = {metrics.ratio_to_1:.1f}:1  ({metrics.index_bits} bits/pixel + {result.k * metrics.channels}-byte palette)",
