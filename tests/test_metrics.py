@@ -424,6 +424,8 @@ def test_alpha_kept_counts_exact_alpha_only():
     assert metrics.alpha_kept(la, la) == (1.0, None)
     la[:, :, 1] = 7
     assert metrics.alpha_kept(la, la) == (None, None)
+    empty = np.zeros((3, 0, 4), np.uint8)
+    assert metrics.alpha_kept(empty, empty) == (None, None)
 
 
 def test_alpha_kept_needs_alpha():

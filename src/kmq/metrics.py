@@ -430,12 +430,14 @@ def alpha_kept(original, reconstructed) -> tuple[float | None, float | None]:
         raise UsageError(f"alpha_kept needs images with alpha, (H, W, 2) or (H, W, 4); got shape {original.shape}")
     if original.dtype != np.uint8:
         # Float images on the 8-bit scale (_pair): only exact 0 and 255 count.
-        original, reconstructed = (np.where(v == 255, 255, np.where(v == 0, 0, 1)).astype(np.uint8) for v in (original, reconstructed))
+        original, reconstructed = (
+            np.where(v == 255, 255, np.where(v == 0, 0, 1)).astype(np.uint8) for v in (original, reconstructed)
+        )
     a, b = np.ascontiguousarray(original), np.ascontiguousarray(reconstructed)
     # Rows split as for the other metrics (counts, so any split gives the
     # same figures); one pass over both alpha planes.
     _, counts = run_chunked(
-        _metrics.alpha_counts, a.shape[0], (a, b), (), accumulators=[(4,)], min_per_thread=max(1, 65536 // a.shape[1])
+        _metrics.alpha_counts, a.shape[0], (a, b), (), accumulators=[(4,)], min_per_thread=max(1, 65536 // max(1, a.shape[1]))
     )
     opaque, opaque_kept, clear, clear_kept = (int(v) for v in counts[0])
     # Ratios of counts: exactly 1.0 when every pixel kept its alpha.
