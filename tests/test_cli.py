@@ -98,7 +98,7 @@ def test_compress_table_shows_the_alpha_kept(capsys, in_tmp, photo):
     ("fraction", "shown"), [(1.0, "100 %"), (0.99996, "99.99 %"), (0.9569893, "95.69 %"), (0.0, "0.00 %"), (0.5, "50.00 %")]
 )
 def test_alpha_shares_say_100_only_when_exact(fraction, shown):
-    from kmq._cli._main import _share
+    from kmq.metrics import _share_text as _share
 
     assert _share(fraction) == shown
 

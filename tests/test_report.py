@@ -15,6 +15,7 @@ from PIL import Image
 import kmq
 import kmq.plot
 from kmq._cli import main
+from kmq.metrics import _share_text as _share
 from kmq.plot._report import build_report
 
 #: In page order: the dithering section comes before the figures.
@@ -217,6 +218,33 @@ def test_report_shows_one_k_undithered_beside_dithered(report_sweep, photo, monk
     for attrs, expected in zip(crops, [photo, plain.reconstruct(), report_sweep[16].compressed.reconstruct()]):
         image = np.asarray(Image.open(io.BytesIO(base64.b64decode(attrs["src"].split(",", 1)[1]))))
         np.testing.assert_array_equal(image, expected[top:bottom, left:right])
+
+
+def test_report_of_an_image_with_alpha_says_what_alpha_is_kept(photo, report_page):
+    # Without alpha, no such column.
+    assert len(parse(report_page).rows[0]) == 12 and "alpha kept" not in report_page
+    h, w = photo.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    alpha = np.clip((1.1 - np.hypot((yy - h / 2) / (h / 2), (xx - w / 2) / (w / 2))) / 0.6 * 255, 0, 255)
+    masked = np.dstack([photo, alpha.astype(np.uint8)])
+    sweep = kmq.plot.sweep(masked, [2, 16], seed=0)
+    page = parse(build_report(sweep, dpi=30))
+    header, body = page.rows[0], page.rows[1:3]
+    assert header[12] == "alpha kept (opaque / transparent)" and len(header) == 13
+    shown = []
+    for row, k in zip(body, (2, 16)):
+        opaque, transparent = kmq.metrics.alpha_kept(masked, sweep[k].compressed.reconstruct())
+        assert row[0] == str(k) and row[12] == f"{_share(opaque)} / {_share(transparent)}"
+        shown.append(row[12])
+    # K = 2 has no opaque entry near the opaque pixels; K = 16 has.
+    assert shown == ["0.00 % / 100 %", "100 % / 100 %"]
+    # The dithering table has the column too, for both of its rows.
+    start = next(i for i, row in enumerate(page.rows) if row and row[0] == "K = 16")
+    header, undithered, dithered = page.rows[start : start + 3]
+    assert header[-1] == "alpha kept (opaque / transparent)"
+    plain = kmq.compress(masked, 16, seed=0, dither=0)
+    assert undithered[-1] == " / ".join(_share(v) for v in kmq.metrics.alpha_kept(masked, plain.reconstruct()))
+    assert dithered[-1] == shown[1]
 
 
 def test_report_of_an_undithered_sweep_compresses_the_dithered_one(photo, monkeypatch):

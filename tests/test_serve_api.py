@@ -99,6 +99,30 @@ def test_upload_then_metadata_equals_compress(client, photo_bytes):
     assert quick["complete"] is False
 
 
+def test_alpha_kept_is_the_metrics_and_none_without_alpha(client, photo, photo_bytes):
+    # An RGB photograph: no alpha figures.
+    image_id = upload(client, photo_bytes).json()["id"]
+    meta = client.get(f"/api/images/{image_id}/result?k=12&quick=1").json()
+    assert meta["opaque_kept"] is None and meta["transparent_kept"] is None
+
+    # The same photograph under a soft round mask: opaque centre, fully
+    # transparent corners, a ramp between.
+    h, w = photo.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    r = np.hypot((yy - h / 2) / (h / 2), (xx - w / 2) / (w / 2))
+    alpha = np.clip((1.1 - r) / 0.3 * 255, 0, 255).astype(np.uint8)
+    rgba = np.dstack([photo, alpha])
+    buffer = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buffer, format="PNG")
+    data = buffer.getvalue()
+    image_id = upload(client, data, name="masked.png").json()["id"]
+    for k in (4, 16):
+        meta = client.get(f"/api/images/{image_id}/result?k={k}&quick=1").json()
+        m = kmq.compress(data, k).metrics()
+        assert (meta["opaque_kept"], meta["transparent_kept"]) == (m.opaque_kept, m.transparent_kept)
+        assert meta["transparent_kept"] == 1.0 and 0 < meta["opaque_kept"] <= 1
+
+
 def test_downloads_are_the_result(client, photo_bytes):
     image_id = upload(client, photo_bytes).json()["id"]
     c = kmq.compress(photo_bytes, 20, seed=0)

@@ -22,6 +22,7 @@ import pytest
 from PIL import Image
 
 import kmq
+from kmq.metrics import _share_text as _share
 from kmq._quantize import DEFAULT_DITHER
 
 CHROMIUM = "/usr/bin/chromium"
@@ -134,6 +135,7 @@ def test_page_end_to_end(server, browser, tmp_path):
     assert text(page, "#n-ssim") == f"{m.ssim:.4f}"
     assert text(page, "#n-perceptual") == f"{kmq.metrics.perceptual_score(c.source.pixels, c.reconstruct()):.1f}"
     assert text(page, "#n-ratio") == f"{m.ratio:.4f} = {m.ratio_to_1:.1f}:1"
+    assert page.locator("#row-alpha").is_hidden()  # an RGB image
     assert page.locator("#palette .swatch").count() == c.k
     counts = np.bincount(c.labels.ravel(), minlength=c.k)
     top = c.palette[int(np.argmax(counts))]
@@ -203,6 +205,33 @@ def test_page_end_to_end(server, browser, tmp_path):
         assert page.get_attribute("#divider", "aria-valuenow") == "50"
         page.focus("#k-number")
         page.screenshot(path=str(Path(folder) / "serve-desktop.png"))
+
+
+def test_alpha_row_for_an_image_with_alpha(server, browser, tmp_path):
+    # The photograph at 192 x 128 under a soft round mask: at K = 16 a few
+    # opaque pixels near the ramp leave 255, every transparent one stays 0.
+    pixels = np.asarray(Image.open(SAMPLE))[::4, ::4]
+    h, w = pixels.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    alpha = np.clip((1.1 - np.hypot((yy - h / 2) / (h / 2), (xx - w / 2) / (w / 2))) / 0.6 * 255, 0, 255)
+    masked = tmp_path / "masked.png"
+    Image.fromarray(np.dstack([pixels, alpha.astype(np.uint8)]), "RGBA").save(masked)
+    m = kmq.compress(masked, 16, seed=0).metrics()
+    assert m.opaque_kept < 1 and m.transparent_kept == 1
+
+    page, errors = open_page(browser, server, 1280, 800)
+    page.set_input_files("#file", str(masked))
+    wait_shown(page, 16, 1)
+    assert text(page, "#n-image") == "192 × 128 RGBA"
+    assert page.locator("#row-alpha").is_visible()
+    # The CLI report's percentages: 100 % only when exact.
+    assert text(page, "#n-alpha") == f"opaque at 255: {_share(m.opaque_kept)} · transparent at 0: {_share(m.transparent_kept)}"
+    assert text(page, "#n-alpha").endswith("transparent at 0: 100 %")
+    # Back to an RGB image: the row goes.
+    page.set_input_files("#file", str(SAMPLE))
+    wait_shown(page, 16, 2)
+    assert page.locator("#row-alpha").is_hidden()
+    assert errors == []
 
 
 def test_page_at_phone_width(server, browser, tmp_path):

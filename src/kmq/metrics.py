@@ -450,6 +450,15 @@ def alpha_kept(original, reconstructed) -> tuple[float | None, float | None]:
     return (opaque_kept / opaque if opaque else None, clear_kept / clear if clear else None)
 
 
+def _share_text(fraction: float) -> str:
+    """A share (0..1) as a percentage with two decimals that says 100 % only
+    when it is exact: 99.996 % of opaque pixels kept is not all of them
+    (the report's and ``kmq report``'s alpha figures)."""
+    if fraction == 1.0:
+        return "100 %"
+    return f"{min(math.floor(fraction * 10000) / 100, 99.99):.2f} %"
+
+
 def index_bits(k: int) -> int:
     """Bits per pixel of a palette index: ceil(log2 K); 0 for K = 1."""
     if k < 1:

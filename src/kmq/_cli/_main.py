@@ -51,6 +51,7 @@ from ._args import (
     short_name,
 )
 from ..batch import result_notes
+from ..metrics import _share_text
 from ._batch import add_batch_options, is_batch, register_palette, run_batch
 from ._figures import register_plot, register_report
 from ._serve import register_serve
@@ -476,21 +477,14 @@ def _fmt_bytes(n: int | None) -> str:
     return "-" if n is None else f"{n:,} B"
 
 
-def _share(fraction: float) -> str:
-    """A fraction as a percentage that says 100 % only when it is exact."""
-    if fraction == 1.0:
-        return "100 %"
-    return f"{min(math.floor(fraction * 10000) / 100, 99.99):.2f} %"
-
-
 def _alpha_row(metrics) -> list:
     """The report's ``alpha`` row (none for images without alpha, or
     without opaque and fully transparent pixels)."""
     parts = []
     if metrics.opaque_kept is not None:
-        parts.append(f"opaque kept at 255: {_share(metrics.opaque_kept)}")
+        parts.append(f"opaque kept at 255: {_share_text(metrics.opaque_kept)}")
     if metrics.transparent_kept is not None:
-        parts.append(f"transparent kept at 0: {_share(metrics.transparent_kept)}")
+        parts.append(f"transparent kept at 0: {_share_text(metrics.transparent_kept)}")
     return [("alpha", ", ".join(parts))] if parts else []
 
 

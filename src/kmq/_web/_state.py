@@ -528,6 +528,10 @@ class Result:
             "psnr": None if math.isinf(m.psnr) else m.psnr,
             "ssim": ssim,
             "perceptual_score": perceptual,
+            # Shares of the opaque pixels still at alpha 255 and of the fully
+            # transparent ones still at 0 (None: no alpha, or no such pixel).
+            "opaque_kept": m.opaque_kept,
+            "transparent_kept": m.transparent_kept,
             "ratio": m.ratio,
             "ratio_to_1": m.ratio_to_1,
             "index_bits": m.index_bits,

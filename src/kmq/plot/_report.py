@@ -13,6 +13,7 @@ import html
 import numpy as np
 
 from .._display import png_data_url as _png_data_url
+from ..metrics import _share_text
 from ._sweep import (
     DEFAULT_FIGURE_K,
     DITHER_PAIR,
@@ -137,9 +138,28 @@ def _percent_of(n: int | None, whole: int | None) -> str:
     return f"{100 * n / whole:.1f} %"
 
 
+def _has_alpha_figures(results) -> bool:
+    """Whether the image has opaque or fully transparent pixels whose alpha
+    the table can say was kept (an image with alpha)."""
+    return any(r.metrics.opaque_kept is not None or r.metrics.transparent_kept is not None for r in results)
+
+
+def _alpha_cell(m) -> str:
+    """``opaque / transparent``: the shares still at alpha 255 and at 0."""
+    return "<td>" + " / ".join("–" if v is None else _share_text(v) for v in (m.opaque_kept, m.transparent_kept)) + "</td>"
+
+
+_ALPHA_HEADER = "<th>alpha kept (opaque / transparent)</th>"
+_ALPHA_CAPTION = (
+    " Alpha kept: the share of the opaque pixels still at alpha 255 and of the fully transparent ones "
+    "still at 0 (100 % only when exact)."
+)
+
+
 def _table_html(sweep: Sweep, targets: dict) -> str:
     input_bytes = sweep.source.input_bytes
     first_ks = {k for k in targets.values() if k is not None}
+    alpha = _has_alpha_figures(sweep.results)
     rows = []
     for result in sweep.results:
         m = result.metrics
@@ -152,7 +172,7 @@ def _table_html(sweep: Sweep, targets: dict) -> str:
             f"<td>{m.perceptual_error:.2f}</td><td>{m.perceptual_score:.1f}</td><td>{_ratio(m.ratio_to_1)}</td>"
             f"<td>{result.kmq_bytes:,}</td><td>{_percent_of(result.kmq_bytes, input_bytes)}</td>"
             f"<td>{'–' if result.png_bytes is None else f'{result.png_bytes:,}'}</td>"
-            f"<td>{_percent_of(result.png_bytes, input_bytes)}</td></tr>"
+            f"<td>{_percent_of(result.png_bytes, input_bytes)}</td>{_alpha_cell(m) if alpha else ''}</tr>"
         )
     input_text = f"{input_bytes:,} B" if input_bytes is not None else "unknown (not read from a file)"
     # The wrapper scrolls sideways on a narrow screen instead of cutting
@@ -161,14 +181,15 @@ def _table_html(sweep: Sweep, targets: dict) -> str:
         '<div class="table-wrap">\n<table>\n<thead><tr><th>K</th><th>colours used</th><th>MSE</th><th>PSNR</th><th>SSIM</th>'
         "<th>perceptual (ΔEok)</th><th>perceptual score</th>"
         "<th>ratio (bits)</th><th>.kmq (B)</th><th>.kmq / input</th><th>indexed PNG (B)</th>"
-        "<th>PNG / input</th></tr></thead>\n<tbody>\n"
+        "<th>PNG / input</th>" + (_ALPHA_HEADER if alpha else "") + "</tr></thead>\n<tbody>\n"
         + "\n".join(rows)
         + "\n</tbody>\n"
         f"<caption>Input file: {input_text}. MSE in squared 8-bit levels per channel; perceptual: kmq's "
         "mean Oklab difference (ΔEok × 100) after the eye's blur, and its 0–100 score (100 − 8 ΔE), which "
         "credit dithering where PSNR and SSIM do not; ratio = raw bits ÷ "
         "(index bits + palette bits), as the k-means tutorials count it; indexed PNG holds at most 256 "
-        "colours. Shaded: the first K to reach each PSNR level.</caption>\n</table>\n</div>"
+        "colours. Shaded: the first K to reach each PSNR level." + (_ALPHA_CAPTION if alpha else "")
+        + "</caption>\n</table>\n</div>"
     )
 
 
@@ -200,6 +221,7 @@ def _dithering_html(sweep: Sweep, pair: list[KResult], levels, png: bytes) -> st
     k = pair[0].k
     names = [dither_name(level) for level in levels]
     input_bytes = sweep.source.input_bytes
+    alpha = _has_alpha_figures(pair)
     rows = []
     for name, result in zip(names, pair):
         m = result.metrics
@@ -208,7 +230,7 @@ def _dithering_html(sweep: Sweep, pair: list[KResult], levels, png: bytes) -> st
         rows.append(
             f"<tr><td>{html.escape(name)}</td><td>{result.kmq_bytes:,}</td>"
             f"<td>{_percent_of(result.kmq_bytes, input_bytes)}</td><td>{png_bytes}</td><td>{html.escape(format_psnr(m.psnr))}</td><td>{ssim}</td>"
-            f"<td>{m.perceptual_error:.2f}</td><td>{m.perceptual_score:.1f}</td></tr>"
+            f"<td>{m.perceptual_error:.2f}</td><td>{m.perceptual_score:.1f}</td>{_alpha_cell(m) if alpha else ''}</tr>"
         )
     note = ""
     if pair[0].compressed.lossless:
@@ -230,10 +252,11 @@ def _dithering_html(sweep: Sweep, pair: list[KResult], levels, png: bytes) -> st
         f"{note}{figure}\n{crops}\n"
         '<div class="table-wrap">\n<table id="dither-table">\n<thead><tr><th>K = ' + str(k) + "</th><th>.kmq (B)</th>"
         "<th>.kmq / input</th><th>indexed PNG (B)</th><th>PSNR</th><th>SSIM</th><th>perceptual (ΔEok)</th>"
-        "<th>perceptual score</th></tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody>\n"
+        "<th>perceptual score</th>" + (_ALPHA_HEADER if alpha else "") + "</tr></thead>\n<tbody>\n"
+        + "\n".join(rows) + "\n</tbody>\n"
         "<caption>Dithering places colours so that their local average is the original's. PSNR and SSIM "
         "measure each pixel against the original, kmq's perceptual error what the eye averages; the bytes "
-        "are what the less regular indices cost.</caption>\n</table>\n</div>"
+        "are what the less regular indices cost." + (_ALPHA_CAPTION if alpha else "") + "</caption>\n</table>\n</div>"
     )
 
 

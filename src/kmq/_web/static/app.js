@@ -377,7 +377,7 @@ function bytesCell(id, value, original) {
 }
 
 function clearNumbers() {
-  for (const id of ["n-k", "n-png", "n-webp", "n-kmq", "n-psnr", "n-ssim", "n-perceptual", "n-ratio", "n-time", "n-quality"]) {
+  for (const id of ["n-k", "n-png", "n-webp", "n-kmq", "n-psnr", "n-ssim", "n-perceptual", "n-alpha", "n-ratio", "n-time", "n-quality"]) {
     $(id).textContent = "–";
     $(id).classList.remove("pending");
   }
@@ -405,10 +405,26 @@ function showNumbers(meta) {
   const score = meta.perceptual_score;
   $("n-perceptual").textContent = score === null ? (meta.complete ? "–" : "…") : score.toFixed(1);
   $("n-perceptual").classList.toggle("pending", score === null && !meta.complete);
+  showAlpha(meta);
   $("n-ratio").textContent = `${meta.ratio.toFixed(4)} = ${meta.ratio_to_1.toFixed(1)}:1`;
   $("n-time").textContent = `${meta.seconds.toFixed(2)} s`;
   $("tag-result").textContent = `K = ${meta.k}`;
   showPalette(meta.palette);
+}
+
+// A share as a percentage that says 100 % only when it is exact (as the
+// CLI's report): 99.996 % of opaque pixels kept is not all of them.
+function share(fraction) {
+  if (fraction === 1) return "100 %";
+  return `${Math.min(Math.floor(fraction * 10000) / 100, 99.99).toFixed(2)} %`;
+}
+
+function showAlpha(meta) {
+  const parts = [];
+  if (meta.opaque_kept !== null) parts.push(`opaque at 255: ${share(meta.opaque_kept)}`);
+  if (meta.transparent_kept !== null) parts.push(`transparent at 0: ${share(meta.transparent_kept)}`);
+  $("row-alpha").hidden = parts.length === 0;
+  $("n-alpha").textContent = parts.length ? parts.join(" · ") : "–";
 }
 
 function showPalette(palette) {
