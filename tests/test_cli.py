@@ -76,6 +76,22 @@ def test_compress_table_shows_the_perceptual_metric(capsys, in_tmp, photo_png):
     assert out.index("  PSNR ") < out.index("  SSIM ") < out.index("  perceptual ") < out.index("  ratio (bits) ")
 
 
+def test_compress_table_palette_line(capsys, in_tmp, photo):
+    # The photograph in 32 colours fits 16 in one iteration; the full crop takes more.
+    Image.fromarray(photo).quantize(32, dither=Image.Dither.NONE).convert("RGB").save(in_tmp / "few.png")
+    Image.fromarray(photo).save(in_tmp / "full.png")
+    for name, words in (("few.png", "1 iteration"), ("full.png", "{} iterations")):
+        c = kmq.compress(in_tmp / name, 16)
+        assert (c.n_iter == 1) == (name == "few.png")
+        code, out, err = run(capsys, "compress", name, "-k", "16", "-o", "x.png", "--force")
+        assert code == 0, err
+        line = f"  palette       16 colours (k-means in oklab, {words.format(c.n_iter)}, seed 0, dithered 0.75)\n"
+        assert line in out
+    code, out, err = run(capsys, "compress", "full.png", "-k", "16", "-o", "x.png", "--force", "--nofs", "--space", "rgb", "--sample", "0.5")
+    c = kmq.compress(in_tmp / "full.png", 16, dither=0, space="rgb", sample=0.5)
+    assert f"  palette       16 colours (k-means in rgb, {c.n_iter} iterations, seed 0, fitted on 0.5 of the pixels)\n" in out
+
+
 def test_compress_table_shows_the_alpha_kept(capsys, in_tmp, photo):
     h, w = photo.shape[:2]
     alpha = np.full((h, w), 255, np.uint8)

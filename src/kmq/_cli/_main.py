@@ -497,7 +497,8 @@ def _print_compress_report(result, metrics, source, output, fmt, output_bytes, t
     if result.lossless:
         fit = "lossless (every distinct colour kept)"
     else:
-        fit = f"k-means in {result.space}, {result.n_iter} iterations, seed {result.seed}"
+        iterations = "1 iteration" if result.n_iter == 1 else f"{result.n_iter} iterations"
+        fit = f"k-means in {result.space}, {iterations}, seed {result.seed}"
         if result.dither:
             fit += f", dithered {result.dither:g}"
         if result.sample is not None:
