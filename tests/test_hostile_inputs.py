@@ -90,7 +90,9 @@ def test_one_by_one_image(capsys, in_tmp):
     Image.new("RGB", (1, 1), (12, 34, 56)).save("dot.png")
     code, out, err = run(capsys, "compress", "dot.png", "-k", "16", "-o", "dot.png.kmq")
     assert code == 0, err
-    assert "lossless: the image has 1 distinct colours, no more than K=16" in out
+    assert "lossless: the image has 1 distinct colour, no more than K=16" in out
+    assert "  image         1 x 1 RGB, 1 pixel, 1 distinct colour\n" in out
+    assert "  palette       1 colour (lossless: every distinct colour kept)\n" in out
     loaded = kmq.load("dot.png.kmq")
     assert loaded.palette.tolist() == [[12, 34, 56]] and loaded.labels.shape == (1, 1)
     assert run(capsys, "decompress", "dot.png.kmq", "-o", "dot-out.png", "-q")[0] == 0

@@ -316,7 +316,8 @@ def result_notes(result) -> list[str]:
         notes.append(result.quality_note)
     if result.lossless:
         notes.append(
-            f"lossless: the image has {result.n_colors_in} distinct colours, no more than K={result.k_requested}; "
+            f"lossless: the image has {result.n_colors_in:,} distinct colour{'' if result.n_colors_in == 1 else 's'}, "
+            f"no more than K={result.k_requested}; "
             "the palette is exactly those colours"
         )
     return notes

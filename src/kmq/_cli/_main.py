@@ -488,17 +488,21 @@ def _alpha_row(metrics) -> list:
     return [("alpha", ", ".join(parts))] if parts else []
 
 
+def _counted(n: int, noun: str) -> str:
+    """``1 colour``, ``16 colours``, ``4,096 pixels``."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def _print_compress_report(result, metrics, source, output, fmt, output_bytes, total, skipped, stream) -> None:
     channel_names = {"L": "L", "LA": "LA", "RGB": "RGB", "RGBA": "RGBA"}[result.mode]
     per_channel = "  ".join(f"{name} {value:.2f}" for name, value in zip(channel_names, metrics.mse_per_channel))
     psnr = "inf (identical)" if math.isinf(metrics.psnr) else f"{metrics.psnr:.2f} dB"
     ssim = "-" if metrics.ssim is None else f"{metrics.ssim:.4f}"
-    distinct = f", {result.n_colors_in:,} distinct colours" if result.n_colors_in is not None else ""
+    distinct = f", {_counted(result.n_colors_in, 'distinct colour')}" if result.n_colors_in is not None else ""
     if result.lossless:
-        fit = "lossless (every distinct colour kept)"
+        fit = "lossless: every distinct colour kept"
     else:
-        iterations = "1 iteration" if result.n_iter == 1 else f"{result.n_iter} iterations"
-        fit = f"k-means in {result.space}, {iterations}, seed {result.seed}"
+        fit = f"k-means in {result.space}, {_counted(result.n_iter, 'iteration')}, seed {result.seed}"
         if result.dither:
             fit += f", dithered {result.dither:g}"
         if result.sample is not None:
@@ -507,8 +511,8 @@ def _print_compress_report(result, metrics, source, output, fmt, output_bytes, t
     shown_output = f"{output_name} ({fmt})" if not skipped else "(skipped)"
     raw_percent = 100.0 * output_bytes / metrics.raw_bytes
     rows = [
-        ("image", f"{metrics.width} x {metrics.height} {result.mode}, {metrics.n_pixels:,} pixels{distinct}"),
-        ("palette", f"{result.k} colours ({fit})"),
+        ("image", f"{metrics.width} x {metrics.height} {result.mode}, {_counted(metrics.n_pixels, 'pixel')}{distinct}"),
+        ("palette", f"{_counted(result.k, 'colour')} ({fit})"),
         ("MSE", f"{per_channel}  (mean {metrics.mse:.2f})"),
         ("distortion J", f"{metrics.distortion:.2f}  (mean squared colour distance per pixel)"),
         ("PSNR", psnr),

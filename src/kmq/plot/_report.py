@@ -297,7 +297,9 @@ def build_report(sweep: Sweep, *, dpi: float = REPORT_DPI, on_figure=None) -> st
     k_one = featured_k(sweep)
     targets = {target: sweep.first_k_reaching(target) for target in QUALITY_TARGETS_DB}
     first = sweep.results[0].compressed
-    colours = f", {first.n_colors_in:,} distinct colours" if first.n_colors_in is not None else ""
+    colours = (
+        f", {first.n_colors_in:,} distinct colour{'' if first.n_colors_in == 1 else 's'}" if first.n_colors_in is not None else ""
+    )
     input_text = (
         f", input file {format_bytes(source.input_bytes)}" + (f" ({source.format})" if source.format else "")
         if source.input_bytes is not None
