@@ -378,9 +378,27 @@ def test_compressed_shows_itself_in_jupyter(photo):
     assert "K = 8" in page
     assert f"{metrics.ratio_to_1:.1f}:1" in page
     assert f"PSNR {metrics.psnr:.1f} dB" in page
+    assert f"perceptual {metrics.perceptual_score:.1f}" in page
     encoded = page.split('src="data:image/png;base64,')[1].split('"')[0]
     embedded = decode_png(base64.b64decode(encoded))
     np.testing.assert_array_equal(np.asarray(embedded.convert("RGB")), compressed.reconstruct())
+
+
+def test_notebook_caption_of_an_image_with_alpha_is_of_what_is_seen(photo):
+    # Vivid colour under fully transparent pixels: hidden, so it must not count.
+    rgba = np.dstack([photo, np.full(photo.shape[:2], 255, np.uint8)])
+    rgba[:, :40] = (255, 0, 255, 0)
+    rgba[:, :40, 0] = np.arange(40, dtype=np.uint8)[None, :] * 6
+    compressed = kmq.compress(rgba, 8, seed=0)
+    metrics = compressed.metrics(with_ssim=False)
+    rebuilt = compressed.reconstruct()
+    assert metrics.psnr == kmq.metrics.psnr_seen(rgba, rebuilt) != kmq.metrics.psnr(rgba, rebuilt)
+    caption = kmq._display.compressed_caption(compressed)
+    assert caption == (
+        f"K = 8 · {metrics.ratio_to_1:.1f}:1 · PSNR {metrics.psnr:.1f} dB · perceptual {metrics.perceptual_score:.1f}"
+        f" · {photo.shape[1]} × {photo.shape[0]} RGBA"
+    )
+    assert f"PSNR {kmq.metrics.psnr(rgba, rebuilt):.1f} dB" not in caption
 
 
 def test_notebook_display_of_a_large_or_loaded_image():

@@ -1,6 +1,6 @@
 """How a :class:`kmq.Compressed` shows itself in Jupyter: the rebuilt
 image (PNG, downscaled to at most ``NOTEBOOK_MAX_SIDE`` a side) with its K,
-compression ratio and PSNR. Part of the core, not of :mod:`kmq.plot`: it
+compression ratio, PSNR and perceptual score. Part of the core, not of :mod:`kmq.plot`: it
 needs Pillow only, never matplotlib."""
 
 from __future__ import annotations
@@ -57,8 +57,10 @@ def compressed_png(compressed) -> bytes:
 
 
 def compressed_caption(compressed) -> str:
-    """"K = 16 · 6.0:1 · PSNR 26.6 dB" (PSNR only when the original is known)."""
-    from .metrics import compression_ratio, psnr
+    """"K = 16 · 6.0:1 · PSNR 26.6 dB · perceptual 78.3 · 768 × 512 RGB"
+    (PSNR and kmq's perceptual score only when the original is known; for
+    an image with alpha both are of what is seen, as the CLI's report)."""
+    from .metrics import compression_ratio, perceptual_score, psnr_seen
 
     height, width = compressed.shape
     channels = compressed.palette.shape[1]
@@ -66,7 +68,8 @@ def compressed_caption(compressed) -> str:
     if compressed.source is not None:
         original = compressed.source.pixels
         rebuilt = compressed.reconstruct().reshape(original.shape)
-        parts.append(f"PSNR {_format_psnr(psnr(original, rebuilt))}")
+        parts.append(f"PSNR {_format_psnr(psnr_seen(original, rebuilt))}")
+        parts.append(f"perceptual {perceptual_score(original, rebuilt):.1f}")
     parts.append(f"{width} × {height} {compressed.mode}")
     return " · ".join(parts)
 
