@@ -123,6 +123,24 @@ def test_alpha_kept_is_the_metrics_and_none_without_alpha(client, photo, photo_b
         assert meta["transparent_kept"] == 1.0 and 0 < meta["opaque_kept"] <= 1
 
 
+def test_figures_of_an_image_with_alpha_are_of_what_is_seen(client, photo):
+    # Vivid colour under fully transparent pixels is hidden: PSNR, SSIM and
+    # the perceptual score are the CLI's, which do not count it.
+    rgba = np.dstack([photo, np.full(photo.shape[:2], 255, np.uint8)])
+    rgba[:, :40] = (255, 0, 255, 0)
+    rgba[:, :40, 0] = np.arange(40, dtype=np.uint8)[None, :] * 6
+    buffer = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buffer, format="PNG")
+    image_id = upload(client, buffer.getvalue(), name="hidden.png").json()["id"]
+    meta = client.get(f"/api/images/{image_id}/result?k=8").json()
+    c = kmq.compress(rgba, 8)
+    m = c.metrics()
+    rebuilt = c.reconstruct()
+    assert meta["psnr"] == m.psnr and meta["ssim"] == m.ssim
+    assert meta["perceptual_score"] == m.perceptual_score
+    assert m.ssim == kmq.metrics.ssim_seen(rgba, rebuilt) != kmq.metrics.ssim(rgba, rebuilt)
+
+
 def test_downloads_are_the_result(client, photo_bytes):
     image_id = upload(client, photo_bytes).json()["id"]
     c = kmq.compress(photo_bytes, 20, seed=0)

@@ -455,7 +455,9 @@ class Result:
     def ssim(self):
         c = self.compressed()
         original = c.source.pixels
-        return self._part("ssim", lambda: _metrics.ssim(original, c.reconstruct().reshape(original.shape)))
+        # Of what is seen, as the CLI's report: hidden colour under
+        # transparent pixels does not count.
+        return self._part("ssim", lambda: _metrics.ssim_seen(original, c.reconstruct().reshape(original.shape)))
 
     def perceptual_score(self):
         c = self.compressed()
