@@ -220,13 +220,10 @@ def test_report_shows_one_k_undithered_beside_dithered(report_sweep, photo, monk
         np.testing.assert_array_equal(image, expected[top:bottom, left:right])
 
 
-def test_report_of_an_image_with_alpha_says_what_alpha_is_kept(photo, report_page):
+def test_report_of_an_image_with_alpha_says_what_alpha_is_kept(masked_photo, report_page):
     # Without alpha, no such column.
     assert len(parse(report_page).rows[0]) == 12 and "alpha kept" not in report_page
-    h, w = photo.shape[:2]
-    yy, xx = np.mgrid[0:h, 0:w]
-    alpha = np.clip((1.1 - np.hypot((yy - h / 2) / (h / 2), (xx - w / 2) / (w / 2))) / 0.6 * 255, 0, 255)
-    masked = np.dstack([photo, alpha.astype(np.uint8)])
+    masked = masked_photo
     sweep = kmq.plot.sweep(masked, [2, 16], seed=0)
     page = parse(build_report(sweep, dpi=30))
     header, body = page.rows[0], page.rows[1:3]

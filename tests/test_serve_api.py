@@ -99,21 +99,15 @@ def test_upload_then_metadata_equals_compress(client, photo_bytes):
     assert quick["complete"] is False
 
 
-def test_alpha_kept_is_the_metrics_and_none_without_alpha(client, photo, photo_bytes):
+def test_alpha_kept_is_the_metrics_and_none_without_alpha(client, masked_photo, photo_bytes):
     # An RGB photograph: no alpha figures.
     image_id = upload(client, photo_bytes).json()["id"]
     meta = client.get(f"/api/images/{image_id}/result?k=12&quick=1").json()
     assert meta["opaque_kept"] is None and meta["transparent_kept"] is None
 
-    # The same photograph under a soft round mask: opaque centre, fully
-    # transparent corners, a ramp between.
-    h, w = photo.shape[:2]
-    yy, xx = np.mgrid[0:h, 0:w]
-    r = np.hypot((yy - h / 2) / (h / 2), (xx - w / 2) / (w / 2))
-    alpha = np.clip((1.1 - r) / 0.3 * 255, 0, 255).astype(np.uint8)
-    rgba = np.dstack([photo, alpha])
+    # The same photograph under a soft round mask.
     buffer = io.BytesIO()
-    Image.fromarray(rgba, "RGBA").save(buffer, format="PNG")
+    Image.fromarray(masked_photo, "RGBA").save(buffer, format="PNG")
     data = buffer.getvalue()
     image_id = upload(client, data, name="masked.png").json()["id"]
     for k in (4, 16):
@@ -123,12 +117,10 @@ def test_alpha_kept_is_the_metrics_and_none_without_alpha(client, photo, photo_b
         assert meta["transparent_kept"] == 1.0 and 0 < meta["opaque_kept"] <= 1
 
 
-def test_figures_of_an_image_with_alpha_are_of_what_is_seen(client, photo):
-    # Vivid colour under fully transparent pixels is hidden: PSNR, SSIM and
-    # the perceptual score are the CLI's, which do not count it.
-    rgba = np.dstack([photo, np.full(photo.shape[:2], 255, np.uint8)])
-    rgba[:, :40] = (255, 0, 255, 0)
-    rgba[:, :40, 0] = np.arange(40, dtype=np.uint8)[None, :] * 6
+def test_figures_of_an_image_with_alpha_are_of_what_is_seen(client, hidden_colour_photo):
+    # PSNR, SSIM and the perceptual score are the CLI's, which do not count
+    # the hidden colour under transparent pixels.
+    rgba = hidden_colour_photo
     buffer = io.BytesIO()
     Image.fromarray(rgba, "RGBA").save(buffer, format="PNG")
     image_id = upload(client, buffer.getvalue(), name="hidden.png").json()["id"]

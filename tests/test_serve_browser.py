@@ -207,15 +207,12 @@ def test_page_end_to_end(server, browser, tmp_path):
         page.screenshot(path=str(Path(folder) / "serve-desktop.png"))
 
 
-def test_alpha_row_for_an_image_with_alpha(server, browser, tmp_path):
+def test_alpha_row_for_an_image_with_alpha(server, browser, tmp_path, round_mask):
     # The photograph at 192 x 128 under a soft round mask: at K = 16 a few
     # opaque pixels near the ramp leave 255, every transparent one stays 0.
     pixels = np.asarray(Image.open(SAMPLE))[::4, ::4]
-    h, w = pixels.shape[:2]
-    yy, xx = np.mgrid[0:h, 0:w]
-    alpha = np.clip((1.1 - np.hypot((yy - h / 2) / (h / 2), (xx - w / 2) / (w / 2))) / 0.6 * 255, 0, 255)
     masked = tmp_path / "masked.png"
-    Image.fromarray(np.dstack([pixels, alpha.astype(np.uint8)]), "RGBA").save(masked)
+    Image.fromarray(np.dstack([pixels, round_mask(*pixels.shape[:2])]), "RGBA").save(masked)
     m = kmq.compress(masked, 16, seed=0).metrics()
     assert m.opaque_kept < 1 and m.transparent_kept == 1
 
