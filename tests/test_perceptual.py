@@ -33,6 +33,60 @@ LAB = {
 }
 
 
+def _linear_levels():
+    """The kernels' table of linear light, level by level, in Python floats."""
+    out = []
+    for level in range(256):
+        c = level / 255.0
+        out.append(c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4)
+    return out
+
+
+def _oklab_as_written(r, g, b):
+    """_colorspace.pyx's Oklab, operation by operation: Python rounds every
+    multiply and add on its own, as C does with contraction off."""
+    import math
+
+    l = math.cbrt(0.4122214708 * r + 0.5363325363 * g + 0.0514459929 * b)
+    m = math.cbrt(0.2119034982 * r + 0.6806995451 * g + 0.1073969566 * b)
+    s = math.cbrt(0.0883024619 * r + 0.2817188376 * g + 0.6299787005 * b)
+    return (
+        100.0 * (0.2104542553 * l + 0.7936177850 * m - 0.0040720468 * s),
+        100.0 * (1.9779984951 * l - 2.4285922050 * m + 0.4505937099 * s),
+        100.0 * (0.0259040371 * l + 0.7827717662 * m - 0.8086757660 * s),
+    )
+
+
+def _lab_as_written(r, g, b):
+    import math
+
+    delta = 6.0 / 29.0
+
+    def f(t):
+        return math.cbrt(t) if t > delta * delta * delta else t / (3.0 * delta * delta) + 4.0 / 29.0
+
+    x = 0.4124564 * r + 0.3575761 * g + 0.1804375 * b
+    y = 0.2126729 * r + 0.7151522 * g + 0.0721750 * b
+    z = 0.0193339 * r + 0.1191920 * g + 0.9503041 * b
+    fy = f(y / 1.0)
+    return (116.0 * fy - 16.0, 500.0 * (f(x / 0.95047) - fy), 200.0 * (fy - f(z / 1.08883)))
+
+
+@pytest.mark.parametrize("space, convert", [("oklab", _oklab_as_written), ("lab", _lab_as_written)])
+def test_conversion_is_the_sources_arithmetic_bit_for_bit(space, convert):
+    # The same bytes on every build rest on the kernels rounding each
+    # multiply and add as written: a fused multiply-add (Clang's default
+    # on arm64) would change the last bits and, through ties in the
+    # nearest-entry search, the output. meson.build turns contraction off.
+    rng = np.random.default_rng(7)
+    colors = np.concatenate([np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, 1), rng.integers(0, 256, (3000, 3), dtype=np.uint8)])
+    linear = _linear_levels()
+    got = to_space(colors, space)
+    expected = np.array([convert(linear[r], linear[g], linear[b]) for r, g, b in colors.tolist()])
+    mismatched = np.flatnonzero((got != expected).any(axis=1))
+    assert mismatched.size == 0, (colors[mismatched[:5]].tolist(), got[mismatched[:5]].tolist(), expected[mismatched[:5]].tolist())
+
+
 @pytest.mark.parametrize("space, table", [("oklab", OKLAB), ("lab", LAB)])
 def test_conversion_matches_reference_values(space, table):
     colors = np.array(list(table), dtype=np.uint8)
