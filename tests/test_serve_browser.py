@@ -224,6 +224,14 @@ def test_alpha_row_for_an_image_with_alpha(server, browser, tmp_path, round_mask
     # The CLI report's percentages: 100 % only when exact.
     assert text(page, "#n-alpha") == f"opaque at 255: {_share(m.opaque_kept)} · transparent at 0: {_share(m.transparent_kept)}"
     assert text(page, "#n-alpha").endswith("transparent at 0: 100 %")
+    # The transparent entry's swatch shows the checkerboard through it; an opaque one does not.
+    backgrounds = page.eval_on_selector_all(
+        "#palette .swatch", "els => els.map(e => [e.title, getComputedStyle(e.querySelector('i')).backgroundImage])"
+    )
+    clear = [image for title, image in backgrounds if " alpha 0 " in title]
+    opaque = [image for title, image in backgrounds if " alpha " not in title]
+    assert len(clear) == 1 and "conic-gradient" in clear[0]
+    assert opaque and all(image == "none" for image in opaque)
     # Back to an RGB image: the row goes.
     page.set_input_files("#file", str(SAMPLE))
     wait_shown(page, 16, 2)

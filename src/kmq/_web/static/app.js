@@ -438,7 +438,12 @@ function showPalette(palette) {
     item.title = `${entry.hex}${entry.alpha < 255 ? ` alpha ${entry.alpha}` : ""} · ${percent.toFixed(2)} % · ${grouped.format(entry.pixels)} pixels`;
     const chip = document.createElement("i");
     const [r, g, b] = [1, 3, 5].map((i) => parseInt(entry.hex.slice(i, i + 2), 16));
-    chip.style.background = `rgba(${r}, ${g}, ${b}, ${entry.alpha / 255})`;
+    const colour = `rgba(${r}, ${g}, ${b}, ${entry.alpha / 255})`;
+    // A translucent or transparent entry over the viewer's checkerboard, as
+    // it is seen: over the white panel alone it would look pale or white.
+    chip.style.background = entry.alpha < 255
+      ? `linear-gradient(${colour}, ${colour}), repeating-conic-gradient(#d6d6d2 0 25%, #f7f7f5 0 50%) 0 0 / 10px 10px`
+      : colour;
     item.append(chip, document.createTextNode(percent >= 10 ? `${percent.toFixed(0)}%` : `${percent.toFixed(1)}%`));
     box.append(item);
   }
