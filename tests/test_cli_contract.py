@@ -89,11 +89,18 @@ def test_dash_capital_v_prints_the_version(capsys):
     assert capsys.readouterr().out.strip() == f"kmq {kmq.__version__}"
 
 
-@pytest.mark.parametrize("command", ["compress", "decompress", "info", "report"])
+@pytest.mark.parametrize("command", ["compress", "decompress", "info", "report", "plot scatter", "plot compare"])
 def test_unknown_option_hint_names_the_subcommand_help(capsys, command):
-    code, _, err = run(capsys, command, "x.png", "--no-such-option")
+    code, _, err = run(capsys, *command.split(), "x.png", "--no-such-option")
     assert code == 2
     assert one_line_error(err) == f"kmq: error: unrecognized arguments: --no-such-option (see 'kmq {command} --help')"
+
+
+def test_a_second_k_for_a_one_k_figure_names_that_figures_help(capsys):
+    # scatter and segments draw one K; compare takes several.
+    code, _, err = run(capsys, "plot", "scatter", "x.png", "-k", "4", "16")
+    assert code == 2
+    assert one_line_error(err) == "kmq: error: unrecognized arguments: 16 (see 'kmq plot scatter --help')"
 
 
 def test_decompress_out_of_memory_has_its_own_message_and_code(capsys, in_tmp, photo_png, monkeypatch):

@@ -32,10 +32,14 @@ class _Parser(argparse.ArgumentParser):
         # in the error, where the options that exist are listed.
         args, extras = self.parse_known_args(args, namespace)
         if extras:
-            commands = getattr(self, "subcommands", None)
+            # The innermost subcommand given (``kmq plot scatter``), whose
+            # help lists the options that exist.
             target = self
-            if commands is not None and getattr(args, "command", None) in commands.choices:
-                target = commands.choices[args.command]
+            while (commands := getattr(target, "subcommands", None)) is not None:
+                name = getattr(args, commands.dest, None)
+                if name not in commands.choices:
+                    break
+                target = commands.choices[name]
             target.error("unrecognized arguments: " + " ".join(extras))
         return args
 

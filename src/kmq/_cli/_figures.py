@@ -90,6 +90,7 @@ def register_plot(commands) -> None:
         "extension). Example: kmq plot compare photo.jpg -k 2 3 6 16 -o compare.png",
     )
     figures = plot.add_subparsers(dest="figure", metavar="FIGURE", parser_class=_Parser, required=True)
+    plot.subcommands = figures
     for name, (short_help, description) in _FIGURE_HELP.items():
         parser = figures.add_parser(name, help=short_help, description=description)
         many_ks = name in ("compare", "palette", "curve")
