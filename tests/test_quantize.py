@@ -153,6 +153,24 @@ def test_exports_decode_to_the_same_pixels(photo, compressed16, fmt):
     np.testing.assert_array_equal(np.asarray(decoded.convert("RGB")), compressed16.reconstruct())
 
 
+def test_bmp_and_tiff_keep_alpha_as_documented(photo):
+    rgba = np.dstack([photo, np.full(photo.shape[:2], 255, np.uint8)])
+    rgba[:, :40, 3] = 0
+    rgba[:, 40:60, 3] = 128
+    c = kmq.compress(rgba, 8, seed=0)
+    rebuilt = c.reconstruct()
+    # TIFF: RGBA, read back exactly.
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(c.to_bytes("tiff")))), rebuilt)
+    # BMP: 32-bit pixels, BGRA, bottom row first, alpha in the fourth byte
+    # (a 40-byte header says nothing of it, so Pillow reads RGB).
+    data = c.to_bytes("bmp")
+    offset, header, height, bits = (int.from_bytes(data[a:b], "little") for a, b in ((10, 14), (14, 18), (22, 26), (28, 30)))
+    assert (header, height, bits) == (40, photo.shape[0], 32)
+    pixels = np.frombuffer(data[offset:], np.uint8).reshape(photo.shape[0], photo.shape[1], 4)[::-1]
+    np.testing.assert_array_equal(pixels[:, :, [2, 1, 0, 3]], rebuilt)
+    assert Image.open(io.BytesIO(data)).mode == "RGB"
+
+
 def test_jpeg_export_is_the_rebuilt_image(photo, compressed16):
     decoded = np.asarray(Image.open(io.BytesIO(compressed16.to_bytes("jpeg")))).astype(int)
     rebuilt = compressed16.reconstruct()
