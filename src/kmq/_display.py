@@ -1,7 +1,7 @@
 """How a :class:`kmq.Compressed` shows itself in Jupyter: the rebuilt
 image (PNG, downscaled to at most ``NOTEBOOK_MAX_SIDE`` a side) with its K,
-compression ratio, PSNR and perceptual score. Part of the core, not of :mod:`kmq.plot`: it
-needs Pillow only, never matplotlib."""
+compression ratio, PSNR and perceptual score. Part of the core, not of
+:mod:`kmq.plot`: it needs Pillow only, never matplotlib."""
 
 from __future__ import annotations
 
