@@ -458,17 +458,12 @@ def score(original_path, result_path, has_alpha):
 
 
 def alpha_kept(original: np.ndarray, result: np.ndarray) -> dict:
-    """Of the pixels of ``original`` (H x W x 4 uint8) at alpha 255 and at
-    alpha 0, the fractions that ``result`` (same shape) writes at exactly
-    the same alpha: {"opaque": float | None, "transparent": float | None},
-    None where the original has no such pixel. An opaque pixel written at
-    254 lets the page show through it; a background written at alpha 1-2
-    tints the page under the whole image."""
-    out = {}
-    for key, level in (("opaque", 255), ("transparent", 0)):
-        where = original[:, :, 3] == level
-        out[key] = float(np.mean(result[:, :, 3][where] == level)) if where.any() else None
-    return out
+    """:func:`kmq.metrics.alpha_kept` of ``result`` against ``original`` (H x
+    W x 4 uint8) as {"opaque": float | None, "transparent": float | None}.
+    An opaque pixel written at 254 lets the page show through it; a
+    background written at alpha 1-2 tints the page under the whole image."""
+    opaque, transparent = kmq.metrics.alpha_kept(original, result)
+    return {"opaque": opaque, "transparent": transparent}
 
 
 TOOLS = ("kmq", "pngquant", "imagequant")

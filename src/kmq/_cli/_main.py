@@ -51,7 +51,6 @@ from ._args import (
     short_name,
 )
 from ..batch import result_notes
-from ..metrics import _share_text
 from ._batch import add_batch_options, is_batch, register_palette, run_batch
 from ._figures import register_plot, register_report
 from ._serve import register_serve
@@ -480,6 +479,10 @@ def _fmt_bytes(n: int | None) -> str:
 def _alpha_row(metrics) -> list:
     """The report's ``alpha`` row (none for images without alpha, or
     without opaque and fully transparent pixels)."""
+    # Imported here: kmq.metrics is loaded only when something is measured
+    # (not for -q, decompress or info).
+    from ..metrics import _share_text
+
     parts = []
     if metrics.opaque_kept is not None:
         parts.append(f"opaque kept at 255: {_share_text(metrics.opaque_kept)}")
