@@ -137,6 +137,57 @@ def test_gif_of_soft_alpha_takes_a_threshold(capsys, in_tmp):
     assert code == 2 and "expected a whole number from 0 to 255, got 300" in one_line_error(err)
 
 
+GIF_NOTE = (
+    "  note: GIF has on/off transparency: 2 translucent palette entries were made fully transparent or opaque "
+    "(--alpha-threshold, default 128); .png or .webp keeps them"
+)
+BMP_NOTE = (
+    "  note: BMP keeps alpha only as the fourth byte of 32-bit pixels, which many readers ignore; "
+    ".png or .tif keeps transparency"
+)
+
+
+def lossless_note(k):
+    return f"  note: lossless: the image has {k} distinct colours, no more than K={k}; the palette is exactly those colours"
+
+
+def test_formats_that_lose_alpha_say_so(capsys, in_tmp):
+    # Four exact colours: transparent, two translucent, one opaque.
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 0] = 250
+    rgba[:, 2:4, 3] = 100
+    rgba[:, 4:6, 3] = 180
+    rgba[:, 6:, 3] = 255
+    Image.fromarray(rgba, "RGBA").save("soft.png")
+    for name, note in (("soft.gif", GIF_NOTE), ("soft.bmp", BMP_NOTE)):
+        code, out, err = run(capsys, "compress", "soft.png", "-k", "4", "-o", name)
+        assert code == 0, err
+        assert [line for line in out.splitlines() if "note:" in line] == [lossless_note(4), note]
+        code, out, _ = run(capsys, "compress", "soft.png", "-k", "4", "-o", name, "-f", "--json")
+        assert json.loads(out)[0]["notes"] == [n.removeprefix("  note: ") for n in (lossless_note(4), note)]
+    # kmq decompress says the same of a .kmq written to those formats.
+    kmq.compress("soft.png", 4).save("soft.kmq")
+    code, out, err = run(capsys, "decompress", "soft.kmq", "-o", "back.gif")
+    assert code == 0, err
+    assert out.splitlines()[1:] == [GIF_NOTE]
+    # Formats that keep alpha, and images without translucency, say nothing.
+    for name in ("soft.png", "soft.webp", "soft.tif"):
+        code, out, _ = run(capsys, "decompress", "soft.kmq", "-o", name, "-f")
+        assert code == 0 and len(out.splitlines()) == 1
+    rgba[..., 3] = np.where(rgba[..., 3] == 255, 255, 0)  # on/off only: GIF keeps it
+    Image.fromarray(rgba, "RGBA").save("binary.png")
+    code, out, _ = run(capsys, "compress", "binary.png", "-k", "2", "-o", "binary.gif")
+    assert code == 0 and [line for line in out.splitlines() if "note:" in line] == [lossless_note(2)]
+    code, out, _ = run(capsys, "compress", "binary.png", "-k", "2", "-o", "binary.bmp")
+    assert [line for line in out.splitlines() if "note:" in line] == [lossless_note(2), BMP_NOTE]
+    rgba[..., 3] = 255  # opaque: BMP loses nothing either
+    Image.fromarray(rgba, "RGBA").save("opaque.png")
+    code, out, _ = run(capsys, "compress", "opaque.png", "-k", "1", "-o", "opaque.bmp")
+    assert code == 0 and [line for line in out.splitlines() if "note:" in line] == [
+        "  note: lossless: the image has 1 distinct colour, no more than K=1; the palette is exactly that colour"
+    ]
+
+
 def test_jpeg_of_an_opaque_rgba_image_drops_the_alpha(capsys, in_tmp, photo):
     rgba = np.dstack([photo, np.full(photo.shape[:2], 255, np.uint8)])
     Image.fromarray(rgba, "RGBA").save("opaque.png")

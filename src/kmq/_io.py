@@ -659,6 +659,39 @@ def check_effort(effort) -> int:
     return int(effort)
 
 
+def export_notes(palette: np.ndarray, mode: str, fmt: str) -> list[str]:
+    """What an export in ``fmt`` does not keep of a palette's alpha, one
+    sentence a loss (empty when nothing is lost): GIF's on/off
+    transparency, BMP's alpha byte that many readers ignore. The report,
+    ``--json`` and ``kmq decompress`` print them, so that a format's silent
+    change to what is seen is said.
+
+    Parameters
+    ----------
+    palette : ndarray, shape (K, C), uint8
+    mode : {"L", "LA", "RGB", "RGBA"}
+    fmt : str
+        An output format (see :func:`format_for_path`).
+    """
+    if mode not in ("LA", "RGBA"):
+        return []
+    alpha = np.asarray(palette)[:, -1]
+    if fmt == "gif":
+        translucent = int(((alpha != 0) & (alpha != 255)).sum())
+        if translucent:
+            return [
+                f"GIF has on/off transparency: {translucent} translucent palette "
+                f"entr{'y was' if translucent == 1 else 'ies were'} made fully transparent or opaque "
+                f"(--alpha-threshold, default {DEFAULT_ALPHA_THRESHOLD}); .png or .webp keeps them"
+            ]
+    elif fmt == "bmp" and (alpha != 255).any():
+        return [
+            "BMP keeps alpha only as the fourth byte of 32-bit pixels, which many readers ignore; "
+            ".png or .tif keeps transparency"
+        ]
+    return []
+
+
 def _oxipng_optimize(png: bytes) -> bytes:
     """oxipng's strongest preset (``oxipng -o max``) on a PNG, or its input if smaller."""
     try:

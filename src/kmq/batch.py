@@ -308,9 +308,10 @@ DETAIL_FIELDS = (
 )
 
 
-def result_notes(result) -> list[str]:
+def result_notes(result, fmt: str | None = None) -> list[str]:
     """What the report notes of a :class:`kmq.Compressed`: the input's
-    conversions, the quality search, losslessness."""
+    conversions, the quality search, losslessness, and with ``fmt`` (the
+    output format) what that format does not keep (kmq._io.export_notes)."""
     notes = list(result.source.notes) if result.source is not None else []
     if result.quality_note:
         notes.append(result.quality_note)
@@ -318,8 +319,10 @@ def result_notes(result) -> list[str]:
         notes.append(
             f"lossless: the image has {result.n_colors_in:,} distinct colour{'' if result.n_colors_in == 1 else 's'}, "
             f"no more than K={result.k_requested}; "
-            "the palette is exactly those colours"
+            f"the palette is exactly {'that colour' if result.n_colors_in == 1 else 'those colours'}"
         )
+    if fmt is not None:
+        notes += _io.export_notes(result.palette, result.mode, fmt)
     return notes
 
 
@@ -328,7 +331,7 @@ def describe(result, fmt: str, output_bytes: int, metrics=None) -> dict:
     ``fmt`` in ``output_bytes`` bytes (``metrics``: its kmq.metrics.Metrics,
     measured here if not given)."""
     metrics = result.metrics(output_bytes=output_bytes) if metrics is None else metrics
-    notes = result_notes(result)
+    notes = result_notes(result, fmt)
     return {
         "format": fmt, "k_requested": result.k_requested, "lossless": result.lossless,
         "distinct_colors": result.n_colors_in, "seed": result.seed, "space": result.space, "dither": result.dither,

@@ -538,7 +538,7 @@ def _print_compress_report(result, metrics, source, output, fmt, output_bytes, t
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         print(f"  {label:<{width}}  {value}", file=stream)
-    for note in result_notes(result):
+    for note in result_notes(result, fmt):
         print(f"  note: {note}", file=stream)
 
 
@@ -572,6 +572,8 @@ def _run_decompress(args) -> int:
     if not args.quiet and output != "-":
         h, w = loaded.shape
         print(f"kmq: {args.input} -> {output} ({fmt}, {w} x {h} {loaded.mode}, K={loaded.k}, {len(data):,} B)")
+        for note in _io.export_notes(loaded.palette, loaded.mode, fmt):
+            print(f"  note: {note}")
     return 0
 
 
