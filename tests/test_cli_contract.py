@@ -188,6 +188,64 @@ def test_formats_that_lose_alpha_say_so(capsys, in_tmp):
     ]
 
 
+def test_the_report_measures_the_file_a_lossy_format_wrote(capsys, in_tmp, photo):
+    """GIF's on/off alpha and JPEG change the pixels: the report, --json and
+    the manifest give the figures of the file as a reader decodes it."""
+    from kmq import metrics
+
+    rgba = np.dstack([photo, np.full(photo.shape[:2], 255, np.uint8)])
+    rgba[:, : photo.shape[1] // 2, 3] = np.linspace(0, 254, photo.shape[1] // 2).astype(np.uint8)  # a soft ramp
+    Image.fromarray(rgba, "RGBA").save("soft.png")
+    Image.fromarray(photo).save("photo.png")
+    for source, name, mode in (("soft.png", "soft.gif", "RGBA"), ("photo.png", "photo.jpg", "RGB"), ("soft.png", "soft-k8.png", "RGBA")):
+        code, out, err = run(capsys, "compress", source, "-k", "8", "-o", name, "--json")
+        assert code == 0, err
+        m = json.loads(out)[0]["metrics"]
+        original = np.asarray(Image.open(source).convert(mode))
+        written = np.asarray(Image.open(name).convert(mode))
+        assert m["psnr"] == metrics.psnr_seen(original, written)
+        assert m["perceptual_error"] == metrics.perceptual_error(original, written)
+        assert m["ssim"] == metrics.ssim_seen(original, written)
+        palette_image = kmq.compress(source, 8).reconstruct()
+        if name.endswith(".png"):
+            np.testing.assert_array_equal(written, palette_image)
+        else:  # the format changed the pixels, and the figures say so
+            assert m["psnr"] < metrics.psnr_seen(original, palette_image)
+        code, out, _ = run(capsys, "compress", source, "-k", "8", "-o", name, "-f")
+        assert f"  PSNR          {m['psnr']:.2f} dB\n" in out
+    # A batch's manifest: the same PSNR.
+    code, _, err = run(capsys, "compress", "soft.png", "photo.png", "-k", "8", "--format", "gif", "-o", "out/", "--manifest", "m.csv", "-q")
+    assert code == 0, err
+    import csv
+
+    with open("m.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(row["input"] for row in rows) == ["photo.png", "soft.png"]
+    for row in rows:
+        mode = "RGBA" if row["input"] == "soft.png" else "RGB"
+        original = np.asarray(Image.open(row["input"]).convert(mode))
+        written = np.asarray(Image.open(row["output"]).convert(mode))
+        assert float(row["psnr"]) == pytest.approx(metrics.psnr_seen(original, written), abs=1e-4)
+
+
+def test_measure_takes_the_pixels_written(photo):
+    from kmq import metrics
+
+    c = kmq.compress(photo, 8)
+    noisy = c.reconstruct().copy()
+    noisy[::3, ::3] ^= 8
+    m = metrics.measure(photo, c, reconstructed=noisy)
+    assert (m.psnr, m.k) == (metrics.psnr(photo, noisy), 8)
+    assert metrics.measure(photo, c).psnr == metrics.psnr(photo, c.reconstruct()) != m.psnr
+    with pytest.raises(kmq.UsageError, match=r"reconstructed must be uint8 of the original's shape \(96, 128, 3\), got uint8 \(96, 127, 3\)"):
+        metrics.measure(photo, c, reconstructed=noisy[:, 1:])
+    from kmq import _io
+
+    for fmt in ("png", "webp", "bmp", "tiff"):
+        assert _io.written_pixels(c.to_bytes(fmt), fmt, "RGB") is None
+    assert _io.written_pixels(c.to_bytes("gif"), "gif", "RGB") is None  # GIF without alpha is exact
+
+
 def test_jpeg_of_an_opaque_rgba_image_drops_the_alpha(capsys, in_tmp, photo):
     rgba = np.dstack([photo, np.full(photo.shape[:2], 255, np.uint8)])
     Image.fromarray(rgba, "RGBA").save("opaque.png")

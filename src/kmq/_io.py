@@ -692,6 +692,27 @@ def export_notes(palette: np.ndarray, mode: str, fmt: str) -> list[str]:
     return []
 
 
+def written_pixels(data: bytes, fmt: str, mode: str) -> np.ndarray | None:
+    """The pixels a reader decodes from ``data``, an export in ``fmt`` of
+    a palette image in ``mode``, where the format does not store that image
+    exactly: JPEG (lossy) and GIF of an image with alpha (on/off
+    transparency). None for the formats that do (.kmq, PNG, WebP, BMP,
+    TIFF, and GIF without alpha): there the pixels are ``palette[labels]``.
+
+    Returns
+    -------
+    ndarray (H, W) for L, else (H, W, C), uint8, or None
+        In ``mode``'s channels, so that it compares with the original: a
+        JPEG of an image whose palette is all opaque (written without its
+        alpha channel) gets alpha 255 back.
+    """
+    if fmt not in ("jpeg", "gif") or (fmt == "gif" and mode not in ("LA", "RGBA")):
+        return None
+    with Image.open(io.BytesIO(data)) as image:
+        decoded = np.asarray(image.convert(mode))
+    return np.ascontiguousarray(decoded)
+
+
 def _oxipng_optimize(png: bytes) -> bytes:
     """oxipng's strongest preset (``oxipng -o max``) on a PNG, or its input if smaller."""
     try:

@@ -326,6 +326,23 @@ def result_notes(result, fmt: str | None = None) -> list[str]:
     return notes
 
 
+def measure_written(result, data: bytes, fmt: str):
+    """``result.metrics()`` of the file written, ``data`` in ``fmt``: where
+    the format changed the pixels (JPEG, a GIF's on/off alpha:
+    kmq._io.written_pixels), the figures are those of the pixels a reader
+    decodes, so that the report describes the file."""
+    from .metrics import measure
+
+    pixels = _io.written_pixels(data, fmt, result.mode)
+    if pixels is None:
+        return result.metrics(output_bytes=len(data))
+    original = result.source.pixels
+    return measure(
+        original, result, input_bytes=result.source.input_bytes, output_bytes=len(data),
+        reconstructed=pixels.reshape(original.shape),
+    )
+
+
 def describe(result, fmt: str, output_bytes: int, metrics=None) -> dict:
     """The :data:`DETAIL_FIELDS` of a :class:`kmq.Compressed` written as
     ``fmt`` in ``output_bytes`` bytes (``metrics``: its kmq.metrics.Metrics,
@@ -456,8 +473,18 @@ def run_task(task: Task, settings: Settings) -> dict:
         data = result.to_bytes(
             settings.format, alpha_threshold=settings.alpha_threshold, strip=settings.strip, effort=settings.effort
         )
-        details = describe(result, settings.format, len(data)) if settings.details else None
-        psnr = details["metrics"]["psnr"] if details else _psnr(source.pixels, result.palette, result.labels)
+        if settings.details:
+            details = describe(result, settings.format, len(data), measure_written(result, data, settings.format))
+            psnr = details["metrics"]["psnr"]
+        else:
+            details = None
+            written = _io.written_pixels(data, settings.format, result.mode)
+            if written is None:
+                psnr = _psnr(source.pixels, result.palette, result.labels)
+            else:  # a JPEG's or a GIF's pixels, as read back
+                from .metrics import psnr_seen
+
+                psnr = psnr_seen(source.pixels, written.reshape(source.pixels.shape))
         psnr = math.inf if psnr is None else psnr  # JSON's null: identical
         bytes_in = source.input_bytes
         if settings.skip_if_larger and bytes_in is not None:

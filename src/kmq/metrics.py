@@ -525,7 +525,9 @@ class Metrics:
         return data
 
 
-def measure(original, compressed, *, input_bytes=None, output_bytes=None, with_ssim: bool = True) -> Metrics:
+def measure(
+    original, compressed, *, input_bytes=None, output_bytes=None, with_ssim: bool = True, reconstructed=None
+) -> Metrics:
     """Measure a :class:`kmq.Compressed` against the original pixels.
 
     Parameters
@@ -537,13 +539,26 @@ def measure(original, compressed, *, input_bytes=None, output_bytes=None, with_s
     with_ssim : bool
         Compute SSIM; None in the result when False. (The perceptual error
         is always computed.)
+    reconstructed : ndarray, optional
+        The pixels to measure, of the original's shape, uint8, when they
+        are not ``compressed.reconstruct()``: a file in a format that
+        changed them, as a reader decodes it (a JPEG, a GIF's on/off
+        alpha). K, the ratio and the index bits stay the palette's.
 
     Returns
     -------
     Metrics
     """
     original = np.asarray(original)
-    reconstructed = compressed.reconstruct().reshape(original.shape)
+    if reconstructed is None:
+        reconstructed = compressed.reconstruct().reshape(original.shape)
+    else:
+        reconstructed = np.asarray(reconstructed)
+        if reconstructed.shape != original.shape or reconstructed.dtype != np.uint8:
+            raise UsageError(
+                f"reconstructed must be uint8 of the original's shape {original.shape}, "
+                f"got {reconstructed.dtype} {reconstructed.shape}"
+            )
     height, width = original.shape[:2]
     channels = 1 if original.ndim == 2 else original.shape[2]
     n_pixels = height * width

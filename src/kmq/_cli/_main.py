@@ -50,7 +50,7 @@ from ._args import (
     progress_for,
     short_name,
 )
-from ..batch import result_notes
+from ..batch import measure_written, result_notes
 from ._batch import add_batch_options, is_batch, register_palette, run_batch
 from ._figures import register_plot, register_report
 from ._serve import register_serve
@@ -431,7 +431,7 @@ def _compress_one(args, name: str | None, k: int, output: str, fmt: str, started
     if args.json or not args.quiet:
         # The report's time is the whole run, its measuring included.
         say("measuring")
-        metrics = result.metrics(output_bytes=len(data))
+        metrics = measure_written(result, data, fmt)
         total = time.perf_counter() - started
     if status is not None:
         status.close()  # before the report is printed
