@@ -117,6 +117,22 @@ def test_alpha_kept_is_the_metrics_and_none_without_alpha(client, masked_photo, 
         assert meta["transparent_kept"] == 1.0 and 0 < meta["opaque_kept"] <= 1
 
 
+def test_gif_note_says_what_the_gif_download_changes(client, masked_photo, photo_bytes):
+    from kmq import _io
+
+    image_id = upload(client, photo_bytes).json()["id"]
+    assert client.get(f"/api/images/{image_id}/result?k=8&quick=1").json()["gif_note"] is None
+    buffer = io.BytesIO()
+    Image.fromarray(masked_photo, "RGBA").save(buffer, format="PNG")
+    image_id = upload(client, buffer.getvalue(), name="masked.png").json()["id"]
+    meta = client.get(f"/api/images/{image_id}/result?k=16&quick=1").json()
+    c = kmq.compress(buffer.getvalue(), 16)
+    assert meta["gif_note"] == _io.export_notes(c.palette, c.mode, "gif")[0]
+    assert meta["gif_note"].startswith("GIF has on/off transparency: ")
+    translucent = sum(0 < entry["alpha"] < 255 for entry in meta["palette"])
+    assert f": {translucent} translucent palette entries were made" in meta["gif_note"]
+
+
 def test_figures_of_an_image_with_alpha_are_of_what_is_seen(client, hidden_colour_photo):
     # PSNR, SSIM and the perceptual score are the CLI's, which do not count
     # the hidden colour under transparent pixels.

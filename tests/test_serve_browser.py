@@ -224,6 +224,9 @@ def test_alpha_row_for_an_image_with_alpha(server, browser, tmp_path, round_mask
     # The CLI report's percentages: 100 % only when exact.
     assert text(page, "#n-alpha") == f"opaque at 255: {_share(m.opaque_kept)} · transparent at 0: {_share(m.transparent_kept)}"
     assert text(page, "#n-alpha").endswith("transparent at 0: 100 %")
+    # The GIF button says that GIF's on/off transparency changes this result.
+    assert text(page, "#dl-gif") == "GIF (on/off alpha)"
+    assert page.get_attribute("#dl-gif", "title").startswith("GIF has on/off transparency: ")
     # The transparent entry's swatch shows the checkerboard through it; an opaque one does not.
     backgrounds = page.eval_on_selector_all(
         "#palette .swatch", "els => els.map(e => [e.title, getComputedStyle(e.querySelector('i')).backgroundImage])"
@@ -236,6 +239,7 @@ def test_alpha_row_for_an_image_with_alpha(server, browser, tmp_path, round_mask
     page.set_input_files("#file", str(SAMPLE))
     wait_shown(page, 16, 2)
     assert page.locator("#row-alpha").is_hidden()
+    assert text(page, "#dl-gif") == "GIF" and page.get_attribute("#dl-gif", "title") == ""
     assert errors == []
 
 

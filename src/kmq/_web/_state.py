@@ -24,7 +24,7 @@ from .. import metrics as _metrics
 from .._cli._args import _dither_level, _quality_range, _speed, engine_options
 from .._engine.colorspace import SPACES
 from .._errors import KmqError, UsageError
-from .._io import SourceImage, read_image
+from .._io import SourceImage, export_notes, read_image
 from .._quantize import (
     DEFAULT_DITHER, DEFAULT_MAX_ITER, DEFAULT_SPACE, DEFAULT_SPEED, ImageAnalysis, _check_space, _compress,
 )
@@ -518,6 +518,9 @@ class Result:
             "n_iter": c.n_iter,
             "quality": c.quality,
             "quality_note": c.quality_note,
+            # What the GIF download does not keep (its on/off transparency),
+            # as kmq compress notes it; None when it keeps everything.
+            "gif_note": next(iter(export_notes(c.palette, c.mode, "gif")), None),
             "palette": palette,
             "bytes": {
                 "original": c.source.input_bytes,

@@ -384,6 +384,7 @@ function clearNumbers() {
   $("tag-result").textContent = "no result";
   $("palette").textContent = "";
   $("palette-note").textContent = "";
+  showGifNote(null);
 }
 
 function showNumbers(meta) {
@@ -406,10 +407,19 @@ function showNumbers(meta) {
   $("n-perceptual").textContent = score === null ? (meta.complete ? "–" : "…") : score.toFixed(1);
   $("n-perceptual").classList.toggle("pending", score === null && !meta.complete);
   showAlpha(meta);
+  showGifNote(meta.gif_note);
   $("n-ratio").textContent = `${meta.ratio.toFixed(4)} = ${meta.ratio_to_1.toFixed(1)}:1`;
   $("n-time").textContent = `${meta.seconds.toFixed(2)} s`;
   $("tag-result").textContent = `K = ${meta.k}`;
   showPalette(meta.palette);
+}
+
+// The GIF button says when GIF's on/off transparency changes the result
+// (the server's note, the one kmq compress prints, as its tooltip).
+function showGifNote(note) {
+  const link = $("dl-gif");
+  link.textContent = note ? "GIF (on/off alpha)" : "GIF";
+  link.title = note || "";
 }
 
 // A share as a percentage that says 100 % only when it is exact (as the
