@@ -175,6 +175,7 @@ def ssim_rows(const uint8_t[:, :, ::1] a, const uint8_t[:, :, ::1] b, int win, P
                         wxx[x] = <double>sxx
                         wyy[x] = <double>syy
                         wxy[x] = <double>sxy
+                    # Each window's SSIM, into wx (its sum of x is read first).
                     for x in range(n_cols):
                         ux = wx[x] / n
                         uy = wy[x] / n
