@@ -297,3 +297,128 @@ def test_absolute_tol_is_tol_times_the_mean_weighted_variance(n_features, width)
     variance = np.average((X[:, :n_features] - mean) ** 2, axis=0, weights=w)
     got = _absolute_tol(X, w, 1e-4, n_features if width != n_features else None)
     assert got == pytest.approx(1e-4 * variance.mean(), rel=1e-10)
+
+
+def _night_crop():
+    """kodim05's crop as a night shot: its top 224 of 256 rows 5 stops
+    darker (linear light / 32), (256, 256, 3) uint8, 9175 distinct colours."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    v = np.asarray(Image.open(Path(__file__).with_name("data") / "kodim05-crop256.png").convert("RGB")) / 255.0
+    linear = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+    linear[:224] /= 32
+    encoded = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+    return np.rint(255 * encoded).astype(np.uint8)
+
+
+def test_level_scale_is_the_greys_lightness():
+    from kmq._engine.colorspace import level_scale, to_space
+
+    oklab = level_scale("oklab")
+    assert oklab.dtype == np.uint8 and oklab.shape == (256,)
+    # Oklab lightness of the greys 0, 1, 7, 248, 255: 0, 6.72, 12.86, 97.91, 100.
+    assert oklab[[0, 1, 7, 248, 255]].tolist() == [0, 17, 33, 250, 255]
+    lab = level_scale("lab")
+    # CIELAB's linear toe: L* of grey 1 is 0.27, of grey 7 1.92.
+    assert lab[[0, 1, 7, 255]].tolist() == [0, 1, 5, 255]
+    assert np.all(np.diff(oklab.astype(int)) >= 0) and np.all(np.diff(lab.astype(int)) >= 0)
+    grey = to_space(np.arange(256, dtype=np.uint8)[:, None], "oklab")[:, 0]
+    np.testing.assert_array_equal(oklab, np.rint(2.55 * grey).astype(np.uint8))
+    assert level_scale("rgb") is None
+    with pytest.raises(ValueError, match="unknown colour space 'xyz'"):
+        level_scale("xyz")
+
+
+def test_effective_bins():
+    assert _kmeans._effective_bins(np.full(40, 3.0)) == pytest.approx(40.0, rel=1e-12)
+    assert _kmeans._effective_bins(np.array([5.0, 0.0, 0.0])) == pytest.approx(1.0)
+    # Two bins holding 90 % and 10 %: exp(0.325) = 1.384.
+    assert _kmeans._effective_bins(np.array([9.0, 1.0])) == pytest.approx(1.3842, abs=1e-4)
+
+
+def _night_fit(monkeypatch, k, space, effective=None):
+    """fit_colors on the night crop's Oklab points: (inertia, its ratio to
+    the exact colours' fit, the keys each coarse level was binned on, the
+    number of points the seeding ran on)."""
+    from kmq._engine.colorspace import to_space
+
+    colors, counts = np.unique(_night_crop().reshape(-1, 3), axis=0, return_counts=True)
+    assert len(colors) > _kmeans._COARSE_MIN_COLORS
+    points = to_space(colors, "oklab")
+    exact = _kmeans.fit_colors_exact(points, counts.astype(np.float64), k, np.random.default_rng(0), 1, 300, 1e-4)[2]
+    binned_keys, seeded = [], []
+    coarse, seed_plan = _kmeans.coarse_histogram, _kmeans._seed_plan
+
+    def spy_coarse(keys, counts, bits):
+        binned_keys.append(keys)
+        return coarse(keys, counts, bits)
+
+    def spy_seed(means, *args):
+        seeded.append(len(means))
+        return seed_plan(means, *args)
+
+    monkeypatch.setattr(_kmeans, "coarse_histogram", spy_coarse)
+    monkeypatch.setattr(_kmeans, "_seed_plan", spy_seed)
+    if effective is not None:
+        monkeypatch.setattr(_kmeans, "_effective_bins", lambda weights: effective)
+    centers, labels, inertia, _ = _kmeans.fit_colors(
+        colors, counts, k, random_state=np.random.default_rng(0), n_init=1, max_iter=300, tol=1e-4,
+        points=points, space=space,
+    )
+    d2 = ((points[:, None, :] - centers[None]) ** 2).sum(axis=2)
+    np.testing.assert_array_equal(labels, d2.argmin(axis=1))
+    return inertia, inertia / exact, binned_keys, seeded, colors
+
+
+def test_dark_photograph_is_binned_on_lightness_levels(monkeypatch):
+    """The night crop's 5-bit sRGB bins (557) are enough for K = 32, but
+    their weights are as spread as 26 even bins only: the colours are
+    binned again on Oklab's lightness levels (620 bins, as spread as 80),
+    and the fit ends within 1 % of the exact colours'. Binned on sRGB levels
+    whatever the spread, it ended 25 % above."""
+    from kmq._engine.colorspace import level_scale
+
+    _, ratio, keys, seeded, colors = _night_fit(monkeypatch, 32, "oklab")
+    assert ratio <= 1.01
+    assert keys[0] is colors and np.array_equal(keys[-1], level_scale("oklab")[colors])
+    assert seeded == [620]
+    _, ratio, keys, seeded, colors = _night_fit(monkeypatch, 32, "oklab", effective=float("inf"))
+    assert ratio > 1.2 and all(k is colors for k in keys) and seeded == [557]
+
+
+def test_spread_histograms_keep_their_srgb_bins(monkeypatch):
+    """A photograph whose sRGB bins are spread is binned once, on them."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    from kmq._engine.colorspace import to_space
+
+    pixels = np.asarray(Image.open(Path(__file__).with_name("data") / "kodim05-crop256.png").convert("RGB"))
+    colors, counts = np.unique(pixels.reshape(-1, 3), axis=0, return_counts=True)
+    binned_keys = []
+    coarse = _kmeans.coarse_histogram
+    monkeypatch.setattr(_kmeans, "coarse_histogram", lambda keys, counts, bits: binned_keys.append(keys) or coarse(keys, counts, bits))
+    _kmeans.fit_colors(
+        colors, counts, 24, random_state=np.random.default_rng(0), n_init=1, max_iter=300, tol=1e-4,
+        points=to_space(colors, "oklab"), space="oklab",
+    )
+    assert binned_keys and all(keys is colors for keys in binned_keys)
+
+
+def test_without_a_space_concentrated_levels_fall_to_the_finest():
+    """RGB fits (no lightness scale) drop concentrated coarse levels, down
+    to the finest, never to the exact colours (whose fit costs more)."""
+    colors, counts = np.unique(_night_crop().reshape(-1, 3), axis=0, return_counts=True)
+    levels = _kmeans._coarse_levels(colors, counts, counts.astype(np.float64), None, _kmeans._COARSE_LEVELS[3], 16)
+    assert [len(level[0]) for level in levels] == [557]
+    assert _kmeans._effective_bins(levels[0][1]) < _kmeans._MIN_EFFECTIVE_BINS_PER_CENTER * 16
+    centers, labels, inertia, n_iter = _kmeans.fit_colors(
+        colors, counts, 16, random_state=np.random.default_rng(0), n_init=1, max_iter=300, tol=1e-4
+    )
+    X = colors.astype(np.float64)
+    d2 = ((X[:, None, :] - centers[None]) ** 2).sum(axis=2)
+    np.testing.assert_array_equal(labels, d2.argmin(axis=1))
+    assert inertia == pytest.approx(float((counts * d2.min(axis=1)).sum()), rel=1e-12)

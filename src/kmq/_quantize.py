@@ -462,7 +462,7 @@ class ColorQuantizer(ParamsMixin):
             fitted = _fit_with_transparent(
                 fit_colors(
                     colors, counts, k, random_state=rng, n_init=n_init, max_iter=self.max_iter, tol=tol, init=self.init,
-                    points=points_all,
+                    points=points_all, space=space,
                 ),
                 counts,
             )
@@ -477,7 +477,7 @@ class ColorQuantizer(ParamsMixin):
         else:
             centers, color_labels, _, n_iter = fit_colors(
                 colors, counts, k, random_state=rng, n_init=n_init, max_iter=self.max_iter, tol=tol, init=self.init,
-                points=points,
+                points=points, space=space,
             )
         self.quality_ = None
         if quality is not None:

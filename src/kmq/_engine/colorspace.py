@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SPACES", "to_space", "from_space", "nearest_in_space", "PaletteSearch"]
+__all__ = ["SPACES", "to_space", "from_space", "level_scale", "nearest_in_space", "PaletteSearch"]
 
 SPACES = {"oklab": 1, "lab": 2, "rgb": 0}
 #: The alpha scale: half the distance from black to white. L runs
@@ -85,6 +85,25 @@ def to_space(colors: np.ndarray, space: str) -> np.ndarray:
     # A million colours take ~0.1 s (three cube roots each): on all cores.
     run_chunked(_colorspace.to_space, len(colors), (colors, _space_id(space), alpha_scale(space, colors.shape[1])), (out,))
     return out
+
+
+def level_scale(space: str) -> np.ndarray | None:
+    """Each sRGB level on the space's lightness scale: (256,) uint8, level v
+    -> 2.55 x the lightness (0..100) of the grey (v, v, v), rounded; None
+    for ``"rgb"``, whose scale is the levels themselves.
+
+    Coarse histograms bin colours by their channels on this scale
+    (:func:`kmq._engine.kmeans.fit_colors`), so that a bin is about as wide
+    in the working space near black as elsewhere. On sRGB levels a 5-bit
+    bin holds levels 0-7 of a channel, which span 12.9 units of Oklab
+    lightness, and levels 248-255 span 2.1: dark photographs had most of
+    their pixels in a handful of bins, each of which could hold one centre
+    only."""
+    if space == "rgb":
+        _space_id(space)
+        return None
+    lightness = to_space(np.arange(256, dtype=np.uint8)[:, None], space)[:, 0]
+    return np.clip(np.rint(2.55 * lightness), 0, 255).astype(np.uint8)
 
 
 def from_space(points: np.ndarray, space: str) -> np.ndarray:
