@@ -543,7 +543,7 @@ def report(R: dict) -> str:
         L += [""]
     L += ["### How the engine gets there", "",
           "k-means runs on the colour histogram (distinct colours weighted by pixel counts: the same objective as on the pixels), coarse to fine "
-          "(5-, 6-, 7-bit bins, then the exact colours), Lloyd with Hamerly's bounds and sort-means search; pixels are counted in a hash table "
+          "(5-, 6-, 7-bit bins, then the exact colours; binned on the working space's lightness levels when sRGB levels put most pixels in a few bins), Lloyd with Hamerly's bounds and sort-means search; pixels are counted in a hash table "
           "(up to 2 MP), sorted (up to 16 MP) or counted in a dense 2^24 table, and mapped by an exact integer nearest-entry search plus one gather. The loops are Cython "
           "extension modules compiled when the package is built (no JIT, nothing compiled or cached at run time); they release the GIL and run "
           "on all cores from Python threads over fixed ranges, so results do not depend on the thread count. PNG output is deflated on all "

@@ -408,16 +408,20 @@ def test_spread_histograms_keep_their_srgb_bins(monkeypatch):
     assert binned_keys and all(keys is colors for keys in binned_keys)
 
 
-def test_without_a_space_concentrated_levels_fall_to_the_finest():
+def test_without_a_space_concentrated_levels_fall_to_the_finest(monkeypatch):
     """RGB fits (no lightness scale) drop concentrated coarse levels, down
     to the finest, never to the exact colours (whose fit costs more)."""
+    seeded = []
+    seed_plan = _kmeans._seed_plan
+    monkeypatch.setattr(_kmeans, "_seed_plan", lambda means, *args: seeded.append(len(means)) or seed_plan(means, *args))
     colors, counts = np.unique(_night_crop().reshape(-1, 3), axis=0, return_counts=True)
-    levels = _kmeans._coarse_levels(colors, counts, counts.astype(np.float64), None, _kmeans._COARSE_LEVELS[3], 16)
+    levels = _kmeans._coarse_levels(colors, counts, counts.astype(np.float64), None, _kmeans._COARSE_LEVELS[3], 32)
     assert [len(level[0]) for level in levels] == [557]
-    assert _kmeans._effective_bins(levels[0][1]) < _kmeans._MIN_EFFECTIVE_BINS_PER_CENTER * 16
+    assert _kmeans._effective_bins(levels[0][1]) < _kmeans._MIN_EFFECTIVE_BINS_PER_CENTER * 32
     centers, labels, inertia, n_iter = _kmeans.fit_colors(
-        colors, counts, 16, random_state=np.random.default_rng(0), n_init=1, max_iter=300, tol=1e-4
+        colors, counts, 32, random_state=np.random.default_rng(0), n_init=1, max_iter=300, tol=1e-4
     )
+    assert seeded == [557]
     X = colors.astype(np.float64)
     d2 = ((X[:, None, :] - centers[None]) ** 2).sum(axis=2)
     np.testing.assert_array_equal(labels, d2.argmin(axis=1))

@@ -528,8 +528,10 @@ _LEVEL_WORK = 1 << 22
 #: The coarsest level used must have at least this many bins per centre.
 _MIN_BINS_PER_CENTER = 16
 #: ... and its weights must be at least as spread as this many even bins per
-#: centre (see fit_colors).
-_MIN_EFFECTIVE_BINS_PER_CENTER = 2
+#: centre (see fit_colors). 2 changed more photographs, for the worse as
+#: often as for the better on SSIMULACRA2 (docs/benchmarks.md, "Dark
+#: photographs").
+_MIN_EFFECTIVE_BINS_PER_CENTER = 1
 _LEVEL_MIN_ITER = 5
 #: Lloyd iterations a finer level runs before ``tol`` may stop it. A finer
 #: level starts next to a minimum of the coarser objective, so its first
@@ -631,8 +633,8 @@ def fit_colors(colors, counts, k, *, random_state, n_init, max_iter, tol, init="
     # pixels darker than L* 10) seeded on 6712 6-bit bins at K = 256, but
     # their weights were as spread as 58 even bins, and its Oklab fit ended
     # 36 % above the exact colours'. So the seeding level's weights must be
-    # as spread as 2 even bins per centre (the exponential of their
-    # entropy: _effective_bins). When they are not, the colours are binned
+    # as spread as k even bins (the exponential of their entropy:
+    # _effective_bins). When they are not, the colours are binned
     # again on the working space's lightness levels, even in the space
     # where sRGB levels are not (so dark pixels fill more bins), and the
     # coarser levels still too concentrated are dropped. The finest is
