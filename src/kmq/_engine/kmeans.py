@@ -602,11 +602,11 @@ def fit_colors(colors, counts, k, *, random_state, n_init, max_iter, tol, init="
         keys), and each bin's point is the count-weighted mean of its
         colours' points. Default: the colours themselves.
     space : str, optional
-        The space of ``points`` (``colorspace.SPACES``). The coarse levels
-        then bin each channel on the space's lightness scale
-        (``colorspace.level_scale``) instead of on sRGB levels: bins of
-        even size in the space, so that dark images are not folded into a
-        few bins. Alpha is binned on its own levels.
+        The space of ``points`` (``colorspace.SPACES``). When the sRGB
+        levels' coarse bins hold most pixels in a few bins (a dark image;
+        see below), the levels are built again with each colour channel on
+        the space's lightness scale (``colorspace.level_scale``): bins of
+        about even size in the space. Alpha stays on its own levels.
 
     Returns
     -------
