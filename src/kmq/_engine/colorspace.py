@@ -100,7 +100,6 @@ def level_scale(space: str) -> np.ndarray | None:
     their pixels in a handful of bins, each of which could hold one centre
     only."""
     if space == "rgb":
-        _space_id(space)
         return None
     lightness = to_space(np.arange(256, dtype=np.uint8)[:, None], space)[:, 0]
     return np.clip(np.rint(2.55 * lightness), 0, 255).astype(np.uint8)

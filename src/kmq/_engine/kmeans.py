@@ -642,13 +642,12 @@ def fit_colors(colors, counts, k, *, random_state, n_init, max_iter, tol, init="
     # 3840 x 2560, K = 256: compress took 2.65 s against 0.64 s, for an
     # inertia 9 % lower).
     # Histograms whose sRGB levels are spread enough are binned as before.
-    scale = None if points is None or space is None else level_scale(space)
-    if scale is not None and binned and _effective_bins(binned[0][1]) < _MIN_EFFECTIVE_BINS_PER_CENTER * k:
-        keys = scale[colors]
+    if points is not None and space is not None and binned and _too_concentrated(binned[0], k):
+        keys = level_scale(space)[colors]
         if n_channels in (2, 4):
             keys[:, -1] = colors[:, -1]
         binned = _coarse_levels(keys, counts, w, points, levels, k)
-    while len(binned) > 1 and _effective_bins(binned[0][1]) < _MIN_EFFECTIVE_BINS_PER_CENTER * k:
+    while len(binned) > 1 and _too_concentrated(binned[0], k):
         binned.pop(0)
     if not binned:
         return fit_colors_exact(X, w, k, random_state, n_init, max_iter, tol)
@@ -730,6 +729,12 @@ def _coarse_levels(keys, counts, w, points, levels, k):
     while binned and len(binned[0][0]) < _MIN_BINS_PER_CENTER * k:
         binned.pop(0)
     return binned
+
+
+def _too_concentrated(level, k: int) -> bool:
+    """Whether a coarse level's weights are as spread as fewer than
+    _MIN_EFFECTIVE_BINS_PER_CENTER x k even bins (see fit_colors)."""
+    return _effective_bins(level[1]) < _MIN_EFFECTIVE_BINS_PER_CENTER * k
 
 
 def _effective_bins(weights: np.ndarray) -> float:
