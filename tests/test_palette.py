@@ -89,29 +89,34 @@ def test_cli_palette_then_compress_with_it(capsys, frames, in_tmp):
         assert np.array_equal(d_kmq, d_best)
 
 
-def test_compress_palette_maps_as_compress_does(capsys, frames, in_tmp):
+@pytest.mark.parametrize("k", [8, 32])
+def test_compress_palette_maps_as_compress_does(capsys, frames, in_tmp, k):
     """By default an image is mapped to a shared palette as compress maps
     it to its own: fitted on one image alone, the shared palette gives
     exactly compress's image (Oklab, dithered); undithered, each pixel takes
-    the entry nearest in Oklab."""
+    the entry nearest in the fit's space (Oklab, chroma weighted above 16
+    colours: kmq._quantize.working_space)."""
     from kmq._engine.colorspace import to_space
+    from kmq._quantize import working_space
 
     names, stacked = frames
     Image.fromarray(stacked).save("all.png")
-    code, _, err = run(capsys, "palette", "all.png", "-k", "8", "--seed", "0", "-o", "shared.gpl")
+    code, _, err = run(capsys, "palette", "all.png", "-k", str(k), "--seed", "0", "-o", "shared.gpl")
     assert code == 0, err
     shared = kp.read_palette("shared.gpl")
     for options, out in (([], "dithered"), (["--nofs"], "plain")):
         code, _, err = run(capsys, "compress", "all.png", "--palette", "shared.gpl", "-o", out, "-q", *options)
         assert code == 0, err
-    dithered = kmq.load(in_tmp / "dithered" / "all-k8.kmq")
-    plain = kmq.load(in_tmp / "plain" / "all-k8.kmq")
+    dithered = kmq.load(in_tmp / "dithered" / f"all-k{k}.kmq")
+    plain = kmq.load(in_tmp / "plain" / f"all-k{k}.kmq")
     assert np.array_equal(dithered.palette, shared) and np.array_equal(plain.palette, shared)
-    assert np.array_equal(dithered.reconstruct(), kmq.compress("all.png", 8, seed=0).reconstruct())
-    assert np.array_equal(plain.reconstruct(), kmq.compress("all.png", 8, seed=0, dither=0).reconstruct())
+    assert np.array_equal(dithered.reconstruct(), kmq.compress("all.png", k, seed=0).reconstruct())
+    assert np.array_equal(plain.reconstruct(), kmq.compress("all.png", k, seed=0, dither=0).reconstruct())
     assert not np.array_equal(dithered.labels, plain.labels)
-    ok_pixels = to_space(stacked.reshape(-1, 3), "oklab")
-    d2 = ((ok_pixels[:, None, :] - to_space(shared, "oklab")[None, :, :]) ** 2).sum(axis=2)
+    space = working_space("oklab", k)
+    assert space == ("oklab" if k <= 16 else "oklab-chroma")
+    ok_pixels = to_space(stacked.reshape(-1, 3), space)
+    d2 = ((ok_pixels[:, None, :] - to_space(shared, space)[None, :, :]) ** 2).sum(axis=2)
     assert np.array_equal(d2[np.arange(len(d2)), plain.labels.reshape(-1)], d2.min(axis=1))
 
 

@@ -72,7 +72,14 @@ def _lab_as_written(r, g, b):
     return (116.0 * fy - 16.0, 500.0 * (f(x / 0.95047) - fy), 200.0 * (fy - f(z / 1.08883)))
 
 
-@pytest.mark.parametrize("space, convert", [("oklab", _oklab_as_written), ("lab", _lab_as_written)])
+def _oklab_chroma_as_written(r, g, b):
+    l_, a, b_ = _oklab_as_written(r, g, b)
+    return (l_, a * 1.25, b_ * 1.25)
+
+
+@pytest.mark.parametrize(
+    "space, convert", [("oklab", _oklab_as_written), ("oklab-chroma", _oklab_chroma_as_written), ("lab", _lab_as_written)]
+)
 def test_conversion_is_the_sources_arithmetic_bit_for_bit(space, convert):
     # The same bytes on every build rest on the kernels rounding each
     # multiply and add as written: a fused multiply-add (Clang's default
@@ -106,7 +113,7 @@ def test_mid_gray_lightness():
     assert to_space(np.array([[119]], np.uint8), "oklab")[0, 0] == pytest.approx(to_space(gray, "oklab")[0, 0])
 
 
-@pytest.mark.parametrize("space", ["oklab", "lab", "rgb"])
+@pytest.mark.parametrize("space", ["oklab", "oklab-chroma", "lab", "rgb"])
 def test_every_srgb_colour_round_trips(space):
     keys = np.arange(0, 1 << 24, 7, dtype=np.uint32)
     colors = np.stack([(keys >> 16) & 255, (keys >> 8) & 255, keys & 255], axis=1).astype(np.uint8)
@@ -143,16 +150,20 @@ def _space_of_srgb_values(s, space):
     return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=1)
 
 
-@pytest.mark.parametrize("space", ["oklab", "lab", "rgb"])
+@pytest.mark.parametrize("space", ["oklab", "oklab-chroma", "lab", "rgb"])
 def test_alpha_is_placed_where_it_is_seen_and_round_trips(space):
     rng = np.random.default_rng(0)
     colors = rng.integers(0, 256, (5000, 4)).astype(np.uint8)
     colors[:, 3] = np.maximum(colors[:, 3], 128)  # at alpha >= 128 the colour survives uint8
     points = to_space(colors, space)
     # The colour coordinates: the pixel composited over the mid-grey 127.5.
-    np.testing.assert_allclose(points[:, :3], _space_of_srgb_values(_composite(colors, 127.5), space), atol=1e-9)
+    if space == "oklab-chroma":
+        expected = _space_of_srgb_values(_composite(colors, 127.5), "oklab") * [1.0, 1.25, 1.25]
+    else:
+        expected = _space_of_srgb_values(_composite(colors, 127.5), space)
+    np.testing.assert_allclose(points[:, :3], expected, atol=1e-9)
     # Alpha: half the distance from black to white in the space.
-    scale = {"rgb": 127.5 * 3**0.5, "oklab": 50.0, "lab": 50.0}[space]
+    scale = {"rgb": 127.5 * 3**0.5, "oklab": 50.0, "oklab-chroma": 50.0, "lab": 50.0}[space]
     np.testing.assert_allclose(points[:, 3], colors[:, 3] / 255.0 * scale)
     np.testing.assert_array_equal(from_space(points, space), colors)
     # Opaque colours are exactly where an RGB image puts them.
@@ -164,6 +175,52 @@ def test_alpha_is_placed_where_it_is_seen_and_round_trips(space):
     hidden = to_space(np.array([[9, 80, 200, 0], [255, 0, 0, 0], [0, 0, 0, 0]], np.uint8), space)
     assert (hidden == hidden[2]).all()
     assert from_space(hidden[:1], space).tolist() == [[0, 0, 0, 0]]
+
+
+def test_the_chroma_weight_is_the_kernels():
+    from kmq._engine import _colorspace, colorspace
+
+    assert _colorspace.CHROMA_WEIGHT == colorspace.CHROMA_WEIGHT == 1.25
+    # Greys: the same lightness, no chroma (to the matrices' rounding), the
+    # same coarse bins.
+    gray = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+    np.testing.assert_array_equal(to_space(gray, "oklab-chroma")[:, 0], to_space(gray, "oklab")[:, 0])
+    np.testing.assert_allclose(to_space(gray, "oklab-chroma")[:, 1:], 0.0, atol=1e-5)
+    np.testing.assert_array_equal(colorspace.level_scale("oklab-chroma"), colorspace.level_scale("oklab"))
+    with pytest.raises(ValueError, match="unknown colour space 'oklch': expected one of oklab, lab, rgb"):
+        to_space(gray, "oklch")
+
+
+@pytest.mark.parametrize(
+    "space, k, expected",
+    [("oklab", 2, "oklab"), ("oklab", 16, "oklab"), ("oklab", 17, "oklab-chroma"), ("oklab", 256, "oklab-chroma"),
+     ("lab", 256, "lab"), ("rgb", 64, "rgb")],
+)
+def test_working_space(space, k, expected):
+    from kmq._quantize import working_space
+
+    assert working_space(space, k) == expected
+
+
+@pytest.mark.parametrize("k, weight", [(64, 1.25), (16, 1.0)])
+def test_oklab_fits_above_16_colours_weigh_chroma(photo, k, weight):
+    """The fit's inertia is the sum over pixels of dL^2 + w^2 (da^2 + db^2)
+    to the nearest entry, in Oklab x 100: w = 1.25 above 16 colours, 1
+    at 16 and fewer; the palette and its mapping are the same with or
+    without dithering, and the user's space is still reported as oklab."""
+    from kmq._quantize import ColorQuantizer
+
+    q = ColorQuantizer(k, seed=0).fit(photo)
+    assert q.space_ == "oklab" and q.palette_.shape == (k, 3)
+    colors, counts = np.unique(photo.reshape(-1, 3), axis=0, return_counts=True)
+    diff = to_space(colors, "oklab")[:, None, :] - to_space(q.palette_, "oklab")[None]
+    scale = np.array([1.0, weight, weight])
+    nearest = ((diff * scale) ** 2).sum(axis=2).min(axis=1)
+    assert q.inertia_ == pytest.approx(float((counts * nearest).sum()), rel=1e-9)
+    other = np.array([1.0, 2.25 - weight, 2.25 - weight])  # the other weight
+    assert q.inertia_ != pytest.approx(float((counts * ((diff * other) ** 2).sum(axis=2).min(axis=1)).sum()), rel=1e-3)
+    dithered = ColorQuantizer(k, seed=0, dither=0.75).fit(photo)
+    np.testing.assert_array_equal(dithered.palette_, q.palette_)
 
 
 def test_la_alpha_is_placed_like_rgba():
@@ -468,14 +525,17 @@ def _soft_masked(image):
 # files change with it.
 PINNED_OUTPUTS = {
     (16, ()): (16, "35a8e31cfe27d1fb", "593b1ea3ae8e1163"),
+    (64, ()): (64, "c9a2ff344a69274c", "76a9584d38c35874"),
     (64, (("space", "lab"), ("dither", 0))): (64, "e5d6de55252e1f87", "7806ecab5f7776d3"),
     (256, (("space", "rgb"),)): (256, "46860cc341702639", "4ccaff2a13d09aa3"),
-    (32, (("alpha", True),)): (32, "0ad59972694fb838", "848a2795ea42e0ac"),
-    (256, (("quality", (50, 70)),)): (168, "e6967774674da1fc", "344b72fec00f3981"),
+    (32, (("alpha", True),)): (32, "80a0a457479e3776", "32c8833d6aaa0f10"),
+    (256, (("quality", (50, 70)),)): (169, "0821460a3b418b06", "5146bb25292a2df2"),
 }
 
 
-@pytest.mark.parametrize("k, options", list(PINNED_OUTPUTS), ids=["default-16", "lab-64-nofs", "rgb-256", "alpha-32", "quality"])
+@pytest.mark.parametrize(
+    "k, options", list(PINNED_OUTPUTS), ids=["default-16", "default-64", "lab-64-nofs", "rgb-256", "alpha-32", "quality"]
+)
 def test_the_shipped_photograph_gives_this_versions_bytes(k, options):
     import hashlib
     import zlib
@@ -602,3 +662,27 @@ def test_api_bad_quality():
         kmq.compress(image, 4, quality=(80, 60))
     with pytest.raises(kmq.UsageError, match="quality values must be from 0 to 100"):
         kmq.compress(image, 4, quality=(0, 101))
+
+
+@pytest.mark.parametrize("k, scale", [(8, 1.0), (32, 1.25)])
+def test_the_settle_bound_is_in_the_working_spaces_units(monkeypatch, masked_photo, photo, k, scale):
+    """With alpha, a pixel whose received error is within DITHER_SETTLE of
+    the grid's cell keeps its entry; in "oklab-chroma" (above 16 colours)
+    colour errors are up to 1.25 times longer, and so is that bound.
+    Without alpha nothing settles."""
+    from kmq import _quantize
+
+    seen = []
+    real = _quantize.dither_labels
+
+    def spy(*args, **kwargs):
+        seen.append((args[4], kwargs["cell"], kwargs["settle"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_quantize, "dither_labels", spy)
+    kmq.compress(masked_photo, k, seed=0)
+    kmq.compress(photo, k, seed=0)
+    (search, cell, settle), (_, _, no_alpha) = seen
+    assert cell == _quantize._dither_cell(search) and 0.25 <= cell <= 1.0
+    assert settle == pytest.approx(_quantize.DITHER_SETTLE * cell * scale, rel=1e-12)
+    assert no_alpha == 0.0

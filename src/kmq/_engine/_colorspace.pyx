@@ -5,7 +5,8 @@ exact nearest-entry search in float coordinates.
 
 Spaces (``space`` argument): 0 = sRGB values as floats (0..255), 1 = Oklab
 (Ottosson 2020) with L, a, b multiplied by 100, 2 = CIELAB (D65 white, sRGB
-primaries). A colour with alpha is placed where it is seen: its colour
+primaries), 3 = Oklab as 1 with a and b multiplied by ``CHROMA_WEIGHT`` more
+(the lightness of a grey is the same in 1 and 3). A colour with alpha is placed where it is seen: its colour
 coordinates are those of the pixel composited (in sRGB values, as browsers
 blend) over the mid-grey 127.5, the mean of what it shows over black and
 over white, and one more coordinate is alpha/255 times ``alpha_scale``,
@@ -88,16 +89,25 @@ cdef inline double _encode(double linear) noexcept nogil:
     return 255.0 * (1.055 * pow(linear, 1.0 / 2.4) - 0.055)
 
 
+#: Space 3 is Oklab with a and b times this (kmq._engine.colorspace,
+#: "oklab-chroma"): the working space of most Oklab fits.
+cdef double _CHROMA = 1.25
+CHROMA_WEIGHT = _CHROMA
+
+
 cdef inline void _rgb_to_space(double r, double g, double b, int space, double* out) noexcept nogil:
     """Linear r, g, b -> the space's three coordinates."""
     cdef double l, m, s, x, y, z, fy
-    if space == 1:
+    if space == 1 or space == 3:
         l = cbrt(0.4122214708 * r + 0.5363325363 * g + 0.0514459929 * b)
         m = cbrt(0.2119034982 * r + 0.6806995451 * g + 0.1073969566 * b)
         s = cbrt(0.0883024619 * r + 0.2817188376 * g + 0.6299787005 * b)
         out[0] = 100.0 * (0.2104542553 * l + 0.7936177850 * m - 0.0040720468 * s)
         out[1] = 100.0 * (1.9779984951 * l - 2.4285922050 * m + 0.4505937099 * s)
         out[2] = 100.0 * (0.0259040371 * l + 0.7827717662 * m - 0.8086757660 * s)
+        if space == 3:
+            out[1] *= _CHROMA
+            out[2] *= _CHROMA
     else:
         x = 0.4124564 * r + 0.3575761 * g + 0.1804375 * b
         y = 0.2126729 * r + 0.7151522 * g + 0.0721750 * b
@@ -111,7 +121,10 @@ cdef inline void _rgb_to_space(double r, double g, double b, int space, double* 
 cdef inline void _space_to_rgb(double c0, double c1, double c2, int space, double* out) noexcept nogil:
     """The space's coordinates -> sRGB 0..255 (not rounded, not clipped)."""
     cdef double l, m, s, x, y, z, fy, r, g, b
-    if space == 1:
+    if space == 3:
+        c1 /= _CHROMA
+        c2 /= _CHROMA
+    if space == 1 or space == 3:
         c0 /= 100.0
         c1 /= 100.0
         c2 /= 100.0
@@ -145,8 +158,8 @@ cdef inline double _gray_to_space(int value, int space) noexcept nogil:
 
 
 cdef inline double _linear_to_lightness(double linear, int space) noexcept nogil:
-    """Linear light of a gray -> its lightness in space 1 or 2."""
-    if space == 1:
+    """Linear light of a gray -> its lightness in space 1, 2 or 3."""
+    if space == 1 or space == 3:
         return 100.0 * cbrt(linear)
     return 116.0 * _lab_f(linear) - 16.0
 
@@ -155,7 +168,7 @@ cdef inline double _space_to_gray(double lightness, int space) noexcept nogil:
     cdef double t
     if space == 0:
         return lightness
-    if space == 1:
+    if space == 1 or space == 3:
         t = lightness / 100.0
         return _encode(t * t * t)
     return _encode(_lab_finv((lightness + 16.0) / 116.0))

@@ -15,6 +15,11 @@ difference or less):
 * ``"oklab"``: Oklab (Ottosson 2020, his published matrices), L, a, b
   times 100, so L runs 0..100 and a distance of 1 is ~1 % of the lightness
   range.
+* ``"oklab-chroma"``: the same with a and b multiplied by
+  ``CHROMA_WEIGHT`` (1.25) once more, so that a difference of chroma or hue
+  costs 1.25 times a difference of lightness of the same ΔEok. Not a
+  choice of the user's: the engine works in it for ``"oklab"`` palettes
+  of more than 16 colours (kmq._quantize.working_space says why).
 * ``"lab"``: CIELAB, D65 white (sRGB's), L 0..100; distances are CIE76 ΔE.
 * ``"rgb"``: the sRGB values themselves, 0..255.
 
@@ -44,14 +49,19 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SPACES", "to_space", "from_space", "level_scale", "nearest_in_space", "PaletteSearch"]
+__all__ = ["SPACES", "WORKING_SPACES", "CHROMA_WEIGHT", "to_space", "from_space", "level_scale", "nearest_in_space", "PaletteSearch"]
 
+#: The spaces a user names (``space=``, ``--space``), by kernel id.
 SPACES = {"oklab": 1, "lab": 2, "rgb": 0}
+#: Those and the engine's own.
+WORKING_SPACES = {**SPACES, "oklab-chroma": 3}
+#: The weight of a and b in ``"oklab-chroma"`` (the kernels' constant).
+CHROMA_WEIGHT = 1.25
 #: The alpha scale: half the distance from black to white. L runs
 #: 0..100 in Oklab x 100 and CIELAB (a, b stay 0 on the grey axis); in sRGB
 #: values each channel runs 0..255, so alpha_scale gives sqrt(3) x 127.5 for
 #: RGBA and 127.5 for LA.
-ALPHA_SCALE = {"rgb": 127.5, "oklab": 50.0, "lab": 50.0}
+ALPHA_SCALE = {"rgb": 127.5, "oklab": 50.0, "oklab-chroma": 50.0, "lab": 50.0}
 
 
 def alpha_scale(space: str, channels: int) -> float:
@@ -69,7 +79,7 @@ _MAX_SORTED_K = 1024
 
 def _space_id(space: str) -> int:
     try:
-        return SPACES[space]
+        return WORKING_SPACES[space]
     except KeyError:
         raise ValueError(f"unknown colour space {space!r}: expected one of {', '.join(SPACES)}") from None
 
