@@ -329,7 +329,9 @@ class ColorQuantizer(ParamsMixin):
         Passed to :class:`kmq.KMeans`.
     space : {"oklab", "lab", "rgb"}
         Working colour space of k-means and of the nearest-entry search
-        (kmq._engine.colorspace). The palette is stored as sRGB uint8.
+        (kmq._engine.colorspace); for "oklab" with more than 16 colours,
+        chroma counts 1.25 times (working_space). The palette is stored as
+        sRGB uint8.
     dither : float in [0, 1] or bool
         Floyd-Steinberg error diffusion in the working space when mapping
         (``transform``): the fraction of each pixel's error passed on.
@@ -1204,7 +1206,8 @@ def compress(
     n_init, max_iter, tol, init
         k-means settings (see :class:`kmq.KMeans`).
     space : {"oklab", "lab", "rgb"}
-        Working colour space of k-means and of the mapping.
+        Working colour space of k-means and of the mapping (for "oklab"
+        with more than 16 colours, chroma counts 1.25 times).
     dither : float in [0, 1]
         Floyd-Steinberg error diffusion level (0 = none).
     quality : (min, max), optional

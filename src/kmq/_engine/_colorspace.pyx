@@ -5,14 +5,14 @@ exact nearest-entry search in float coordinates.
 
 Spaces (``space`` argument): 0 = sRGB values as floats (0..255), 1 = Oklab
 (Ottosson 2020) with L, a, b multiplied by 100, 2 = CIELAB (D65 white, sRGB
-primaries), 3 = Oklab as 1 with a and b multiplied by ``CHROMA_WEIGHT`` more
-(the lightness of a grey is the same in 1 and 3). A colour with alpha is placed where it is seen: its colour
-coordinates are those of the pixel composited (in sRGB values, as browsers
-blend) over the mid-grey 127.5, the mean of what it shows over black and
-over white, and one more coordinate is alpha/255 times ``alpha_scale``,
-the half-spread between those two composites (see colorspace.py). Hidden
-colour under transparent pixels costs nothing: at alpha 0 every colour is
-the grey.
+primaries), 3 = Oklab as 1 with a and b multiplied by ``CHROMA_WEIGHT``
+more (a grey has the same lightness in 1 and 3). A colour with alpha is
+placed where it is seen: its colour coordinates are those of the pixel
+composited (in sRGB values, as browsers blend) over the mid-grey 127.5,
+the mean of what it shows over black and over white, and one more
+coordinate is alpha/255 times ``alpha_scale``, the half-spread between
+those two composites (see colorspace.py). Hidden colour under transparent
+pixels costs nothing: at alpha 0 every colour is the grey.
 
 Output arrays are passed in and named ``*_out``; every loop runs without the
 GIL.

@@ -49,7 +49,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SPACES", "WORKING_SPACES", "CHROMA_WEIGHT", "to_space", "from_space", "level_scale", "nearest_in_space", "PaletteSearch"]
+__all__ = [
+    "SPACES", "WORKING_SPACES", "CHROMA_WEIGHT", "to_space", "from_space", "level_scale", "nearest_in_space",
+    "PaletteSearch",
+]
 
 #: The spaces a user names (``space=``, ``--space``), by kernel id.
 SPACES = {"oklab": 1, "lab": 2, "rgb": 0}
