@@ -193,7 +193,9 @@ def working_space(space: str, k: int) -> str:
     range, and without dithering to hide the steps the image bands: there
     the undithered SSIMULACRA2 median fell from 24.8 to 15.9, so such
     palettes stay in plain Oklab. The space depends on K only, not on the
-    dithering: dithering changes the mapping, never the palette."""
+    dithering: dithering changes the mapping, never the palette. With a
+    quality target K is the largest allowed, so the search's palettes of
+    every size, warm-started from one another, share one space."""
     if space == "oklab" and k > PLAIN_OKLAB_MAX_K:
         return "oklab-chroma"
     return space
