@@ -49,6 +49,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# The weight of a and b in "oklab-chroma": the kernels' own constant.
+from ._colorspace import CHROMA_WEIGHT
+
 __all__ = [
     "SPACES", "WORKING_SPACES", "CHROMA_WEIGHT", "to_space", "from_space", "level_scale", "nearest_in_space",
     "PaletteSearch",
@@ -58,8 +61,6 @@ __all__ = [
 SPACES = {"oklab": 1, "lab": 2, "rgb": 0}
 #: Those and the engine's own.
 WORKING_SPACES = {**SPACES, "oklab-chroma": 3}
-#: The weight of a and b in ``"oklab-chroma"`` (the kernels' constant).
-CHROMA_WEIGHT = 1.25
 #: The alpha scale: half the distance from black to white. L runs
 #: 0..100 in Oklab x 100 and CIELAB (a, b stay 0 on the grey axis); in sRGB
 #: values each channel runs 0..255, so alpha_scale gives sqrt(3) x 127.5 for
