@@ -89,35 +89,64 @@ def test_cli_palette_then_compress_with_it(capsys, frames, in_tmp):
         assert np.array_equal(d_kmq, d_best)
 
 
-@pytest.mark.parametrize("k", [8, 32])
+@pytest.mark.parametrize("k", [8, 16, 32])
 def test_compress_palette_maps_as_compress_does(capsys, frames, in_tmp, k):
     """By default an image is mapped to a shared palette as compress maps
     it to its own: fitted on one image alone, the shared palette gives
-    exactly compress's image (Oklab, dithered); undithered, each pixel takes
-    the entry nearest in the fit's space (Oklab, chroma weighted above 16
-    colours: kmq._quantize.working_space)."""
+    exactly compress's image (Oklab, dithered); a palette fitted with
+    --nofs and mapped with --nofs gives compress --nofs's image, each pixel
+    on the entry nearest in the fit's space (Oklab, chroma weighted above 16
+    colours, above 8 when dithered: kmq._quantize.working_space)."""
     from kmq._engine.colorspace import to_space
     from kmq._quantize import working_space
 
     names, stacked = frames
     Image.fromarray(stacked).save("all.png")
-    code, _, err = run(capsys, "palette", "all.png", "-k", str(k), "--seed", "0", "-o", "shared.gpl")
-    assert code == 0, err
-    shared = kp.read_palette("shared.gpl")
-    for options, out in (([], "dithered"), (["--nofs"], "plain")):
-        code, _, err = run(capsys, "compress", "all.png", "--palette", "shared.gpl", "-o", out, "-q", *options)
+    for options, gpl in (([], "dithered.gpl"), (["--nofs"], "plain.gpl")):
+        code, _, err = run(capsys, "palette", "all.png", "-k", str(k), "--seed", "0", "-o", gpl, *options)
         assert code == 0, err
+        code, _, err = run(capsys, "compress", "all.png", "--palette", gpl, "-o", gpl[:-4], "-q", *options)
+        assert code == 0, err
+    shared, shared_plain = kp.read_palette("dithered.gpl"), kp.read_palette("plain.gpl")
+    # Only 9-16 colours are fitted differently for dithering.
+    assert np.array_equal(shared, shared_plain) == (k != 16)
     dithered = kmq.load(in_tmp / "dithered" / f"all-k{k}.kmq")
     plain = kmq.load(in_tmp / "plain" / f"all-k{k}.kmq")
-    assert np.array_equal(dithered.palette, shared) and np.array_equal(plain.palette, shared)
+    assert np.array_equal(dithered.palette, shared) and np.array_equal(plain.palette, shared_plain)
     assert np.array_equal(dithered.reconstruct(), kmq.compress("all.png", k, seed=0).reconstruct())
     assert np.array_equal(plain.reconstruct(), kmq.compress("all.png", k, seed=0, dither=0).reconstruct())
     assert not np.array_equal(dithered.labels, plain.labels)
-    space = working_space("oklab", k)
+    space = working_space("oklab", k, 0.0)
     assert space == ("oklab" if k <= 16 else "oklab-chroma")
     ok_pixels = to_space(stacked.reshape(-1, 3), space)
-    d2 = ((ok_pixels[:, None, :] - to_space(shared, space)[None, :, :]) ** 2).sum(axis=2)
+    d2 = ((ok_pixels[:, None, :] - to_space(shared_plain, space)[None, :, :]) ** 2).sum(axis=2)
     assert np.array_equal(d2[np.arange(len(d2)), plain.labels.reshape(-1)], d2.min(axis=1))
+
+
+def test_fit_palette_dither_is_the_quantizers(frames, in_tmp):
+    """fit_palette's dither picks the fit compress would make: at 16 colours
+    the dithered (default) and undithered palettes differ, and each equals
+    the ColorQuantizer fit with that dithering."""
+    names, stacked = frames
+    Image.fromarray(stacked).save("all.png")
+    default, _, _ = kp.fit_palette(["all.png"], 16, seed=0)
+    plain, _, _ = kp.fit_palette(["all.png"], 16, seed=0, dither=0)
+    assert not np.array_equal(default, plain)
+    for dither, palette in ((0.75, default), (0.0, plain)):
+        fitted = kmq.ColorQuantizer(16, seed=0, dither=dither).fit(stacked)
+        assert np.array_equal(np.sort(fitted.palette_, axis=0), np.sort(palette, axis=0))
+    with pytest.raises(ValueError, match="dither"):
+        kp.fit_palette(["all.png"], 16, dither=2)
+
+
+def test_palette_dither_options(capsys, frames, in_tmp):
+    names, stacked = frames
+    Image.fromarray(stacked).save("all.png")
+    code, _, err = run(capsys, "palette", "all.png", "-o", "p.gpl", "--dither", "2")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--dither" in err, err
+    code, _, err = run(capsys, "palette", "all.png", "-o", "p.gpl", "--dither", "0.5", "--nofs")
+    assert code == 2 and "not allowed with argument" in err, err
+    assert not (in_tmp / "p.gpl").exists()
 
 
 def test_alpha_image_against_an_rgb_palette_is_one_error(capsys, in_tmp, photo):

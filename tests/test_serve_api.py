@@ -343,8 +343,8 @@ def test_bad_space_dither_quality_speed_get_the_cli_check(client, photo_bytes, i
 
 def test_moving_k_reuses_the_image_histogram_and_points(client, photo_bytes, monkeypatch):
     """After the first result of an image, a new K (or dithering, or seed)
-    refits and remaps: the histogram and working-space points are not made
-    again."""
+    refits and remaps: the histogram is not made again, nor the points of a
+    working space already used."""
     from kmq import _quantize
 
     calls = []
@@ -360,11 +360,15 @@ def test_moving_k_reuses_the_image_histogram_and_points(client, photo_bytes, mon
     image_id = upload(client, photo_bytes).json()["id"]
     client.get(f"/api/images/{image_id}/result?k=8&quick=1")
     assert sorted(calls) == ["color_histogram", "to_space"]
-    for query in ("k=9", "k=10&dither=0.5", "k=11&dither=0", "k=12&seed=4"):
+    # All in plain Oklab (kmq._quantize.working_space).
+    for query in ("k=9&dither=0", "k=4", "k=6&dither=0.5", "k=12&dither=0&seed=4"):
         client.get(f"/api/images/{image_id}/result?{query}&quick=1")
     assert len(calls) == 2
-    client.get(f"/api/images/{image_id}/result?k=8&space=lab&quick=1")
-    assert calls == ["color_histogram", "to_space", "to_space"]  # a new space: its points, once
+    # A new working space computes its points once: 16 colours dithered and
+    # 32 are chroma-weighted Oklab, then Lab.
+    for query in ("k=16", "k=32&dither=0", "k=8&space=lab", "k=64&space=lab"):
+        client.get(f"/api/images/{image_id}/result?{query}&quick=1")
+    assert calls == ["color_histogram", "to_space", "to_space", "to_space"]
     analysis = client.app.state.images.get(image_id).analysis
     assert analysis.nbytes > analysis.histogram().colors.nbytes
 

@@ -82,12 +82,16 @@ DEFAULT_SEED = 0
 #: its a/b axes are stretched against L, so it spends entries on chroma and
 #: bands in lightness. Oklab is near RGB on CIEDE2000 and best on the
 #: metric that tracks what people see, so it is the default; above 16
-#: colours the engine weights its chroma 1.25 (working_space), which wins
-#: back most of CIEDE2000 without CIELAB's banding.
+#: colours (above 8 for opaque images dithered) the engine weights its chroma 1.25
+#: (working_space), which wins back most of CIEDE2000 without CIELAB's
+#: banding.
 DEFAULT_SPACE = "oklab"
 #: The largest palette fitted in plain Oklab; larger ones are fitted and
-#: mapped in "oklab-chroma" (see working_space).
+#: mapped in "oklab-chroma" (see working_space). Dithered, the bound is
+#: DITHERED_PLAIN_OKLAB_MAX_K for images without alpha: error diffusion hides the lightness steps
+#: that a chroma-weighted palette of 9 to 16 colours leaves.
 PLAIN_OKLAB_MAX_K = 16
+DITHERED_PLAIN_OKLAB_MAX_K = 8
 #: Error diffusion level (0 = none, 1 = the whole error passed on), and
 #: dithering that spares edges and texture: the error a pixel receives is
 #: scaled by DITHER_EDGE / c where the largest colour difference c to its 4
@@ -175,11 +179,14 @@ def _check_k(k) -> int:
     return int(k)
 
 
-def working_space(space: str, k: int) -> str:
-    """The space the engine fits and maps in for the user's ``space`` and a
-    palette of ``k`` colours: ``space`` itself, but for ``"oklab"`` with
-    more than PLAIN_OKLAB_MAX_K colours, which becomes ``"oklab-chroma"``
-    (a and b weighted 1.25, kmq._engine.colorspace).
+def working_space(space: str, k: int, dither: float = 0.0, alpha: bool = False) -> str:
+    """The space the engine fits and maps in for the user's ``space``, a
+    palette of ``k`` colours, the dithering level ``dither`` (0..1) and
+    whether the pixels have alpha: ``space`` itself, but for ``"oklab"``
+    with more than PLAIN_OKLAB_MAX_K colours, or an opaque image dithered
+    (``dither`` > 0) with more than DITHERED_PLAIN_OKLAB_MAX_K, which
+    becomes ``"oklab-chroma"`` (a and b weighted 1.25,
+    kmq._engine.colorspace).
 
     Why (benchmarks/perceptual.py's images; docs/benchmarks.md, "Chroma
     weight"): in plain Oklab, kmq's mean CIEDE2000 was worse than
@@ -191,12 +198,21 @@ def working_space(space: str, k: int) -> str:
     to 79 of 92 image-settings, SSIMULACRA2 kept 91 of its 92 and the files
     were 1-4 % smaller. At K = 16 few entries must cover the lightness
     range, and without dithering to hide the steps the image bands: there
-    the undithered SSIMULACRA2 median fell from 24.8 to 15.9, so such
-    palettes stay in plain Oklab. The space depends on K only, not on the
-    dithering: dithering changes the mapping, never the palette. With a
+    the undithered SSIMULACRA2 median fell from 24.8 to 15.9, so undithered
+    palettes of 16 colours and fewer stay in plain Oklab. Dithered, the
+    steps are diffused away: on 35 photographs at K = 16 the weight took
+    CIEDE2000 wins from 10 to 27 of 35 and left SSIMULACRA2 ahead on 32
+    (median 38.0 -> 38.3, files 2 % smaller); at K = 8 it cost 4.6 points of
+    median SSIMULACRA2, so 8 colours and fewer stay plain. On 16 images
+    with alpha at K = 16 dithered it gained nothing (SSIMULACRA2 median
+    43.6 -> 43.0, CIEDE2000 wins 7 and 7, files 1 % larger) and fewer
+    opaque pixels stayed opaque, so those stay plain. The palette thus
+    depends on whether the image is dithered, not on how much. With a
     quality target K is the largest allowed, so the search's palettes of
     every size, warm-started from one another, share one space."""
-    if space == "oklab" and k > PLAIN_OKLAB_MAX_K:
+    if space == "oklab" and (
+        k > PLAIN_OKLAB_MAX_K or (dither > 0 and not alpha and k > DITHERED_PLAIN_OKLAB_MAX_K)
+    ):
         return "oklab-chroma"
     return space
 
@@ -332,11 +348,13 @@ class ColorQuantizer(ParamsMixin):
     space : {"oklab", "lab", "rgb"}
         Working colour space of k-means and of the nearest-entry search
         (kmq._engine.colorspace); for "oklab" with more than 16 colours,
-        chroma counts 1.25 times (working_space). The palette is stored as
-        sRGB uint8.
+        or more than 8 when an image without alpha is dithered, chroma
+        counts 1.25 times
+        (working_space). The palette is stored as sRGB uint8.
     dither : float in [0, 1] or bool
         Floyd-Steinberg error diffusion in the working space when mapping
         (``transform``): the fraction of each pixel's error passed on.
+        Whether it is 0 also picks the working space (above).
     quality : (min, max), optional
         Use the fewest colours, up to ``k``, whose quality (kmq's 0-100
         scale, kmq._quality) reaches ``max``; QualityError (exit 99) if
@@ -428,10 +446,9 @@ class ColorQuantizer(ParamsMixin):
         k = _check_k(self.k)
         sample = _check_sample(self.sample)
         user_space = _check_space(self.space)
-        _check_dither(self.dither)
-        space = working_space(user_space, k)
-        rng = _check_random_state(DEFAULT_SEED if self.seed is None else self.seed)
         channels = pixels.shape[2]
+        space = working_space(user_space, k, _check_dither(self.dither), alpha=channels in (2, 4))
+        rng = _check_random_state(DEFAULT_SEED if self.seed is None else self.seed)
         say("histogram")
         if analysis is None:
             analysis = ImageAnalysis(pixels)
@@ -735,11 +752,13 @@ class ColorQuantizer(ParamsMixin):
     def _working_space(self) -> str:
         """The engine's space for this palette (see working_space): the
         fit's, or for a palette given by hand (kmq.palette), the one a fit of
-        its size would have used."""
+        its size at this dithering would have used."""
         work = getattr(self, "_work_space", None)
         if work is None:
             space = getattr(self, "space_", None) or _check_space(self.space)
-            work = self._work_space = working_space(space, len(self.palette_))
+            work = self._work_space = working_space(
+                space, len(self.palette_), _check_dither(self.dither), alpha=self.palette_.shape[1] in (2, 4)
+            )
         return work
 
     def _opaque_entries(self) -> np.ndarray | None:
@@ -1209,7 +1228,8 @@ def compress(
         k-means settings (see :class:`kmq.KMeans`).
     space : {"oklab", "lab", "rgb"}
         Working colour space of k-means and of the mapping (for "oklab"
-        with more than 16 colours, chroma counts 1.25 times).
+        with more than 16 colours, or more than 8 when an image without
+        alpha is dithered, chroma counts 1.25 times).
     dither : float in [0, 1]
         Floyd-Steinberg error diffusion level (0 = none).
     quality : (min, max), optional

@@ -27,11 +27,12 @@ taken as opaque); fully transparent pixels all count as one colour,
 (0, 0, 0, 0), which gets a palette entry of its own.
 
 The fit and the mapping are :func:`kmq.compress`'s own, in the same
-working space (``space``, default Oklab) and, for the mapping, with the
-same dithering (``dither``, default as compress's): the merged histogram
-goes through the very k-means run that compress gives one image's, and an
-image mapped to a shared palette looks as it would through compress with
-that palette.
+working space (``space``, default Oklab) and with the same dithering
+(``dither``, default as compress's; whether the images will be dithered
+picks the working space of an Oklab fit, kmq._quantize.working_space): the
+merged histogram goes through the very k-means run that compress gives one
+image's, and an image mapped to a shared palette looks as it would through
+compress with that palette.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def merge_histograms(a, b):
     return keys.astype(np.uint32), counts, channels
 
 
-def _fit(histogram, k, *, seed, n_init, max_iter, tol, init, space) -> np.ndarray:
+def _fit(histogram, k, *, seed, n_init, max_iter, tol, init, space, dither) -> np.ndarray:
     """The palette ColorQuantizer fits to pixels whose histogram is
     ``histogram`` (keys, counts, channels): its fit reads nothing of the
     pixels but their histogram, so it is handed the merged one."""
@@ -119,7 +120,9 @@ def _fit(histogram, k, *, seed, n_init, max_iter, tol, init, space) -> np.ndarra
         return colors
     analysis = ImageAnalysis(np.zeros((1, 1, channels), dtype=np.uint8))
     analysis._parts["histogram"] = ColorHistogram(colors=colors, counts=counts, keys=keys)
-    quantizer = ColorQuantizer(k, seed=seed, n_init=n_init, max_iter=max_iter, tol=tol, init=init, space=space)
+    quantizer = ColorQuantizer(
+        k, seed=seed, n_init=n_init, max_iter=max_iter, tol=tol, init=init, space=space, dither=dither
+    )
     quantizer._fit_pixels(analysis.pixels, analysis=analysis)
     return quantizer.palette_
 
@@ -135,6 +138,7 @@ def fit_palette(
     tol: float | None = None,
     init: str = "k-means++",
     space: str | None = None,
+    dither: float | None = None,
     max_pixels=_io.DEFAULT_MAX_PIXELS,
     max_input_bytes=_io.DEFAULT_MAX_INPUT_BYTES,
     jobs: int | None = 1,
@@ -150,6 +154,11 @@ def fit_palette(
     k : int
     seed, n_init, max_iter, tol, init, space : as for :func:`kmq.compress`
         (``space`` None: its default, Oklab).
+    dither : float in [0, 1] or None
+        The dithering the images will be mapped with (None: compress's
+        default, 0.75). Only whether it is 0 matters here: an Oklab palette
+        of 9 to 16 colours without alpha is fitted with chroma weighted
+        when dithered, as compress fits it (kmq._quantize.working_space).
     jobs : int or None
         Cores making the histograms (None: all, a worker process each;
         1: in this process, on one thread). The palette does not depend on it.
@@ -166,10 +175,12 @@ def fit_palette(
     number of distinct colours of them all)
     """
     from ._files import _expand
-    from ._quantize import DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_SPACE, DEFAULT_TOL, _check_space
+    from ._quantize import DEFAULT_DITHER, DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_SPACE, DEFAULT_TOL, _check_dither
+    from ._quantize import _check_space
 
     if space is not None:
         _check_space(space)
+    dither = _check_dither(DEFAULT_DITHER if dither is None else dither)
 
     found, _, _ = _expand(inputs, recursive)
     names = [name for name, _ in found]
@@ -182,6 +193,7 @@ def fit_palette(
         palette = _fit(
             total, k, seed=seed, n_init=n_init or DEFAULT_N_INIT, max_iter=max_iter or DEFAULT_MAX_ITER,
             tol=DEFAULT_TOL if tol is None else tol, init=init, space=DEFAULT_SPACE if space is None else space,
+            dither=dither,
         )
     return palette, len(names), len(total[0])
 

@@ -41,7 +41,7 @@ def add_batch_options(parser) -> None:
 
 def register_palette(commands) -> None:
     """The ``kmq palette`` subcommand."""
-    from ._args import _Help, _add_common, _k_value, _max_input_bytes, _max_pixels
+    from ._args import _Help, _add_common, _dither_level, _k_value, _max_input_bytes, _max_pixels
     from .._io import DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_PIXELS
     from .._quantize import DEFAULT_SPACE
 
@@ -60,6 +60,12 @@ def register_palette(commands) -> None:
     parser.add_argument("-r", "--recursive", action="store_true", help="look in sub-folders of folder inputs too")
     parser.add_argument("--space", choices=["oklab", "lab", "rgb"], default=DEFAULT_SPACE,
                         help="colour space of k-means (compress --palette maps in the same one: give it --space too)")
+    dither = parser.add_mutually_exclusive_group()
+    dither.add_argument("--dither", type=_dither_level, default=None, metavar="LEVEL",
+                        help="the dithering compress --palette will use (default: compress's); an Oklab palette of "
+                        "9-16 colours without alpha is fitted for dithered or undithered mapping: give compress --nofs too")
+    dither.add_argument("--nofs", dest="dither", action="store_const", const=0.0,
+                        help="fit for compress --palette --nofs (same as --dither 0)")
     parser.add_argument("-j", "--jobs", type=_positive_int, metavar="N", help="cores to use (default: all): a worker process each")
     parser.add_argument("--scheduler", metavar="ADDRESS", help="make the histograms on this dask.distributed scheduler")
     parser.add_argument("--max-pixels", type=_max_pixels, default=DEFAULT_MAX_PIXELS, metavar="N",
@@ -83,7 +89,7 @@ def _run_palette(args) -> int:
     client = _connect(args.scheduler) if args.scheduler else None
     try:
         palette, n_images, n_colors = fit_palette(
-            args.input, args.k, seed=args.seed, recursive=args.recursive, space=args.space, max_pixels=args.max_pixels,
+            args.input, args.k, seed=args.seed, recursive=args.recursive, space=args.space, dither=args.dither, max_pixels=args.max_pixels,
             max_input_bytes=args.max_input_bytes, jobs=args.jobs, client=client, progress=show_progress(args),
         )
     finally:

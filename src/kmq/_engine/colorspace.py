@@ -19,7 +19,8 @@ difference or less):
   ``CHROMA_WEIGHT`` (1.25) once more, so that a difference of chroma or hue
   costs 1.25 times a difference of lightness of the same ΔEok. Not a
   choice of the user's: the engine works in it for ``"oklab"`` palettes
-  of more than 16 colours (kmq._quantize.working_space says why).
+  of more than 16 colours, or more than 8 for an opaque image dithered
+  (kmq._quantize.working_space says why).
 * ``"lab"``: CIELAB, D65 white (sRGB's), L 0..100; distances are CIE76 ΔE.
 * ``"rgb"``: the sRGB values themselves, 0..255.
 
