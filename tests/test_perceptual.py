@@ -552,7 +552,7 @@ PINNED_OUTPUTS = {
     (64, (("space", "lab"), ("dither", 0))): (64, "e5d6de55252e1f87", "7806ecab5f7776d3"),
     (256, (("space", "rgb"),)): (256, "46860cc341702639", "4ccaff2a13d09aa3"),
     (32, (("alpha", True),)): (32, "80a0a457479e3776", "32c8833d6aaa0f10"),
-    (256, (("quality", (50, 70)),)): (169, "0821460a3b418b06", "5146bb25292a2df2"),
+    (256, (("quality", (50, 70)),)): (150, "2533641e86b8b8d5", "7c2820f6e76b3333"),
 }
 
 
@@ -595,17 +595,29 @@ def test_cli_bad_perceptual_options(tmp_path, photo_png, capsys, argv, message):
 
 # -- quality targets ---------------------------------------------------------------
 
-from kmq._quality import QualityError, quality_from_error, ward_palettes  # noqa: E402
+from kmq._quality import QualityError, quality_error, quality_from_error, ward_palettes  # noqa: E402
 
 
 def test_quality_scale():
     assert quality_from_error(0.0) == 100.0
-    assert quality_from_error(1.81) == pytest.approx(100 / np.e)
-    assert quality_from_error(1.0) == pytest.approx(100 * np.exp(-((1 / 1.81) ** 2.2)))
-    assert round(quality_from_error(0.5)) == 94 and round(quality_from_error(2.0)) == 29
-    assert quality_from_error(20.0) < 1e-9
+    assert quality_from_error(2.49) == pytest.approx(100 / np.e)
+    assert quality_from_error(1.0) == pytest.approx(100 * np.exp(-((1 / 2.49) ** 2.17)))
+    assert round(quality_from_error(1.0)) == 87 and round(quality_from_error(2.0)) == 54
+    assert round(quality_from_error(3.0)) == 22 and quality_from_error(30.0) < 1e-9
     errors = np.linspace(0, 6, 61)
     assert (np.diff([quality_from_error(e) for e in errors]) < 0).all()
+
+
+def test_quality_error_is_the_power_mean_of_order_3():
+    assert quality_error(np.array([1.0, 1.0, 1.0])) == pytest.approx(1.0)
+    # One pixel off by 3 among 26 exact ones: the mean says 0.11, order 3 says 1.
+    assert quality_error(np.r_[np.zeros(26), 3.0]) == pytest.approx(1.0)
+    assert quality_error(np.array([0.0, 2.0]), np.array([7.0, 1.0])) == pytest.approx(1.0)
+    # A flat image with a few badly mapped pixels scores below a photograph
+    # whose every pixel is off a little, though its plain mean is 3x lower.
+    assert quality_from_error(quality_error(np.r_[np.zeros(90), np.full(10, 3.0)])) < quality_from_error(
+        quality_error(np.full(100, 1.0))
+    )
 
 
 def test_ward_merges_the_cheapest_pair_first():
@@ -621,15 +633,16 @@ def test_quality_search_picks_the_smallest_k_reaching_the_target(photo):
     c = kmq.compress(photo, 256, quality=(0, 80), dither=0)
     assert c.quality >= 80 and 2 < c.k < 256
     assert c.quality_note.startswith(f"quality {c.quality:.0f}: {c.k} colours, the fewest reaching the target 80")
-    # The measured quality is that of the output: mean Oklab difference.
+    # The measured quality is that of the output: the order-3 mean of its
+    # Oklab differences.
     diff = to_space(photo.reshape(-1, 3), "oklab") - to_space(c.reconstruct().reshape(-1, 3), "oklab")
-    assert c.quality == pytest.approx(quality_from_error(np.sqrt((diff**2).sum(1)).mean()))
+    assert c.quality == pytest.approx(quality_from_error(quality_error(np.sqrt((diff**2).sum(1)))))
     # A tenth fewer colours, fitted from scratch, fall short. (The search
     # follows merged palettes, so a full fit at K - 1 may sometimes reach
     # the target too: "fewest" is to within a colour or two.)
     fewer = kmq.compress(photo, int(c.k * 0.9), dither=0).reconstruct()
     diff = to_space(photo.reshape(-1, 3), "oklab") - to_space(fewer.reshape(-1, 3), "oklab")
-    assert quality_from_error(np.sqrt((diff**2).sum(1)).mean()) < 80
+    assert quality_from_error(quality_error(np.sqrt((diff**2).sum(1)))) < 80
 
 
 def test_quality_below_the_minimum_raises_and_writes_nothing(photo, photo_png, tmp_path, capsys):

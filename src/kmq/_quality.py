@@ -4,21 +4,30 @@ fewest colours that reach a target (``compress(quality=(min, max))``,
 
 The scale
 ---------
-kmq's quality is defined on the mean Oklab difference between each pixel
-and its (undithered) palette entry, ``E`` = mean ΔEok x 100 (so a
-difference of 1 is about 1 % of the black-to-white lightness range, near
-the threshold of visibility), as ``quality = 100 exp(-(E / E0) ^ P)`` with
-E0 = 1.81 and P = 2.2: lossless is 100, E = 0.5 is 94, E = 1 is 76, E = 2
-is 29, E = 3 is 5. The two constants make the scale agree with pngquant's
-(whose quality comes from a mean squared error in its own colour space,
-like JPEG's): fitted to the Q that ``pngquant --nofs --verbose K`` reports
-for 12 Kodak photographs at K = 16, 32, 64, 128, 256, against kmq's E at
-the same K, they give pngquant's Q to within 2.9 points on average (at most
-10.6), and to within 3.9 points on 5 modern photographs resized to 768 px
-that the fit did not see, at K = 16, 64, 256; the earlier linear scale, 100 - 8 E, was 28 points above it on
-average, so that ``--quality 65-80`` chose some 20 colours where pngquant
-chooses 256. As with pngquant, a 256-colour photograph is typically 80-95
-and 16 colours 5-50.
+kmq's quality is defined on the Oklab difference ``e`` between each pixel
+and its (undithered) palette entry, in ΔEok x 100 (so a difference of 1 is
+about 1 % of the black-to-white lightness range, near the threshold of
+visibility), through its power mean of order 3, ``E = mean(e^3)^(1/3)``,
+as ``quality = 100 exp(-(E / E0) ^ P)`` with E0 = 2.49 and P = 2.17:
+lossless is 100, E = 1 is 87, E = 2 is 54, E = 3 is 22.
+
+Why order 3, not the plain mean: on graphics and images with alpha most
+pixels (flat areas, transparent ones) are matched exactly, and the plain
+mean hardly sees a few badly mapped edges, glyphs or small shapes; with
+it ``--quality 65-80`` gave a UI screen 13 colours where pngquant chose
+65, at SSIMULACRA2 30 against 73 (docs/benchmarks.md, "--quality 65-80
+end to end"). Across 4 Kodak photographs, a modern one and 5 graphics,
+the error at which kmq's dithered result reaches SSIMULACRA2 75 spread
+8.9x between images by the mean, 2.2x by the RMS and 2.0x by the order-3
+mean (its log's standard deviation 0.79, 0.30 and 0.18). The two
+constants make the scale agree with pngquant's on photographs (whose
+quality comes from a mean squared error in its own colour space, like
+JPEG's): fitted to the Q that ``pngquant --nofs --verbose K`` reports for
+12 Kodak photographs at K = 16, 32, 64, 128, 256 against kmq's E at the
+same K, they give pngquant's Q to within 2.7 points on average (at most
+11.7), and to within 4.4 points on 5 modern photographs resized to 768 px
+that the fit did not see (the plain mean, refitted: 2.9 and 6.4). As with
+pngquant, a 256-colour photograph is typically 75-95 and 16 colours 0-45.
 
 The search
 ----------
@@ -41,14 +50,22 @@ import numpy as np
 
 from ._errors import KmqError
 
-__all__ = ["QualityError", "quality_from_error", "ward_palettes", "EXIT_QUALITY"]
+__all__ = ["QualityError", "quality_error", "quality_from_error", "score_from_error", "ward_palettes", "EXIT_QUALITY"]
 
 #: pngquant's exit code when the minimum quality cannot be reached.
 EXIT_QUALITY = 99
-#: The scale's constants (see the module docstring): the error E0 (mean
-#: ΔEok x 100) at which quality is 100/e, and the exponent.
-QUALITY_E0 = 1.81
-QUALITY_POWER = 2.2
+#: The scale's constants (see the module docstring): the order of the
+#: power mean of the per-pixel errors, the error E0 (ΔEok x 100) at which
+#: quality is 100/e, and the exponent.
+QUALITY_ORDER = 3
+QUALITY_E0 = 2.49
+QUALITY_POWER = 2.17
+#: kmq.metrics.perceptual_score's mapping of the mean error after the
+#: eye's blur: the quality scale's form with the constants it had on the
+#: plain mean (the blur spreads a defect over its neighbours, so a mean
+#: of the blurred error is not diluted as a per-pixel mean is).
+SCORE_E0 = 1.81
+SCORE_POWER = 2.2
 
 
 class QualityError(KmqError, ValueError):
@@ -58,11 +75,28 @@ class QualityError(KmqError, ValueError):
     exit_code = EXIT_QUALITY
 
 
-def quality_from_error(mean_error: float) -> float:
-    """kmq quality 0..100 from the mean Oklab difference (ΔEok x 100)."""
+def quality_error(distances: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """The scale's error E: the power mean of order QUALITY_ORDER of
+    ``distances`` ((N,) float, ΔEok x 100), weighted by ``weights`` ((N,),
+    pixel counts; None: all 1)."""
+    cubed = np.asarray(distances, dtype=np.float64) ** QUALITY_ORDER
+    mean = float(cubed.mean()) if weights is None else float((weights * cubed).sum() / np.sum(weights))
+    return mean ** (1.0 / QUALITY_ORDER)
+
+
+def quality_from_error(error: float) -> float:
+    """kmq quality 0..100 from the error E of :func:`quality_error`."""
+    if not error > 0:
+        return 100.0
+    return float(100.0 * math.exp(-((error / QUALITY_E0) ** QUALITY_POWER)))
+
+
+def score_from_error(mean_error: float) -> float:
+    """kmq.metrics.perceptual_score: 0..100 from the mean error after the
+    eye's blur (ΔEok x 100)."""
     if not mean_error > 0:
         return 100.0
-    return float(100.0 * math.exp(-((mean_error / QUALITY_E0) ** QUALITY_POWER)))
+    return float(100.0 * math.exp(-((mean_error / SCORE_E0) ** SCORE_POWER)))
 
 
 def ward_palettes(centers: np.ndarray, weights: np.ndarray) -> list[np.ndarray]:

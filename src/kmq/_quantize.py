@@ -604,7 +604,7 @@ class ColorQuantizer(ParamsMixin):
         ``space_points(space)``: the histogram's colours in that space."""
         say = say or _silent
         from ._engine.kmeans import fit_colors_exact
-        from ._quality import QualityError, quality_from_error, ward_palettes
+        from ._quality import QualityError, quality_error, quality_from_error, ward_palettes
 
         low, high = quality
         work_points = to_space(colors, "rgb") if points is None else points
@@ -613,7 +613,6 @@ class ColorQuantizer(ParamsMixin):
                 return to_space(histogram.colors, space)
         oklab = space_points("oklab")
         all_points = space_points(space)
-        total = float(histogram.counts.sum())
 
         full_labels = color_labels if reserved is None else np.concatenate([[-1], color_labels])
 
@@ -653,7 +652,7 @@ class ColorQuantizer(ParamsMixin):
                 guess[0] = 0
             labels, _ = search.nearest(pts, guess=guess)
             diff = ok - to_space(palette, "oklab")[labels]
-            return quality_from_error(float((weight * np.sqrt((diff * diff).sum(axis=1))).sum()) / total)
+            return quality_from_error(quality_error(np.sqrt((diff * diff).sum(axis=1)), weight))
 
         k_max = len(centers)
         extra = reserved is not None

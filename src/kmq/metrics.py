@@ -5,7 +5,7 @@ SSIM (kmq's own compiled implementation, equal to scikit-image's default
 ``structural_similarity`` to 1e-9; see ``_metrics.pyx``) and the perceptual
 error (:func:`perceptual_error`: mean Oklab ΔE x 100 after the eye's blur,
 which, unlike the others, credits dithering; :func:`perceptual_score` puts
-it on kmq's 0-100 quality scale). Size: the tutorials' bit-count
+it on a 0-100 scale). Size: the tutorials' bit-count
 compression ratio and the actual bytes of the input file, the raw pixels
 and the output file.
 
@@ -34,7 +34,7 @@ import numpy as np
 from . import _metrics
 from ._engine._parallel import run_chunked
 from ._errors import UsageError
-from ._quality import quality_from_error as _quality_from_error
+from ._quality import score_from_error as _score_from_error
 
 __all__ = [
     "mse_per_channel",
@@ -365,9 +365,10 @@ def perceptual_error(original, reconstructed) -> float:
 def perceptual_score(original, reconstructed) -> float:
     """:func:`perceptual_error` on kmq's 0-100 quality scale (higher is
     better; 100 for identical images): ``100 exp(-(E / 1.81) ^ 2.2)``, the
-    mapping of ``kmq compress --quality`` (kmq._quality), applied to the
-    error after the eye's blur instead of the undithered per-pixel one."""
-    return _quality_from_error(perceptual_error(original, reconstructed))
+    form of ``kmq compress --quality``'s scale (kmq._quality), applied to
+    the mean error after the eye's blur instead of the power mean of the
+    undithered per-pixel one."""
+    return _score_from_error(perceptual_error(original, reconstructed))
 
 
 def _perceptual_error(original, reconstructed, sigma_lightness: float, sigma_chroma: float) -> float:
@@ -595,7 +596,7 @@ def measure(
         psnr=quality_psnr,
         ssim=quality_ssim,
         perceptual_error=error,
-        perceptual_score=_quality_from_error(error),
+        perceptual_score=_score_from_error(error),
         ratio=ratio,
         ratio_to_1=1.0 / ratio,
         raw_bytes=n_pixels * channels,

@@ -185,7 +185,7 @@ def _table_html(sweep: Sweep, targets: dict) -> str:
         + "\n".join(rows)
         + "\n</tbody>\n"
         f"<caption>Input file: {input_text}. MSE in squared 8-bit levels per channel; perceptual: kmq's "
-        "mean Oklab difference (ΔEok × 100) after the eye's blur, and its 0–100 score (kmq's quality scale), which "
+        "mean Oklab difference (ΔEok × 100) after the eye's blur, and its 0–100 score, which "
         "credit dithering where PSNR and SSIM do not; ratio = raw bits ÷ "
         "(index bits + palette bits), as the k-means tutorials count it; indexed PNG holds at most 256 "
         "colours. Shaded: the first K to reach each PSNR level." + (_ALPHA_CAPTION if alpha else "")
