@@ -62,8 +62,7 @@ QUALITY_E0 = 2.49
 QUALITY_POWER = 2.17
 #: kmq.metrics.perceptual_score's mapping of the mean error after the
 #: eye's blur: the quality scale's form with the constants it had on the
-#: plain mean (the blur spreads a defect over its neighbours, so a mean
-#: of the blurred error is not diluted as a per-pixel mean is).
+#: plain mean (the score was not re-chosen with the quality scale).
 SCORE_E0 = 1.81
 SCORE_POWER = 2.2
 

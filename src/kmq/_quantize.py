@@ -82,14 +82,15 @@ DEFAULT_SEED = 0
 #: its a/b axes are stretched against L, so it spends entries on chroma and
 #: bands in lightness. Oklab is near RGB on CIEDE2000 and best on the
 #: metric that tracks what people see, so it is the default; above 16
-#: colours (above 8 for opaque images dithered) the engine weights its chroma 1.25
-#: (working_space), which wins back most of CIEDE2000 without CIELAB's
-#: banding.
+#: colours (above 8 for opaque images dithered) the engine weights its
+#: chroma 1.25 (working_space), which wins back most of CIEDE2000 without
+#: CIELAB's banding.
 DEFAULT_SPACE = "oklab"
 #: The largest palette fitted in plain Oklab; larger ones are fitted and
-#: mapped in "oklab-chroma" (see working_space). Dithered, the bound is
-#: DITHERED_PLAIN_OKLAB_MAX_K for images without alpha: error diffusion hides the lightness steps
-#: that a chroma-weighted palette of 9 to 16 colours leaves.
+#: mapped in "oklab-chroma" (see working_space). For images without alpha
+#: dithered, the bound is DITHERED_PLAIN_OKLAB_MAX_K: error diffusion hides
+#: the lightness steps that a chroma-weighted palette of 9 to 16 colours
+#: leaves.
 PLAIN_OKLAB_MAX_K = 16
 DITHERED_PLAIN_OKLAB_MAX_K = 8
 #: Error diffusion level (0 = none, 1 = the whole error passed on), and
@@ -349,8 +350,8 @@ class ColorQuantizer(ParamsMixin):
         Working colour space of k-means and of the nearest-entry search
         (kmq._engine.colorspace); for "oklab" with more than 16 colours,
         or more than 8 when an image without alpha is dithered, chroma
-        counts 1.25 times
-        (working_space). The palette is stored as sRGB uint8.
+        counts 1.25 times (working_space). The palette is stored as sRGB
+        uint8.
     dither : float in [0, 1] or bool
         Floyd-Steinberg error diffusion in the working space when mapping
         (``transform``): the fraction of each pixel's error passed on.
