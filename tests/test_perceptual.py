@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -652,6 +654,13 @@ def test_quality_below_the_minimum_raises_and_writes_nothing(photo, photo_png, t
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 99 and len(err) == 1 and err[0].startswith("kmq: error: the quality reached with 4 colours is")
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("tol", [None, -1.0, "x"])
+def test_quality_search_with_a_bad_tol_is_a_usage_error(photo, tol):
+    for quality in (None, (0, 80)):
+        with pytest.raises(kmq.UsageError, match=f"^tol must be a number >= 0, got {re.escape(repr(tol))}$"):
+            kmq.compress(photo, 8, tol=tol, quality=quality)
 
 
 def test_quality_range_not_reached_uses_the_most_colours(photo):

@@ -224,6 +224,14 @@ def _check_space(space) -> str:
     return space
 
 
+def _check_tol(tol) -> float:
+    # As KMeans checks it; needed before the engine sees it where kmq
+    # itself computes with it (the quality search).
+    if not (isinstance(tol, (int, float)) and tol >= 0):
+        raise UsageError(f"tol must be a number >= 0, got {tol!r}")
+    return float(tol)
+
+
 def _check_dither(dither) -> float:
     if isinstance(dither, bool):
         return 1.0 if dither else 0.0
@@ -502,7 +510,7 @@ class ColorQuantizer(ParamsMixin):
         quality = _check_quality(getattr(self, "quality", None))
         # With a quality target the fit at the largest K only seeds the
         # search (the chosen K is refined after): one start, a looser tol.
-        n_init, tol = (1, max(self.tol, 1e-3)) if quality is not None else (self.n_init, self.tol)
+        n_init, tol = (1, max(_check_tol(self.tol), 1e-3)) if quality is not None else (self.n_init, self.tol)
         say(f"k-means K={k} ({histogram.n_colors:,} distinct colours)")
         fitted = None
         transparent = channels in (2, 4) and k >= 2 and histogram.keys[0] == 0
