@@ -656,6 +656,24 @@ def test_quality_below_the_minimum_raises_and_writes_nothing(photo, photo_png, t
     assert not (tmp_path / "x.png").exists()
 
 
+def test_quality_search_keeps_the_small_shapes_of_a_graphic():
+    """20 small squares of distinct colours on a flat background: 3 colours
+    leave a plain mean error under 1 ΔEok x 100 (most pixels are exact), but
+    the order-3 mean sees the squares, so quality 80 takes all 21 colours."""
+    image = np.full((200, 200, 3), 250, np.uint8)
+    rng = np.random.default_rng(3)
+    for i in range(20):
+        y, x = divmod(i, 5)
+        image[20 + y * 40 : 30 + y * 40, 15 + x * 38 : 25 + x * 38] = rng.integers(0, 256, 3)
+    c = kmq.compress(image, 256, quality=(0, 80), dither=0)
+    assert c.k == 21 and c.quality == 100.0
+    np.testing.assert_array_equal(c.reconstruct(), image)
+    three = kmq.compress(image, 3, dither=0).reconstruct()
+    diff = to_space(image.reshape(-1, 3), "oklab") - to_space(three.reshape(-1, 3), "oklab")
+    e = np.sqrt((diff**2).sum(1))
+    assert e.mean() < 1.0 and quality_from_error(quality_error(e)) < 5
+
+
 @pytest.mark.parametrize("tol", [None, -1.0, "x"])
 def test_quality_search_with_a_bad_tol_is_a_usage_error(photo, tol):
     for quality in (None, (0, 80)):
