@@ -35,7 +35,7 @@ from ._io import (
     read_source_bytes,
     write_atomic,
 )
-from ._engine.kmeans import _check_random_state, fit_colors
+from ._engine.kmeans import _check_random_state, check_tol, fit_colors
 from ._engine.remap import label_dtype, nearest_palette_index, rebuild
 from ._engine.colorspace import CHROMA_WEIGHT, SPACES, PaletteSearch, alpha_scale, from_space, to_space
 from ._engine.dither import MODE_ANY, MODE_FIXED, MODE_OPAQUE, dither_labels
@@ -222,14 +222,6 @@ def _check_space(space) -> str:
     if space not in SPACES:
         raise UsageError(f"the colour space must be one of {', '.join(SPACES)}, got {space!r}")
     return space
-
-
-def _check_tol(tol) -> float:
-    # As KMeans checks it; needed before the engine sees it where kmq
-    # itself computes with it (the quality search).
-    if not (isinstance(tol, (int, float)) and tol >= 0):
-        raise UsageError(f"tol must be a number >= 0, got {tol!r}")
-    return float(tol)
 
 
 def _check_dither(dither) -> float:
@@ -510,7 +502,7 @@ class ColorQuantizer(ParamsMixin):
         quality = _check_quality(getattr(self, "quality", None))
         # With a quality target the fit at the largest K only seeds the
         # search (the chosen K is refined after): one start, a looser tol.
-        n_init, tol = (1, max(_check_tol(self.tol), 1e-3)) if quality is not None else (self.n_init, self.tol)
+        n_init, tol = (1, max(check_tol(self.tol), 1e-3)) if quality is not None else (self.n_init, self.tol)
         say(f"k-means K={k} ({histogram.n_colors:,} distinct colours)")
         fitted = None
         transparent = channels in (2, 4) and k >= 2 and histogram.keys[0] == 0

@@ -127,6 +127,13 @@ def _plusplus_plan(X, w, n_clusters, rng, n_local_trials=None):
     return compute
 
 
+def check_tol(tol) -> float:
+    """``tol`` as a float; UsageError unless it is a number >= 0."""
+    if not (isinstance(tol, (int, float)) and tol >= 0):
+        raise UsageError(f"tol must be a number >= 0, got {tol!r}")
+    return float(tol)
+
+
 class KMeans(ParamsMixin):
     """Weighted k-means clustering (Lloyd's algorithm).
 
@@ -197,8 +204,7 @@ class KMeans(ParamsMixin):
             raise UsageError(f"n_init must be an integer >= 1, got {self.n_init!r}")
         if not isinstance(self.max_iter, (int, np.integer)) or self.max_iter < 1:
             raise UsageError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
-        if not (isinstance(self.tol, (int, float)) and self.tol >= 0):
-            raise UsageError(f"tol must be a number >= 0, got {self.tol!r}")
+        check_tol(self.tol)
         if isinstance(self.init, str):
             if self.init not in ("k-means++", "random"):
                 raise UsageError(f"init must be 'k-means++', 'random' or an array of centres, got {self.init!r}")
