@@ -554,7 +554,7 @@ PINNED_OUTPUTS = {
     (64, (("space", "lab"), ("dither", 0))): (64, "e5d6de55252e1f87", "7806ecab5f7776d3"),
     (256, (("space", "rgb"),)): (256, "46860cc341702639", "4ccaff2a13d09aa3"),
     (32, (("alpha", True),)): (32, "80a0a457479e3776", "32c8833d6aaa0f10"),
-    (256, (("quality", (50, 70)),)): (150, "2533641e86b8b8d5", "7c2820f6e76b3333"),
+    (256, (("quality", (50, 70)),)): (143, "eb07159add49d822", "31f8d7ef8c8983fe"),
 }
 
 
@@ -597,7 +597,7 @@ def test_cli_bad_perceptual_options(tmp_path, photo_png, capsys, argv, message):
 
 # -- quality targets ---------------------------------------------------------------
 
-from kmq._quality import QualityError, quality_error, quality_from_error, ward_palettes  # noqa: E402
+from kmq._quality import QualityError, error_from_quality, quality_error, quality_from_error, ward_palettes  # noqa: E402
 
 
 def test_quality_scale():
@@ -631,6 +631,29 @@ def test_ward_merges_the_cheapest_pair_first():
     np.testing.assert_allclose(merged[0], [[(0.75 * 4 + 10 + 30) / 6, 0.0]])
 
 
+def test_error_from_quality_inverts_the_scale():
+    assert error_from_quality(100) == 0.0 and error_from_quality(0) == np.inf
+    assert error_from_quality(100 / np.e) == pytest.approx(2.49)
+    for q in (1.0, 22.0, 54.0, 80.0, 99.5):
+        assert quality_from_error(error_from_quality(q)) == pytest.approx(q)
+
+
+def test_ward_costs_are_the_squared_error_the_merges_add():
+    centers = np.array([[0.0, 0.0], [1.0, 0.0], [10.0, 0.0], [30.0, 0.0]])
+    weights = np.array([1.0, 3.0, 1.0, 1.0])
+    merged, added = ward_palettes(centers, weights, return_costs=True)
+    assert [len(m) for m in merged] == [1, 2, 3, 4]
+    # 0 and 1 first (1 x 3 / 4 x 1^2), then 0.75 and 10 (4 x 1 / 5 x 9.25^2),
+    # then the last two.
+    first, second = 0.75, 4 / 5 * 9.25**2
+    third = 5 * 1 / 6 * (30 - 2.6) ** 2
+    np.testing.assert_allclose(added, [first + second + third, first + second, first, 0.0])
+    # The sum of costs is the weighted squared error of the merged palette
+    # with every centre in its merged cluster.
+    points = np.repeat(centers, weights.astype(int), axis=0)
+    assert ((points - merged[0][0]) ** 2).sum() == pytest.approx(added[0])
+
+
 def test_quality_search_picks_the_smallest_k_reaching_the_target(photo):
     c = kmq.compress(photo, 256, quality=(0, 80), dither=0)
     assert c.quality >= 80 and 2 < c.k < 256
@@ -645,6 +668,25 @@ def test_quality_search_picks_the_smallest_k_reaching_the_target(photo):
     fewer = kmq.compress(photo, int(c.k * 0.9), dither=0).reconstruct()
     diff = to_space(photo.reshape(-1, 3), "oklab") - to_space(fewer.reshape(-1, 3), "oklab")
     assert quality_from_error(quality_error(np.sqrt((diff**2).sum(1)))) < 80
+
+
+def test_quality_search_with_alpha_keeps_the_transparent_entry():
+    """A large histogram (72k colours: the search fits on its bins) under a
+    soft mask: the transparent pixels keep their own entry, counted in K,
+    and the quality reported is that of the palette written."""
+    image = _soft_masked(np.asarray(Image.open(kmq.sample_image_path()).convert("RGB")))
+    c = kmq.compress(image, 256, quality=(0, 60), dither=0)
+    assert c.quality >= 60 and 2 < c.k < 256 and len(c.palette) == c.k
+    assert c.quality_note.startswith(f"quality {c.quality:.0f}: {c.k} colours, the fewest reaching the target 60")
+    out = c.reconstruct()
+    transparent = image[..., 3] == 0
+    assert (out[transparent, 3] == 0).all() and (c.labels[transparent] == c.labels[transparent][0]).all()
+    opaque = image[..., 3] == 255
+    assert (out[opaque, 3] == 255).mean() >= 0.99
+    # The scale's error of what was written, on the Oklab points the
+    # engine measures (premultiplied alpha as a coordinate).
+    diff = to_space(image.reshape(-1, 4), "oklab") - to_space(out.reshape(-1, 4), "oklab")
+    assert c.quality == pytest.approx(quality_from_error(quality_error(np.sqrt((diff**2).sum(1)))), abs=1e-6)
 
 
 def test_quality_below_the_minimum_raises_and_writes_nothing(photo, photo_png, tmp_path, capsys):
@@ -684,6 +726,11 @@ def test_quality_search_with_a_bad_tol_is_a_usage_error(photo, tol):
 def test_quality_range_not_reached_uses_the_most_colours(photo):
     c = kmq.compress(photo, 4, quality=(0, 100), dither=0)
     assert c.k == 4 and "the most allowed" in c.quality_note
+    # Past the first fit (32 colours), quality 100 goes straight to the most.
+    stages = []
+    c = kmq.compress(photo, 64, quality=(0, 100), dither=0, progress=stages.append)
+    assert c.k == 64 and "the most allowed" in c.quality_note
+    assert [s for s in stages if "k-means" in s] == ["quality search: k-means K=32", "quality search: k-means K=64"]
 
 
 def test_cli_quality_reports_the_k(photo_png, tmp_path, capsys):

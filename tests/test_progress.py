@@ -223,18 +223,28 @@ def test_compress_reports_its_stages_and_gives_the_same_result(photo):
     assert stages[0] == "histogram" and stages[1].startswith("k-means K=8 (") and stages[2:] == ["mapping"]
 
 
-def test_quality_search_counts_its_measurements(photo):
+def test_quality_search_counts_its_fits_and_measurements(photo):
     stages = []
-    result = kmq.compress(photo, 64, seed=0, dither=0, quality=(0, 80), progress=stages.append)
-    assert result == kmq.compress(photo, 64, seed=0, dither=0, quality=(0, 80))
-    measured = [re.fullmatch(r"quality search: K=(\d+) \((\d+) of at most (\d+) measurements\)", s) for s in stages]
+    result = kmq.compress(photo, 64, seed=0, dither=0, quality=(0, 55), progress=stages.append)
+    assert result == kmq.compress(photo, 64, seed=0, dither=0, quality=(0, 55))
+    assert stages[:3] == [
+        "histogram", f"quality search: up to K=64 ({result.n_colors_in:,} distinct colours)", "quality search: k-means K=32"
+    ]
+    measured = [re.fullmatch(r"quality search: K=(\d+) \(measurement (\d+)\)", s) for s in stages]
     steps = [m for m in measured if m]
-    # One measurement at K = 64, then bisection over 1..64: at most 1 + 6.
-    assert [int(m[1]) for m in steps][0] == 64
+    fits = [int(m[1]) for m in (re.fullmatch(r"quality search: k-means K=(\d+)", s) for s in stages) if m]
+    # Numbered in order, the first the fit at 32, the palette written among
+    # them; each fit is larger than the one before and measured next.
     assert [int(m[2]) for m in steps] == list(range(1, len(steps) + 1))
-    assert {int(m[3]) for m in steps} == {1 + math.ceil(math.log2(64))} and len(steps) <= 7
-    assert stages[:2] == ["histogram", f"k-means K=64 ({result.n_colors_in:,} distinct colours)"]
-    assert stages[-1] == "mapping" or stages[-1].startswith("quality search")
+    assert int(steps[0][1]) == 32 and result.k in {int(m[1]) for m in steps}
+    # (This crop needs more than 32 colours: a second fit, predicted.)
+    assert fits == sorted(set(fits)) and len(fits) >= 2 and fits[0] == 32 and fits[-1] <= 64
+    for k in fits:
+        at = stages.index(f"quality search: k-means K={k}")
+        assert re.fullmatch(rf"quality search: K={k} \(measurement \d+\)", stages[at + 1])
+    assert result.quality_note.endswith(f"(searched 1..64 with {len(fits)} fits and {len(steps)} measurements)")
+    # Undithered, the labels are the search's: nothing after it.
+    assert stages[-1] == steps[-1][0]
 
 
 # -- the commands on a terminal -----------------------------------------------------
@@ -248,8 +258,8 @@ def test_compress_one_image_shows_its_stages(capsys, pictures):
     for stage in ("kmq: a.png: reading", "kmq: a.png: histogram", "kmq: a.png: encoding PNG", "kmq: a.png: writing",
                   "kmq: a.png: measuring"):
         assert stage in texts, texts
-    assert any(t.startswith("kmq: a.png: k-means K=8 (") for t in texts)
-    assert any(t.startswith("kmq: a.png: quality search: K=8 (1 of at most 4") for t in texts)
+    assert any(t.startswith("kmq: a.png: quality search: up to K=8 (") for t in texts)
+    assert "kmq: a.png: quality search: k-means K=8" in texts and "kmq: a.png: quality search: K=8 (measurement 1)" in texts
     assert screen(received) == []  # nothing of it is left on the terminal
     assert out.startswith(b"kmq: a.png -> t.png (png)\n")
     # The same run with stderr not a terminal: no bar, the same bytes.

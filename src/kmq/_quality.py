@@ -31,15 +31,26 @@ pngquant, a 256-colour photograph is typically 75-95 and 16 colours 0-45.
 
 The search
 ----------
-One histogram, one k-means fit at the largest K allowed, then the centres
-are merged pairwise, cheapest first (Ward's criterion: the merge that adds
+One histogram; on a large one (more than 8192 distinct colours) the fits
+and trial measurements run on its 6-bit bins (count-weighted mean points,
+a few times fewer), corrected by their error ratio to the exact colours
+measured once. A first k-means fit at K = 32, then fits at the K that the
+errors so far predict (E ~ K^-b, b measured between the last two fits,
+overshot by 10 %), until one reaches the target: the fits at small K are
+cheap and the last one is near the answer, so the search costs about one
+fit at the K it finds, not one at the largest K allowed. Between the last
+fit that fell short and the one that reached it, that fit's centres are
+merged pairwise, cheapest first (Ward's criterion: the merge that adds
 least to the weighted squared error), which gives a palette for every
-smaller K in one pass. The quality of a candidate K is measured exactly
-(map the distinct colours to its rounded palette); bisection over K finds
-the fewest colours reaching the target, assuming quality grows with K.
-The merged palette then seeds a short Lloyd run on the exact histogram
-at that K (kept if it measures at least as well): the larger K's palette
-warm-starts the smaller.
+smaller K in one pass and, from the merges' costs, a predicted error for
+each; the measurements follow those predictions (after six, a plain
+bisection), assuming quality grows with K. The chosen merged palette then
+seeds a short Lloyd run on the exact colours at that K (a warm start: the
+larger palette starts the smaller), is measured exactly, and the better of
+the two palettes measured is kept; short of the target, a few more
+colours. When refining gained on the prediction, the predictions scaled
+by that gain name a smaller K to try once the same way. Time against one
+fit at the chosen K: docs/benchmarks.md, "Quality search time".
 """
 
 from __future__ import annotations
@@ -50,7 +61,7 @@ import numpy as np
 
 from ._errors import KmqError
 
-__all__ = ["QualityError", "quality_error", "quality_from_error", "score_from_error", "ward_palettes", "EXIT_QUALITY"]
+__all__ = ["QualityError", "quality_error", "quality_from_error", "error_from_quality", "score_from_error", "ward_palettes", "EXIT_QUALITY"]
 
 #: pngquant's exit code when the minimum quality cannot be reached.
 EXIT_QUALITY = 99
@@ -90,6 +101,16 @@ def quality_from_error(error: float) -> float:
     return float(100.0 * math.exp(-((error / QUALITY_E0) ** QUALITY_POWER)))
 
 
+def error_from_quality(quality: float) -> float:
+    """The error E at which :func:`quality_from_error` gives ``quality``
+    (0..100): 0 for 100, infinite for 0."""
+    if quality >= 100:
+        return 0.0
+    if quality <= 0:
+        return math.inf
+    return float(QUALITY_E0 * (-math.log(quality / 100.0)) ** (1.0 / QUALITY_POWER))
+
+
 def score_from_error(mean_error: float) -> float:
     """kmq.metrics.perceptual_score: 0..100 from the mean error after the
     eye's blur (ΔEok x 100)."""
@@ -98,18 +119,23 @@ def score_from_error(mean_error: float) -> float:
     return float(100.0 * math.exp(-((mean_error / SCORE_E0) ** SCORE_POWER)))
 
 
-def ward_palettes(centers: np.ndarray, weights: np.ndarray) -> list[np.ndarray]:
+def ward_palettes(centers: np.ndarray, weights: np.ndarray, return_costs: bool = False):
     """Merge centres pairwise, cheapest first, down to one.
 
     Parameters
     ----------
     centers : (K, D) float64; weights : (K,) float64 (pixels of each)
+    return_costs : bool
+        Also return the costs.
 
     Returns
     -------
     list of K arrays: entry ``k - 1`` is the (k, D) centres after merging
     down to k (entry K - 1 is ``centers``). Merging i and j costs
     ``w_i w_j / (w_i + w_j) |c_i - c_j|^2``; ties go to the lowest pair.
+    With ``return_costs``, also (K,) float64: entry ``k - 1`` is the sum of
+    the costs of the merges down to k (0 for K), the weighted squared
+    error they add when every point stays with its merged cluster.
     """
     c = np.array(centers, dtype=np.float64)
     w = np.array(weights, dtype=np.float64)
@@ -128,8 +154,10 @@ def ward_palettes(centers: np.ndarray, weights: np.ndarray) -> list[np.ndarray]:
     cost = np.stack([costs(i) for i in range(k)]) if k > 1 else np.full((1, 1), np.inf)
     out = [None] * k
     out[k - 1] = c.copy()
+    added = np.zeros(k)
     for n in range(k - 1, 0, -1):
         flat = int(np.argmin(cost))
+        added[n - 1] = added[n] + cost.flat[flat]
         i, j = divmod(flat, k)
         i, j = min(i, j), max(i, j)
         total = w[i] + w[j]
@@ -143,4 +171,4 @@ def ward_palettes(centers: np.ndarray, weights: np.ndarray) -> list[np.ndarray]:
         cost[i, :] = row
         cost[:, i] = row
         out[n - 1] = c[alive].copy()
-    return out
+    return (out, added) if return_costs else out

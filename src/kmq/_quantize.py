@@ -137,12 +137,26 @@ _OPAQUE_SNAP = 248
 _OPAQUE_BOUND = 4.0
 
 _MAX_K = 65536
-#: Quality search: above this many distinct colours its trial measurements
-#: run on 6-bit bins (see ColorQuantizer._search_quality) ...
-_QUALITY_COARSE_ABOVE = 50_000
+#: Quality search: above this many distinct colours its fits and trial
+#: measurements run on 6-bit bins (see ColorQuantizer._search_quality), if
+#: there are at most this fraction as many bins ...
+_QUALITY_BINS_ABOVE = 8192
+_QUALITY_MAX_BIN_FRACTION = 0.5
 #: ... and the final refinement runs at most this many point-iterations
 #: (distinct colours x Lloyd iterations), 3 to 20 iterations.
 _QUALITY_REFINE_WORK = 2_000_000
+#: Its first fit's K; each next K is predicted from the errors so far as
+#: E ~ K^-b, b from the last two fits (clipped to this range) or this
+#: slope after the first; K is overshot by this margin (a fit too small
+#: costs one more cheap fit, one too large a costlier one), and goes
+#: straight to k_max past this fraction of it.
+_QUALITY_FIRST_K = 32
+_QUALITY_SLOPE = 0.42
+_QUALITY_SLOPE_RANGE = (0.3, 1.0)
+_QUALITY_MARGIN = 1.1
+_QUALITY_JUMP = 0.9
+#: Probes of the bisection placed by the error model (see _search_quality).
+_QUALITY_MODEL_PROBES = 6
 
 #: ``--speed`` (pngquant's meaning: 1 slowest and best, 11 fastest; default
 #: 4) as the engine's knobs. 4 is the measured defaults above; below it more
@@ -500,12 +514,8 @@ class ColorQuantizer(ParamsMixin):
         points = points_all
         reserved = None
         quality = _check_quality(getattr(self, "quality", None))
-        # With a quality target the fit at the largest K only seeds the
-        # search (the chosen K is refined after): one start, a looser tol.
-        n_init, tol = (1, max(check_tol(self.tol), 1e-3)) if quality is not None else (self.n_init, self.tol)
-        say(f"k-means K={k} ({histogram.n_colors:,} distinct colours)")
-        fitted = None
         transparent = channels in (2, 4) and k >= 2 and histogram.keys[0] == 0
+        fitted = None
         if transparent and quality is None and counts[0] * k >= counts.sum():
             # Key 0 is the one fully transparent colour (see
             # _normalise_transparent), and it gets an entry of its own. Fit
@@ -514,10 +524,11 @@ class ColorQuantizer(ParamsMixin):
             # and the cluster that holds it becomes that entry. (Only when
             # transparent pixels are at least 1/k of the image: fewer could
             # not be most of a cluster, and the fit would be made twice.)
+            say(f"k-means K={k} ({histogram.n_colors:,} distinct colours)")
             fitted = _fit_with_transparent(
                 fit_colors(
-                    colors, counts, k, random_state=rng, n_init=n_init, max_iter=self.max_iter, tol=tol, init=self.init,
-                    points=points_all, space=space,
+                    colors, counts, k, random_state=rng, n_init=self.n_init, max_iter=self.max_iter, tol=self.tol,
+                    init=self.init, points=points_all, space=space,
                 ),
                 counts,
             )
@@ -527,20 +538,20 @@ class ColorQuantizer(ParamsMixin):
             colors, counts = colors[1:], counts[1:]
             points = points_all[1:]
             k -= 1
-        if fitted is not None:
-            centers, color_labels, n_iter = fitted
-        else:
-            centers, color_labels, _, n_iter = fit_colors(
-                colors, counts, k, random_state=rng, n_init=n_init, max_iter=self.max_iter, tol=tol, init=self.init,
-                points=points, space=space,
-            )
         self.quality_ = None
         if quality is not None:
-            centers, color_labels, extra_iter = self._search_quality(
-                quality, histogram, colors, counts, points, centers, color_labels, reserved, space, integer, rng, say,
-                space_points,
+            say(f"quality search: up to K={k + transparent} ({histogram.n_colors:,} distinct colours)")
+            centers, color_labels, n_iter = self._search_quality(
+                quality, k, histogram, colors, counts, points, reserved, space, integer, rng, say, space_points,
             )
-            n_iter += extra_iter
+        elif fitted is not None:
+            centers, color_labels, n_iter = fitted
+        else:
+            say(f"k-means K={k + transparent} ({histogram.n_colors:,} distinct colours)")
+            centers, color_labels, _, n_iter = fit_colors(
+                colors, counts, k, random_state=rng, n_init=self.n_init, max_iter=self.max_iter, tol=self.tol,
+                init=self.init, points=points, space=space,
+            )
         palette = self._finish_palette(centers, reserved, space, integer, _mostly_opaque(colors, counts, color_labels, len(centers)))
         guess = color_labels.astype(np.int32)
         if reserved is not None:
@@ -594,155 +605,248 @@ class ColorQuantizer(ParamsMixin):
             palette = np.concatenate([reserved, palette])
         return palette
 
-    def _search_quality(
-        self, quality, histogram, colors, counts, points, centers, color_labels, reserved, space, integer, rng, say=None,
-        space_points=None,
-    ):
-        """The fewest colours reaching ``quality[1]`` (kmq._quality): returns
-        (centres, labels of ``colors``, Lloyd iterations), sets quality_ and
-        quality_note_; raises QualityError below ``quality[0]``. ``say``:
-        called with each step's description (see :func:`compress`);
+    def _search_quality(self, quality, k_max, histogram, colors, counts, points, reserved, space, integer, rng, say, space_points):
+        """The fewest colours, up to ``k_max`` (the transparent entry not
+        counted), whose palette reaches ``quality[1]`` (kmq._quality):
+        returns (centres (K, D) float64 in the working space, labels (M,)
+        int32 of ``colors``, Lloyd iterations), sets quality_ and
+        quality_note_; raises QualityError when even ``k_max`` falls short
+        of ``quality[0]``. ``colors`` (M, C) uint8 and ``counts`` (M,) are
+        the clustered colours (``reserved``, the transparent one, apart),
+        ``points`` their working-space coordinates (None: the integer RGB
+        search); ``say``: called with each step's description;
         ``space_points(space)``: the histogram's colours in that space."""
-        say = say or _silent
-        from ._engine.kmeans import fit_colors_exact
-        from ._quality import QualityError, quality_error, quality_from_error, ward_palettes
+        from ._engine.kmeans import _bin_means, _too_concentrated, coarse_histogram, fit_colors_exact
+        from ._engine.colorspace import level_scale
+        from ._quality import QUALITY_ORDER, QualityError, error_from_quality, quality_error, quality_from_error, ward_palettes
 
         low, high = quality
-        work_points = to_space(colors, "rgb") if points is None else points
-        if space_points is None:
-            def space_points(space):
-                return to_space(histogram.colors, space)
-        oklab = space_points("oklab")
-        all_points = space_points(space)
-
-        full_labels = color_labels if reserved is None else np.concatenate([[-1], color_labels])
-
-        exact_set = (all_points, oklab, histogram.counts, full_labels, reserved is not None)
-        if len(histogram.colors) > _QUALITY_COARSE_ABOVE:
-            # The bisection's trial measurements run on 6-bit bins (their
-            # count-weighted mean points): a few times fewer points, and an
-            # error within a fraction of a quality point of the exact one;
-            # the answer is then settled on the exact colours.
-            from ._engine.kmeans import _bin_means, coarse_histogram
-
-            _, bin_weights, bin_of_color = coarse_histogram(histogram.colors, histogram.counts, 6)
-            first = np.full(len(bin_weights), -1, np.int64)
-            first[bin_of_color[::-1]] = np.arange(len(bin_of_color))[::-1]
-            counts_f = histogram.counts.astype(np.float64)
+        tol = check_tol(self.tol)
+        extra = int(reserved is not None)
+        work_points = np.ascontiguousarray(to_space(colors, "rgb") if points is None else points, dtype=np.float64)
+        weights = counts.astype(np.float64)
+        oklab = space_points("oklab")[extra:]
+        # Fully transparent pixels map to their own entry exactly: error 0,
+        # but they are pixels of the image and count in the mean.
+        reserved_weight = float(histogram.counts[0]) if extra else 0.0
+        exact_set = (work_points, oklab, weights)
+        trial_set = exact_set
+        bin_of_color = None
+        if len(colors) > _QUALITY_BINS_ABOVE:
+            # The growing fits and the bisection run on 6-bit bins (their
+            # count-weighted mean points): several times fewer points, and
+            # an error a fraction of a quality point from the exact one (the
+            # difference, measured once, corrects them). Only the answer is
+            # fitted and measured on the exact colours. Bins on the
+            # working space's lightness scale when sRGB's crowd most pixels
+            # into a few (a dark photograph; as fit_colors does).
+            keys = colors
+            level = coarse_histogram(keys, counts, 6)
+            if points is not None and _too_concentrated(level, k_max):
+                keys = level_scale(space)[colors]
+                if colors.shape[1] in (2, 4):
+                    keys[:, -1] = colors[:, -1]
+                level = coarse_histogram(keys, counts, 6)
+            _, bin_weights, bin_of_color = level
+        bin_keys = None
+        if bin_of_color is not None and len(bin_weights) <= _QUALITY_MAX_BIN_FRACTION * len(colors):
             trial_set = (
-                _bin_means(all_points, counts_f, bin_of_color, bin_weights),
-                _bin_means(oklab, counts_f, bin_of_color, bin_weights),
-                bin_weights, full_labels[first], False,
+                _bin_means(work_points, weights, bin_of_color, bin_weights),
+                _bin_means(oklab, weights, bin_of_color, bin_weights),
+                bin_weights,
             )
-        else:
-            trial_set = exact_set
+            # Each bin's 6-bit key as a colour: fit_colors bins these again
+            # (coarser levels nest in them) to seed and start its fits.
+            first = np.empty(len(bin_weights), dtype=np.int64)
+            first[bin_of_color[::-1]] = np.arange(len(bin_of_color))[::-1]
+            bin_keys = np.ascontiguousarray(keys[first] & 0xFC)
+            bin_counts = np.rint(bin_weights).astype(np.int64)
+        n_measured = [0]
+        n_iter = [0]
 
-        measured = [0]
-
-        def measure(cand, on=exact_set):
-            measured[0] += 1
-            palette = self._finish_palette(cand, reserved, space, integer)
-            search = PaletteSearch(palette, space)
-            # Start each colour's search at the candidate entry nearest to
-            # its centre in the full fit: next to the answer, so cheap.
-            offset = reserved is not None
-            pts, ok, weight, fit_labels, reserved_first = on
-            start, _ = search.nearest(centers, allowed=np.arange(len(palette)) >= offset)
-            guess = start[np.maximum(fit_labels, 0)]
-            if reserved_first:
-                guess[0] = 0
-            labels, _ = search.nearest(pts, guess=guess)
+        def measure(cand, guess, on):
+            """The error E (kmq._quality) of the palette of centres ``cand``
+            on the points of ``on``; ``guess``: a near entry of each point
+            (indices into ``cand``), where its search starts. On the exact
+            colours the guess is their cluster, and the palette is the one
+            that would be written (clusters of mostly opaque pixels made
+            opaque, as _fit_pixels does)."""
+            n_measured[0] += 1
+            say(f"quality search: K={len(cand) + extra} (measurement {n_measured[0]})")
+            opaque = _mostly_opaque(colors, counts, np.asarray(guess), len(cand)) if on is exact_set else None
+            palette = self._finish_palette(cand, reserved, space, integer, opaque)
+            pts, ok, w = on
+            labels, _ = PaletteSearch(palette, space).nearest(pts, guess=np.asarray(guess, dtype=np.int32) + extra)
             diff = ok - to_space(palette, "oklab")[labels]
-            return quality_from_error(quality_error(np.sqrt((diff * diff).sum(axis=1)), weight))
+            error = quality_error(np.sqrt((diff * diff).sum(axis=1)), w)
+            if extra:
+                # Its zero-error pixels join the power mean.
+                error *= (w.sum() / (w.sum() + reserved_weight)) ** (1.0 / QUALITY_ORDER)
+            return error
 
-        k_max = len(centers)
-        extra = reserved is not None
-        # This one, then bisection over 1..k_max: at most this many.
-        steps = 1 + math.ceil(math.log2(k_max))
-        say(f"quality search: K={k_max + extra} (1 of at most {steps} measurements)")
-        scores = {k_max: measure(centers)}
-        if scores[k_max] < low:
-            raise QualityError(
-                f"the quality reached with {k_max + (reserved is not None)} colours is {scores[k_max]:.0f}, "
-                f"below the minimum {low:g}; nothing written"
-            )
-        weights = np.bincount(color_labels, weights=counts.astype(np.float64), minlength=k_max)
-        merged = ward_palettes(centers, weights)
-        lo, hi = 1, k_max  # the answer is in lo..hi; quality(hi) >= high or hi == k_max
-        trials = 1
-        # The bins lose the scatter inside them, so their error is a little
-        # low; the difference measured at k_max corrects the trials.
-        bias = 0.0 if trial_set is exact_set else scores[k_max] - measure(centers, trial_set)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            trials += 1
-            say(f"quality search: K={mid + extra} ({trials} of at most {steps} measurements)")
-            score = measure(merged[mid - 1], trial_set) + bias
+        inertias = {}
+
+        def fit(kk):
+            """k-means at kk on the trial points: (centres, labels of them);
+            its squared error on them goes to ``inertias``."""
+            say(f"quality search: k-means K={kk + extra}")
             if trial_set is exact_set:
-                scores[mid] = score
-            if score >= high:
+                centres, labels, inertia, it = fit_colors(
+                    colors, counts, kk, random_state=rng, n_init=1, max_iter=self.max_iter, tol=max(tol, 1e-3),
+                    init="k-means++", points=points, space=space,
+                )
+            else:
+                # The bins' keys are already on the right scale (space=None:
+                # not binned again on the lightness scale).
+                centres, labels, inertia, it = fit_colors(
+                    bin_keys, bin_counts, kk, random_state=rng, n_init=1, max_iter=self.max_iter, tol=max(tol, 1e-3),
+                    init="k-means++", points=trial_set[0], space=None,
+                )
+            n_iter[0] += it
+            inertias[kk] = float(inertia)
+            return np.asarray(centres, dtype=np.float64), np.asarray(labels, dtype=np.int32)
+
+        def guess_for(cand, centres, labels):
+            """Where each trial point's search starts for the palette
+            ``cand``: the candidate entry nearest to its centre in the fit."""
+            if len(cand) == len(centres):
+                return labels
+            start, _ = PaletteSearch(self._finish_palette(cand, None, space, integer), space).nearest(centres)
+            return start[labels]
+
+        target = error_from_quality(high)
+        # Grow K until the target is reached, each K predicted from the
+        # errors so far (E ~ K^-b: b is 0.35-0.5 on photographs, more on
+        # graphics), then bisect between the last two by merging the
+        # larger fit's centres. The fits at small K cost little, and the
+        # largest is near the answer: the search costs about a fit at the
+        # K it finds, not one at k_max (docs/benchmarks.md, "Quality search
+        # time").
+        kk = min(k_max, _QUALITY_FIRST_K)
+        lo, fits, errors = 0, {}, {}
+        while True:
+            fits[kk] = fit(kk)
+            errors[kk] = measure(fits[kk][0], fits[kk][1], trial_set)
+            if errors[kk] <= target or kk == k_max:
+                break
+            lo = kk
+            known = sorted(errors)
+            b = _QUALITY_SLOPE
+            if len(known) >= 2:
+                k1, k2 = known[-2], known[-1]
+                b = math.log(errors[k1] / errors[k2]) / math.log(k2 / k1) if errors[k2] < errors[k1] else b
+                b = min(max(b, _QUALITY_SLOPE_RANGE[0]), _QUALITY_SLOPE_RANGE[1])
+            if target > 0:
+                step = max(kk + 1, math.ceil(_QUALITY_MARGIN * kk * (errors[kk] / target) ** (1.0 / b)))
+            else:  # quality 100: nothing short of every colour
+                step = k_max
+            kk = k_max if step >= _QUALITY_JUMP * k_max else step
+        hi = kk
+        centres, labels = fits[hi]
+        bias = 1.0
+        exact = {}  # K -> (exact error, centres, labels of the colours)
+        if trial_set is not exact_set:
+            # The bins lose the scatter inside them, so their error is low:
+            # the ratio at hi corrects the bisection's measurements.
+            exact_labels = labels[bin_of_color]
+            exact[hi] = (measure(centres, exact_labels, exact_set), centres, exact_labels)
+            bias = exact[hi][0] / errors[hi] if errors[hi] > 0 else 1.0
+        else:
+            exact[hi] = (errors[hi], centres, labels)
+        merged, added = ward_palettes(centres, np.bincount(labels, weights=trial_set[2], minlength=hi), return_costs=True)
+        top = hi
+        lo = min(lo, hi - 1)
+        # The answer is in lo+1..hi (quality grows with K). The merges'
+        # costs give the squared error S(K) of every merged palette (points
+        # kept in their merged clusters), and E ~ c sqrt(S(K)), with c
+        # measured at hi and at each probe (and interpolated between):
+        # each probe is the K where that model meets the target, so a few
+        # measurements usually settle it; after _QUALITY_MODEL_PROBES the
+        # rest is plain bisection.
+        sse = inertias[hi] + added
+        scale = {hi: errors[hi] * bias / math.sqrt(sse[hi - 1]) if sse[hi - 1] > 0 else 0.0}
+
+        def predicted(ks):
+            """The model's error of the merged palettes of sizes ``ks``."""
+            known = np.array(sorted(scale))
+            return np.interp(ks, known, [scale[kk] for kk in known]) * np.sqrt(sse[ks - 1])
+
+        def fewest(first, last, error_scale=1.0):
+            """The smallest K in first..last whose predicted error (times
+            ``error_scale``) meets the target; ``last`` if none does."""
+            ks = np.arange(first, last + 1)
+            within = np.flatnonzero(predicted(ks) * error_scale <= target)
+            return int(ks[within[0]]) if len(within) else last
+
+        probes = 0
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if probes < _QUALITY_MODEL_PROBES and target > 0 and scale[top] > 0:
+                mid = min(hi - 1, max(lo + 1, fewest(lo + 1, hi)))
+                probes += 1
+            cand = merged[mid - 1]
+            e_mid = measure(cand, guess_for(cand, centres, labels), trial_set) * bias
+            if sse[mid - 1] > 0:
+                scale[mid] = e_mid / math.sqrt(sse[mid - 1])
+            if e_mid <= target:
                 hi = mid
             else:
-                lo = mid + 1
+                lo = mid
         chosen = hi
-        if trial_set is not exact_set:
-            # Settle on the exact colours: up while short of the target,
-            # down while one fewer still reaches it.
-            def exact(kk):
-                if kk not in scores:
-                    say(f"quality search: checking K={kk + extra} on every colour")
-                    scores[kk] = measure(merged[kk - 1])
-                return scores[kk]
+        # Settle on the exact colours: the chosen palette seeds a short
+        # Lloyd run on them (a warm start, next to their minimum), and is
+        # measured exactly; the better of the two palettes measured is
+        # kept (Lloyd lowers the squared error, not the scale's order-3
+        # mean). Short of the target (the bins' estimate was off), a few
+        # more colours, more each time.
+        budget = min(20, max(3, _QUALITY_REFINE_WORK // max(len(work_points), 1)))
 
-            while chosen < k_max and exact(chosen) < high:
-                chosen += 1
-            while chosen > 1 and exact(chosen - 1) >= high:
-                chosen -= 1
-            exact(chosen)
-        n_iter = 0
-        if chosen == k_max:
-            result, labels = centers, color_labels
-        else:
-            # Warm start: the merged palette seeds Lloyd at the chosen K. A
-            # short run: the merged palette is close, and a full Lloyd run
-            # on every distinct colour would cost more than the search.
-            budget = min(20, max(3, _QUALITY_REFINE_WORK // max(len(work_points), 1)))
+        def settle(kk):
+            """(exact error, centres, labels of the colours) of the best
+            palette of kk colours measured on the exact colours."""
+            if kk in exact and trial_set is exact_set:
+                return exact[kk]
+            start = merged[kk - 1] if kk <= top else fit(kk)[0]
+            say(f"quality search: refining K={kk + extra}")
+            refined, refined_labels, _, it = fit_colors_exact(work_points, weights, kk, rng, 1, budget, tol, init=start)
+            n_iter[0] += it
+            candidate = (measure(refined, refined_labels, exact_set), refined, refined_labels)
+            if kk not in exact or candidate[0] <= exact[kk][0]:
+                exact[kk] = candidate
+            return exact[kk]
 
-            def refine(kk):
-                say(f"quality search: refining K={kk + extra}")
-                centres, kk_labels, _, kk_iter = fit_colors_exact(
-                    np.ascontiguousarray(work_points), counts.astype(np.float64), kk, rng, 1, budget, self.tol, init=merged[kk - 1]
-                )
-                return centres, kk_labels, kk_iter, measure(centres)
-
-            # Merging is a little pessimistic: one colour fewer, refined,
-            # may still reach the target; then it is the answer.
-            fewer = refine(chosen - 1) if chosen > 1 and scores[chosen] >= high else None
-            if fewer is not None and fewer[3] >= high:
-                chosen -= 1
-                result, labels, n_iter, scores[chosen] = fewer
-            else:
-                refined, labels, n_iter, refined_score = refine(chosen)
-                if fewer is not None:
-                    n_iter += fewer[2]
-                if refined_score >= scores.get(chosen, 0.0):
-                    result, scores[chosen] = refined, refined_score
-                else:
-                    result = merged[chosen - 1]
-                    labels = PaletteSearch(self._finish_palette(result, None, space, integer), space).nearest(work_points)[0]
-        k_total = chosen + (reserved is not None)
-        self.quality_ = scores[chosen]
-        if scores[chosen] >= high:
+        grow = 1
+        while settle(chosen)[0] > target and chosen < k_max:
+            chosen = min(k_max, chosen + grow)
+            grow *= 2
+        error = exact[chosen][0]
+        if error <= target and 1 < chosen <= top and scale[top] > 0:
+            # Refined, the palette measured better than the merged one was
+            # predicted to: smaller ones may reach the target refined too.
+            # One try, where the predictions scaled by that gain meet it.
+            gain = error / float(predicted(np.array([chosen]))[0])
+            fewer = fewest(1, chosen - 1, gain)
+            if gain < 1 and float(predicted(np.array([fewer]))[0]) * gain <= target and settle(fewer)[0] <= target:
+                chosen = fewer
+        error, result, result_labels = exact[chosen]
+        score = quality_from_error(error)
+        k_total = chosen + extra
+        if score < low:
+            raise QualityError(
+                f"the quality reached with {k_total} colours is {score:.0f}, below the minimum {low:g}; nothing written"
+            )
+        self.quality_ = score
+        if error <= target:
             self.quality_note_ = (
-                f"quality {scores[chosen]:.0f}: {k_total} colours, the fewest reaching the target {high:g} "
-                f"(searched 1..{k_max + (reserved is not None)} with {measured[0]} measurements)"
+                f"quality {score:.0f}: {k_total} colours, the fewest reaching the target {high:g} "
+                f"(searched 1..{k_max + extra} with {len(fits)} fits and {n_measured[0]} measurements)"
             )
         else:
             self.quality_note_ = (
-                f"quality {scores[chosen]:.0f}: {k_total} colours, the most allowed; the target {high:g} "
+                f"quality {score:.0f}: {k_total} colours, the most allowed; the target {high:g} "
                 f"is not reached, the minimum {low:g} is"
             )
-        return np.ascontiguousarray(result), np.asarray(labels, dtype=np.int32), int(n_iter)
+        return np.ascontiguousarray(result), np.asarray(result_labels, dtype=np.int32), int(n_iter[0])
 
     def _palette_search(self) -> PaletteSearch:
         if getattr(self, "_search", None) is None:
