@@ -5,8 +5,8 @@ default options, in one process (issue: at most 2.5x).
     python benchmarks/quality_search_time.py --photos ../shared/bench/photos \\
         --kodak ../shared/bench/kodak
 
-Images: Boothbay resized to 768 px wide, Louvre to 1248 px (Lanczos), and
-kodim05 and kodim20 (skipped, and said, when a folder is not given).
+Images: Boothbay and Jewel-Changi (deep shadows) resized to 768 px wide,
+Louvre to 1248 px (Lanczos), and kodim05 and kodim20 (skipped, and said, when a folder is not given).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _best(run, repeat=3):
 def images(photos: Path | None, kodak: Path | None):
     out = []
     if photos:
-        for name, width in (("Boothbay", 768), ("Louvre", 1248)):
+        for name, width in (("Boothbay", 768), ("Jewel-Changi", 768), ("Louvre", 1248)):
             with Image.open(photos / f"{name}.jpg") as im:
                 im = im.convert("RGB")
                 height = round(im.height * width / im.width)

@@ -242,7 +242,15 @@ def test_quality_search_counts_its_fits_and_measurements(photo):
     for k in fits:
         at = stages.index(f"quality search: k-means K={k}")
         assert re.fullmatch(rf"quality search: K={k} \(measurement \d+\)", stages[at + 1])
-    assert result.quality_note.endswith(f"(searched 1..64 with {len(fits)} fits and {len(steps)} measurements)")
+    # Each refinement on the exact colours is measured next.
+    refined = [int(m[1]) for m in (re.fullmatch(r"quality search: refining K=(\d+)", s) for s in stages) if m]
+    assert 1 <= len(refined) <= 2 and result.k in refined
+    for k in refined:
+        at = stages.index(f"quality search: refining K={k}")
+        assert re.fullmatch(rf"quality search: K={k} \(measurement \d+\)", stages[at + 1])
+    assert result.quality_note.endswith(
+        f"(searched 1..64 with {len(fits)} fits, {len(refined)} refined and {len(steps)} measurements)"
+    )
     # Undithered, the labels are the search's: nothing after it.
     assert stages[-1] == steps[-1][0]
 

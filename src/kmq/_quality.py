@@ -33,8 +33,9 @@ The search
 ----------
 One histogram; on a large one (more than 8192 distinct colours) the fits
 and trial measurements run on its 6-bit bins (count-weighted mean points,
-a few times fewer), corrected by their error ratio to the exact colours
-measured once. A first k-means fit at K = 32, then fits at the K that the
+a few times fewer), cut on the working space's lightness scale so that a
+dark bin is not wider than a light one, corrected by their error ratio to
+the exact colours measured once. A first k-means fit at K = 32, then fits at the K that the
 errors so far predict (E ~ K^-b, b measured between the last two fits,
 overshot by 10 %), until one reaches the target: the fits at small K are
 cheap and the last one is near the answer, so the search costs about one
@@ -49,7 +50,9 @@ seeds a short Lloyd run on the exact colours at that K (a warm start: the
 larger palette starts the smaller), is measured exactly, and the better of
 the two palettes measured is kept; short of the target, a few more
 colours. When refining gained on the prediction, the predictions scaled
-by that gain name a smaller K to try once the same way. Time against one
+by that gain name a smaller K to try once the same way. Where the largest
+K allowed falls so far short of the minimum that no refinement would
+lift it there, the search gives up before refining. Time against one
 fit at the chosen K: docs/benchmarks.md, "Quality search time".
 """
 
