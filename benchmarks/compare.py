@@ -361,6 +361,33 @@ def prepare_photos(folder: Path, workdir: Path, limit: int | None) -> list[Path]
     return files
 
 
+def kmq_install(kmq_command: str | None = None) -> str:
+    """How the kmq that a benchmark times is installed: "installed" (a
+    wheel, as users have it) or "editable (SOURCE)". An editable install
+    of meson-python checks the build for changes when kmq is imported:
+    0.05-0.06 s a process on this machine (docs/benchmarks.md, "--quality
+    65-80 end to end"), which a one-command timing must not count.
+    ``kmq_command``: the ``kmq`` executable whose venv to ask (default:
+    this Python's)."""
+    python = sys.executable
+    if kmq_command and shutil.which(kmq_command):
+        beside = Path(shutil.which(kmq_command)).with_name("python")
+        if beside.exists():
+            python = str(beside)
+    found = subprocess.run([python, "-c", "import kmq; print(kmq.__file__)"], capture_output=True, text=True).stdout.strip()
+    if not found:
+        return "not importable"
+    path = Path(found).resolve()
+    return f"editable ({path.parent})" if ROOT / "src" in path.parents else "installed"
+
+
+def warn_if_editable(install: str) -> None:
+    """One line on stderr when the timed kmq is an editable install."""
+    if install.startswith("editable"):
+        print(f"warning: the timed kmq is {install}, not a wheel: its start-up includes meson-python's rebuild check "
+              "(about 0.05 s a process). Time a wheel: python3 -m venv V && V/bin/pip install '.[bench]'", file=sys.stderr)
+
+
 def machine() -> dict:
     model = "?"
     try:

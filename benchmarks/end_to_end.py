@@ -33,7 +33,7 @@ from pathlib import Path
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import machine, run_process  # noqa: E402
+from compare import kmq_install, machine, run_process, warn_if_editable  # noqa: E402
 
 
 def prepare(folder: Path, widths: list[int], limit: int, workdir: Path) -> dict[int, list[Path]]:
@@ -79,7 +79,9 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     pngquant = shutil.which("pngquant")
     m = machine()
-    print(f"machine: {m['model']}, {m['cores']} cores, {m['ram_gib']:.0f} GiB; kmq at {m['commit']} ({args.kmq}); "
+    install = kmq_install(args.kmq)
+    warn_if_editable(install)
+    print(f"machine: {m['model']}, {m['cores']} cores, {m['ram_gib']:.0f} GiB; kmq at {m['commit']} ({args.kmq}, {install}); "
           f"pngquant {m['versions']['pngquant'] if pngquant else 'not installed: its rows are skipped'}")
     with tempfile.TemporaryDirectory(prefix="kmq-e2e-") as tmp:
         workdir = Path(tmp)

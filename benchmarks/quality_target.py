@@ -14,7 +14,9 @@ is smaller and its SSIMULACRA2 higher.
         --photos ../shared/bench/photos --every 3 --quality 65-80
 
 Needs the ``bench`` extra and pngquant on PATH (skipped, and said, if not).
-The kmq command is the one on PATH next to this Python (``python -m kmq``).
+The kmq command is this Python's (``python -m kmq``); time a wheel installed
+as users install it (``pip install '.[bench]'`` in a fresh venv), not an
+editable install, whose import checks the build (the script warns).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pathlib import Path
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare import kmq_install, machine, warn_if_editable  # noqa: E402
 from perceptual import image_set, score  # noqa: E402
 
 EXIT_QUALITY = 99
@@ -109,6 +112,8 @@ def main(argv=None):
         tools.append("pngquant")
     else:
         print("pngquant not found on PATH: skipped", file=sys.stderr)
+    install = kmq_install()
+    warn_if_editable(install)
     groups = set(args.groups.split(","))
     rows = []
     with tempfile.TemporaryDirectory() as work:
@@ -123,7 +128,9 @@ def main(argv=None):
                   file=sys.stderr, flush=True)
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1))
-    print(f"--quality {args.quality}\n")
+    m = machine()
+    print(f"--quality {args.quality}; machine: {m['model']}, {m['cores']} cores; kmq at {m['commit']} ({install}); "
+          f"pngquant {m['versions']['pngquant']}\n")
     print(summarise(rows, tools))
 
 
