@@ -19,7 +19,8 @@ def reference(color_index, points, start, mode, palette, opaque_entry, level, ed
     clamped to the palette's box; the entry nearest the centre of the
     target's grid cell (ties to the lowest index); the error spread 7/16 ahead, 3/16 behind below, 5/16 below, 1/16
     ahead below. A pixel whose level-scaled error is at most ``settle``
-    long takes its ``start`` entry (target not clamped).
+    long (one bound, or (M,) one per colour) takes its ``start`` entry
+    (target not clamped).
 
     bands: (begin, first kept, end) row triples; each band starts with no
     error at its ``begin`` row and keeps the labels of rows first..end
@@ -65,7 +66,8 @@ def _reference_rows(color_index, points, start, mode, palette, opaque_entry, lev
                 contrast = math.sqrt(contrast)
                 if contrast > edge:
                     att = level * edge / contrast
-            if settle > 0 and math.sqrt(float(((att * cur[x + 1]) ** 2).sum())) <= settle:
+            bound = float(settle[p]) if np.ndim(settle) else settle
+            if bound > 0 and math.sqrt(float(((att * cur[x + 1]) ** 2).sum())) <= bound:
                 best = int(start[p])
                 out[y, x] = best
                 err = points[p] + att * cur[x + 1] - palette[best]
@@ -133,10 +135,14 @@ def case(seed, channels, k, h=9, w=13, space="oklab"):
         (4, 8, 1.0, 0.0, 1.0, "oklab", 3.0),  # settled pixels keep their entry
         (4, 8, 0.8, 5.0, 0.5, "rgb", 8.0),
         (2, 4, 0.5, 0.0, 0.25, "oklab", 2.0),
+        (3, 6, 1.0, 0.0, 0.5, "oklab", "per colour"),  # each colour's own bound
+        (4, 8, 0.8, 5.0, 0.5, "rgb", "per colour"),
     ],
 )
 def test_kernel_matches_the_reference(channels, k, level, edge, cell, space, settle):
     color_index, points, start, mode, search, opaque_entry = case(channels * 10 + k, channels, k, space=space)
+    if settle == "per colour":
+        settle = _bounds(len(points), 3.0, seed=k)  # 6 and 3 of the 117 labels change
     got = dither_labels(color_index, points, start, mode, search, opaque_entry, level, edge=edge, cell=cell, settle=settle)
     want = reference(color_index, points, start, mode, search.points, opaque_entry, level, edge, cell, settle)
     np.testing.assert_array_equal(got, want)
@@ -187,6 +193,38 @@ def test_bad_arguments_are_refused():
         dither_labels(color_index, points, start, mode, search, opaque_entry, 1.0, cell=0.0)
 
 
+def _bounds(n, high, seed):
+    """Per-colour settle bounds: half the colours none, the others up to
+    ``high``, so that both kinds of pixel meet."""
+    rng = np.random.default_rng(seed)
+    return np.where(rng.random(n) < 0.5, 0.0, rng.uniform(0, high, n))
+
+
+def test_per_colour_bounds_settle_only_their_colours():
+    """A bound for one colour and none for the other: only the first
+    colour's pixels all keep their undithered entry; a single bound of the
+    same length for every colour is the same as that bound given per
+    colour; a list of the wrong length is refused."""
+    palette = np.array([[0, 0, 0], [128, 128, 128], [255, 255, 255]], np.uint8)
+    search = PaletteSearch(palette, "oklab")
+    colors = np.array([[70, 70, 70], [190, 190, 190]], np.uint8)
+    points = to_space(colors, "oklab")
+    start, _ = search.nearest(points)
+    color_index = np.zeros((12, 16), np.int32)
+    color_index[:, 8:] = 1
+    mode = np.zeros(2, np.uint8)
+    opaque_entry = np.ones(3, np.uint8)
+    args = (color_index, points, start, mode, search, opaque_entry, 1.0)
+    plain = dither_labels(*args)
+    assert (plain[:, :8] != start[0]).any() and (plain[:, 8:] != start[1]).any()
+    first_only = dither_labels(*args, settle=np.array([1000.0, 0.0]))
+    assert (first_only[:, :8] == start[0]).all()
+    assert (first_only[:, 8:] != start[1]).any()
+    np.testing.assert_array_equal(dither_labels(*args, settle=np.full(2, 6.0)), dither_labels(*args, settle=6.0))
+    with pytest.raises(ValueError, match="one bound per colour"):
+        dither_labels(*args, settle=np.zeros(3))
+
+
 def test_settled_pixels_keep_their_exact_entry():
     """Two entries inside one grid cell: without ``settle`` a flat area of
     the second one's exact colour takes the cell's entry (the first); with
@@ -215,10 +253,13 @@ def test_settled_pixels_keep_their_exact_entry():
         (3, 9, 1.0, 6.0, "lab", 0.0),  # the edge rule reads the rows around a band
         (4, 8, 0.8, 5.0, "rgb", 8.0),  # alpha modes and settled pixels
         (3, 300, 1.0, 0.0, "oklab", 0.0),  # uint16 labels, int16 tables
+        (3, 6, 1.0, 0.0, "oklab", "per colour"),
     ],
 )
 def test_bands_match_the_reference(channels, k, level, edge, space, settle):
     color_index, points, start, mode, search, opaque_entry = case(channels + k, channels, k, h=17, w=11, space=space)
+    if settle == "per colour":
+        settle = _bounds(len(points), 10.0, seed=k)  # 14 of the 187 labels change
     bands = [(0, 0, 5), (2, 5, 6), (3, 6, 12), (12, 12, 17)]  # warm-up rows of 3, 3 and 0
     got = dither_labels(color_index, points, start, mode, search, opaque_entry, level, edge=edge, cell=0.5, settle=settle, bands=bands)
     want = reference(color_index, points, start, mode, search.points, opaque_entry, level, edge, 0.5, settle, bands=bands)

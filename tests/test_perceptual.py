@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 
 import numpy as np
@@ -846,3 +847,64 @@ def test_the_settle_bound_is_in_the_working_spaces_units(monkeypatch, masked_pho
     assert cell == _quantize._dither_cell(search) and 0.25 <= cell <= 1.0
     assert settle == pytest.approx(_quantize.DITHER_SETTLE * cell * scale, rel=1e-12)
     assert no_alpha == 0.0
+
+
+def test_dark_settle_bounds():
+    """Each colour's bound: DITHER_DARK_SETTLE x (r - 1) where Oklab's
+    lightness grows r times faster than CIELAB's (r = 369.02 / L^2 in
+    CIELAB's toe), capped; none for light colours, translucent ones, or the
+    RGB and CIELAB spaces."""
+    from kmq._quantize import _DARK_SETTLE_MAX, _TOE_RATIO, _dark_settle
+
+    assert _TOE_RATIO == pytest.approx(369.0188, abs=1e-4)
+    greys = np.array([[0, 0, 0], [10, 10, 10], [20, 20, 20], [21, 21, 21], [200, 200, 200]], np.uint8)
+    points = to_space(greys, "oklab")
+    bound = _dark_settle(points, greys, "oklab")
+    lightness = points[:, 0]
+    assert lightness[1] == pytest.approx(14.48, abs=0.01)
+    np.testing.assert_allclose(bound, [_DARK_SETTLE_MAX, _TOE_RATIO / lightness[1] ** 2 - 1, _TOE_RATIO / lightness[2] ** 2 - 1, 0, 0])
+    assert bound[1] == pytest.approx(0.760, abs=1e-3) and 0 < bound[2] < 0.1
+    assert _dark_settle(to_space(greys, "oklab-chroma"), greys, "oklab-chroma") == pytest.approx(bound)
+    assert _dark_settle(to_space(greys, "lab"), greys, "lab") is None
+    assert _dark_settle(to_space(greys, "rgb"), greys, "rgb") is None
+    assert _dark_settle(points[3:], greys[3:], "oklab") is None
+    rgba = np.array([[10, 10, 10, 255], [10, 10, 10, 128], [0, 0, 0, 0]], np.uint8)
+    np.testing.assert_allclose(_dark_settle(to_space(rgba, "oklab"), rgba, "oklab"), [bound[1], 0, 0])
+
+
+def _dark_gradient(lift=0):
+    """A night-sky gradient, sRGB levels 0-33 with sensor noise (923
+    colours), ``lift`` levels lighter: (96, 160, 3) uint8."""
+    rng = np.random.default_rng(0)
+    base = np.linspace(3, 20, 160)[None, :, None] + np.linspace(0, 4, 96)[:, None, None]
+    noisy = base * np.array([1.0, 1.05, 1.3]) + rng.normal(0, 0.8, (96, 160, 3)) + lift
+    return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+
+
+def test_dark_colours_settle_while_light_ones_dither_as_before(monkeypatch):
+    """At 32 colours the dark gradient's entries are a fraction of a visible
+    step apart: with the dark bound 90 % of its pixels keep their
+    undithered colour (76 % without it) and the PNG is smaller; the same
+    gradient made light is dithered exactly as without the bound."""
+    from kmq import _quantize
+
+    def run(image, weight):
+        monkeypatch.setattr(_quantize, "DITHER_DARK_SETTLE", weight)
+        dithered = kmq.compress(image, 32, seed=0)
+        plain = kmq.compress(image, 32, seed=0, dither=0)
+        buffer = io.BytesIO()
+        dithered.save(buffer, format="png")
+        same = (dithered.reconstruct() == plain.reconstruct()).all(-1).mean()
+        return dithered.reconstruct(), float(same), len(buffer.getvalue())
+
+    dark = _dark_gradient()
+    _, kept, size = run(dark, 1.0)
+    _, kept_without, size_without = run(dark, 0.0)
+    assert kept == pytest.approx(0.900, abs=0.005) and kept_without == pytest.approx(0.765, abs=0.005)
+    assert size < size_without
+    light = _dark_gradient(lift=150)
+    with_bound, light_kept, light_size = run(light, 1.0)
+    without, _, light_size_without = run(light, 0.0)
+    assert light_kept < 0.9  # it is dithered
+    np.testing.assert_array_equal(with_bound, without)
+    assert light_size == light_size_without

@@ -219,6 +219,7 @@ cdef struct _Grid:
     const int32_t* st
     Py_ssize_t k
     double settle2
+    const double* settle_of
 
 
 cdef inline void _serial_row(
@@ -234,7 +235,7 @@ cdef inline void _serial_row(
     cdef double target[4]
     cdef double centre[4]
     cdef double err[4]
-    cdef double att, v, received2
+    cdef double att, v, received2, s2
     cdef const double* a
     cdef _Table* table
     cdef uint8_t m
@@ -247,11 +248,16 @@ cdef inline void _serial_row(
             continue
         a = &cur[(x + 1) * 4]
         att = strength[x]
-        if g.settle2 > 0.0:
+        s2 = g.settle2
+        if g.settle_of != NULL:
+            v = g.settle_of[row[x]]
+            if v * v > s2:
+                s2 = v * v
+        if s2 > 0.0:
             received2 = 0.0
             for c in range(d):
                 received2 += att * a[c] * att * a[c]
-            if received2 <= g.settle2:
+            if received2 <= s2:
                 best = g.st[row[x]]
                 orow[x] = <label_t>best
                 for c in range(d):
@@ -352,6 +358,7 @@ def floyd_steinberg(
     Py_ssize_t y_out,
     Py_ssize_t y_end,
     double settle=0.0,
+    const double[::1] settle_of=None,
 ):
     """Dithered palette index of the pixels of rows ``y_out:y_end``.
 
@@ -381,7 +388,9 @@ def floyd_steinberg(
     settle: a pixel whose received error (after the edge rule) is at most
     this long (working units) keeps its undithered entry ``start`` instead
     of its cell's entry, and passes on what it received plus its own
-    error; 0 (the default) never.
+    error; 0 (the default) never. settle_of (M,) float64, optional: a bound
+    of each colour's own (a row of ``points``); a pixel's bound is the
+    larger of the two.
     """
     cdef Py_ssize_t h = color_index.shape[0], w = color_index.shape[1]
     cdef Py_ssize_t k = palette.shape[0]
@@ -398,6 +407,8 @@ def floyd_steinberg(
     cdef int c
     if not cell > 0:
         raise ValueError("the grid cell must be positive")
+    if settle_of is not None and settle_of.shape[0] != points.shape[0]:
+        raise ValueError("settle_of must hold one bound per colour")
     cdef double inv
     cdef double settle2 = settle * settle
     cdef Py_ssize_t n_axis[4]
@@ -481,6 +492,7 @@ def floyd_steinberg(
     g.st = st
     g.k = k
     g.settle2 = settle2
+    g.settle_of = &settle_of[0] if settle_of is not None and settle_of.shape[0] > 0 else NULL
     with nogil:
         if y_begin > 0:
             _gather(&color_index[y_begin - 1, 0], w, pts, d, prev_row)

@@ -62,8 +62,9 @@ def dither_labels(color_index, points, start, mode, search: PaletteSearch, opaqu
         pixel is scaled down
     cell : float > 0 — edge of the grid cells whose nearest entries the
         kernel caches (working units; see ``_dither.pyx``)
-    settle : float >= 0 — a pixel that receives an error at most this long
-        (working units) keeps its ``start`` entry (see ``_dither.pyx``);
+    settle : float >= 0, or (M,) float64 — a pixel that receives an error
+        at most this long (working units) keeps its ``start`` entry (see
+        ``_dither.pyx``): one bound for every colour, or each colour's own;
         0: never
     bands : list of (begin, first kept, end) row triples, optional — the
         bands (default :func:`dither_bands` of the image's size); their kept
@@ -113,9 +114,14 @@ def dither_labels(color_index, points, start, mode, search: PaletteSearch, opaqu
             raise ValueError("the bands' kept rows overlap")
         out[:] = 0
 
+    settle_of = None
+    if np.ndim(settle):
+        settle_of = np.ascontiguousarray(settle, dtype=np.float64)
+        settle = 0.0
+
     def run(share):
         for begin, first, end in share:
-            _dither.floyd_steinberg(*args, begin, first, end, float(settle))
+            _dither.floyd_steinberg(*args, begin, first, end, float(settle), settle_of)
 
     threads = min(cores(), len(bands))
     shares = [bands[t::threads] for t in range(threads)]
